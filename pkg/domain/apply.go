@@ -1,0 +1,93 @@
+package domain
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// Apply returns the state after e. The event must be the next version of the
+// article: anything else is ErrConflict, so a fold never skips or repeats.
+func Apply(s State, e events.Envelope) (State, error) {
+	if e.Version != s.Article.Version+1 {
+		return s, fmt.Errorf("apply %s v%d onto v%d of %s: %w", e.Type, e.Version, s.Article.Version, e.ArticleID, ErrConflict)
+	}
+	if s.Exists() && e.ArticleID != s.Article.ID {
+		return s, fmt.Errorf("apply event of %s onto %s: %w", e.ArticleID, s.Article.ID, ErrConflict)
+	}
+	at := e.OccurredAt.UTC()
+	switch e.Type {
+	case events.ArticleCreated:
+		var d events.ArticleData
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return s, fmt.Errorf("apply %s: %w", e.Type, err)
+		}
+		tags := d.Tags
+		if tags == nil {
+			tags = []string{}
+		}
+		return State{Article: Article{
+			ID:        e.ArticleID,
+			Fields:    Fields{Title: d.Title, Slug: d.Slug, Content: d.Content, AuthorID: d.AuthorID, Status: Status(d.Status), Tags: tags},
+			Version:   1,
+			CreatedAt: at,
+			UpdatedAt: at,
+		}}, nil
+	case events.ArticleUpdated:
+		if !s.Live() {
+			return s, fmt.Errorf("apply %s to %s: %w", e.Type, e.ArticleID, ErrNotFound)
+		}
+		var c events.ArticleChanges
+		if err := json.Unmarshal(e.Data, &c); err != nil {
+			return s, fmt.Errorf("apply %s: %w", e.Type, err)
+		}
+		a := s.Article
+		a.Tags = slices.Clone(a.Tags)
+		set(&a.Title, c.Title)
+		set(&a.Slug, c.Slug)
+		set(&a.Content, c.Content)
+		set(&a.AuthorID, c.AuthorID)
+		if c.Status != nil {
+			a.Status = Status(*c.Status)
+		}
+		if c.Tags != nil {
+			a.Tags = slices.Clone(*c.Tags)
+			if a.Tags == nil {
+				a.Tags = []string{}
+			}
+		}
+		a.Version = e.Version
+		a.UpdatedAt = at
+		return State{Article: a}, nil
+	case events.ArticleDeleted:
+		if !s.Live() {
+			return s, fmt.Errorf("apply %s to %s: %w", e.Type, e.ArticleID, ErrNotFound)
+		}
+		a := s.Article
+		a.Version = e.Version
+		a.UpdatedAt = at
+		return State{Article: a, Deleted: true}, nil
+	default:
+		return s, fmt.Errorf("apply unknown event type %q: %w", e.Type, ErrConflict)
+	}
+}
+
+// Fold applies events in order onto the empty state.
+func Fold(evs []events.Envelope) (State, error) {
+	var s State
+	for _, e := range evs {
+		var err error
+		if s, err = Apply(s, e); err != nil {
+			return s, err
+		}
+	}
+	return s, nil
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}

@@ -1,0 +1,165 @@
+package domain
+
+import (
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+
+	validation "github.com/go-ozzo/ozzo-validation/v4"
+)
+
+// Status is the editorial state of an article.
+type Status string
+
+// The statuses an article can have.
+const (
+	StatusDraft       Status = "draft"
+	StatusUnderReview Status = "under_review"
+	StatusPublished   Status = "published"
+)
+
+// Limits of the article fields.
+const (
+	MaxTitle    = 200
+	MaxSlug     = 200
+	MaxContent  = 100_000
+	MaxAuthorID = 64
+	MaxTags     = 10
+	MaxTag      = 32
+)
+
+var (
+	slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+	tagPattern  = regexp.MustCompile(`^[a-z0-9-]+$`)
+)
+
+// Fields are the mutable fields of an article, as a client sends them.
+type Fields struct {
+	Title    string   `json:"title"`
+	Slug     string   `json:"slug"`
+	Content  string   `json:"content"`
+	AuthorID string   `json:"author_id"`
+	Status   Status   `json:"status"`
+	Tags     []string `json:"tags"`
+}
+
+// Article is the current state of one article.
+type Article struct {
+	ID string `json:"id"`
+	Fields
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Normalize fills the defaults: the title is trimmed, an absent slug is
+// derived from the title (or from fallback when the title has no letters or
+// digits), an absent status is draft, absent tags are an empty list.
+func (f Fields) Normalize(fallbackSlug string) Fields {
+	f.Title = strings.TrimSpace(f.Title)
+	if f.Slug == "" {
+		f.Slug = Slugify(f.Title)
+		if f.Slug == "" {
+			f.Slug = Slugify(fallbackSlug)
+		}
+	}
+	if f.Status == "" {
+		f.Status = StatusDraft
+	}
+	if f.Tags == nil {
+		f.Tags = []string{}
+	}
+	return f
+}
+
+// Validate checks every field rule and returns a *ValidationError (ErrInvalid)
+// naming each broken one, or nil. Call it on normalized fields.
+func (f Fields) Validate() error {
+	err := validation.ValidateStruct(&f,
+		validation.Field(&f.Title, validation.Required.Error("is required"),
+			validation.RuneLength(1, MaxTitle).Error("must be 1 to 200 characters")),
+		validation.Field(&f.Slug, validation.RuneLength(0, MaxSlug).Error("must be at most 200 characters"),
+			validation.Match(slugPattern).Error("must be lower-case letters and digits separated by single hyphens")),
+		validation.Field(&f.Content, validation.Required.Error("is required"),
+			validation.RuneLength(0, MaxContent).Error("must be at most 100000 characters")),
+		validation.Field(&f.AuthorID, validation.Required.Error("is required"),
+			validation.By(notBlank),
+			validation.RuneLength(1, MaxAuthorID).Error("must be 1 to 64 characters")),
+		validation.Field(&f.Status, validation.Required.Error("is required"),
+			validation.In(StatusDraft, StatusUnderReview, StatusPublished).Error("must be one of draft, under_review, published")),
+		validation.Field(&f.Tags, validation.Length(0, MaxTags).Error("must have at most 10 tags"),
+			validation.By(uniqueTags),
+			validation.Each(validation.RuneLength(1, MaxTag).Error("must be 1 to 32 characters"),
+				validation.Match(tagPattern).Error("must be lower-case letters, digits and hyphens"))),
+	)
+	if err == nil {
+		return nil
+	}
+	ve := &ValidationError{Fields: map[string]string{}}
+	flatten("", err, ve.Fields)
+	return ve
+}
+
+func flatten(prefix string, err error, out map[string]string) {
+	errs, ok := err.(validation.Errors)
+	if !ok {
+		if prefix == "" {
+			prefix = "article"
+		}
+		out[prefix] = err.Error()
+		return
+	}
+	for k, e := range errs {
+		key := k
+		if prefix != "" {
+			key = prefix + "[" + k + "]"
+		}
+		flatten(key, e, out)
+	}
+}
+
+func notBlank(v any) error {
+	if s, _ := v.(string); s != "" && strings.TrimSpace(s) == "" {
+		return validation.NewError("blank", "must not be blank")
+	}
+	return nil
+}
+
+func uniqueTags(v any) error {
+	tags, _ := v.([]string)
+	seen := make(map[string]struct{}, len(tags))
+	for _, t := range tags {
+		if _, dup := seen[t]; dup {
+			return validation.NewError("duplicate_tag", "must not repeat tag "+t)
+		}
+		seen[t] = struct{}{}
+	}
+	return nil
+}
+
+// Slugify derives a slug from s: lower-case ASCII letters and digits, every
+// other run of characters becomes one hyphen, at most MaxSlug long.
+func Slugify(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	pendingHyphen := false
+	for _, r := range strings.ToLower(s) {
+		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			if pendingHyphen && b.Len() > 0 {
+				if b.Len()+1 >= MaxSlug {
+					break
+				}
+				b.WriteByte('-')
+			}
+			pendingHyphen = false
+			if b.Len() >= MaxSlug {
+				break
+			}
+			b.WriteRune(r)
+			continue
+		}
+		pendingHyphen = true
+	}
+	return b.String()
+}
