@@ -1,0 +1,29 @@
+# inkstream — make targets. Everything needs only Go; tools come from the Go module proxy.
+GO        ?= go
+BIN       ?= bin
+PKGS      := ./...
+TEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: run test build lint bench cluster clean
+
+## run: the all-in-one development server (embedded NATS on :4222, data in ./data)
+run:
+	$(GO) run ./cmd/inkstream
+
+## build: the four binaries and nats-server into ./bin
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
+
+## test: every test, with the race detector, against real embedded NATS
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf $(BIN)

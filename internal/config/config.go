@@ -1,0 +1,326 @@
+// Package config reads the typed configuration of each inkstream process from
+// command-line flags, each of which also reads an environment variable
+// INKSTREAM_<FLAG> (upper case, '-' → '_'). The NATS URL also honours the
+// standard NATS_URL, so the NATS CLI and the services agree. Nothing else in
+// inkstream reads the environment.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// EnvPrefix is the prefix of every environment variable a flag reads.
+const EnvPrefix = "INKSTREAM_"
+
+// NATS is how a process reaches and lays out JetStream.
+type NATS struct {
+	URL             string        // comma-separated server URLs
+	Name            string        // connection name shown by `nats server report connections`
+	Creds           string        // optional credentials file
+	StreamReplicas  int           // replicas of stream ARTICLES
+	KVReplicas      int           // replicas of bucket articles
+	DuplicateWindow time.Duration // JetStream de-duplication window
+	Provision       bool          // create-or-update stream, bucket and consumer at start-up
+}
+
+// Common is what every process has.
+type Common struct {
+	NATS      NATS
+	LogLevel  slog.Level
+	LogFormat string // text or json
+	Pprof     bool   // serve /debug/pprof on the HTTP listener
+}
+
+// CommandAPI configures cmd/command-api.
+type CommandAPI struct {
+	Common
+	Listen       string
+	BodyLimit    int
+	WriteTimeout time.Duration // how long a write may wait for JetStream, retries included
+	CacheSize    int           // articles whose state the command API keeps in memory
+}
+
+// Projector configures cmd/projector.
+type Projector struct {
+	Common
+	Listen    string // health and metrics
+	Batch     int    // messages fetched per pull
+	CacheSize int    // snapshots kept in memory
+}
+
+// QueryAPI configures cmd/query-api.
+type QueryAPI struct {
+	Common
+	Listen     string
+	Versions   int           // versions kept and served by /versions
+	MinSeqWait time.Duration // how long a read with X-Min-Event-Seq waits for the view
+}
+
+// AllInOne configures cmd/inkstream: an embedded NATS server and the three roles.
+type AllInOne struct {
+	Common
+	NATSListen  string // host:port of the embedded server
+	DataDir     string // JetStream store directory
+	CommandAPI  CommandAPI
+	Projector   Projector
+	QueryAPI    QueryAPI
+	HTTPMonitor string // embedded server monitoring host:port; empty disables
+}
+
+// Defaults.
+const (
+	DefaultNATSURL         = "nats://127.0.0.1:4222"
+	DefaultCommandListen   = "127.0.0.1:8080"
+	DefaultQueryListen     = "127.0.0.1:8081"
+	DefaultProjectorListen = "127.0.0.1:8082"
+	DefaultBodyLimit       = 1 << 20
+	DefaultVersions        = 10
+)
+
+func commonFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
+	fs.StringVar(&c.NATS.URL, "nats-url", DefaultNATSURL, "NATS server URLs, comma-separated (also NATS_URL)")
+	fs.StringVar(&c.NATS.Name, "nats-name", name, "NATS connection name")
+	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials file")
+	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster)")
+	fs.IntVar(&c.NATS.KVReplicas, "kv-replicas", 1, "replicas of KV bucket articles")
+	fs.DurationVar(&c.NATS.DuplicateWindow, "duplicate-window", 2*time.Minute, "JetStream de-duplication window (how long an Idempotency-Key is honoured)")
+	fs.BoolVar(&c.NATS.Provision, "provision", true, "create or update stream, bucket and consumer at start-up")
+	level = fs.String("log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof on the HTTP listener")
+	return level
+}
+
+func (c *Common) finish(level string) error {
+	var errs []error
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("-log-level: %w", err))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("-log-format must be text or json, not %q", c.LogFormat))
+	}
+	if strings.TrimSpace(c.NATS.URL) == "" {
+		errs = append(errs, errors.New("-nats-url must not be empty"))
+	}
+	for _, r := range []struct {
+		name string
+		v    int
+	}{{"-stream-replicas", c.NATS.StreamReplicas}, {"-kv-replicas", c.NATS.KVReplicas}} {
+		if r.v < 1 || r.v > 5 {
+			errs = append(errs, fmt.Errorf("%s must be 1 to 5, not %d", r.name, r.v))
+		}
+	}
+	if c.NATS.DuplicateWindow < time.Second {
+		errs = append(errs, errors.New("-duplicate-window must be at least 1s"))
+	}
+	return errors.Join(errs...)
+}
+
+// Logger returns the slog logger the configuration asks for.
+func (c Common) Logger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// ParseCommandAPI reads the command API's configuration.
+func ParseCommandAPI(name string, args []string, getenv func(string) string, out io.Writer) (CommandAPI, error) {
+	var c CommandAPI
+	fs := newFlagSet(name, out)
+	level := commonFlags(fs, &c.Common, name)
+	commandFlags(fs, &c, "listen")
+	if err := parse(fs, args, getenv); err != nil {
+		return c, err
+	}
+	return c, errors.Join(c.finish(*level), c.validate())
+}
+
+func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
+	fs.StringVar(&c.Listen, listen, DefaultCommandListen, "command API listen address")
+	fs.IntVar(&c.BodyLimit, "body-limit", DefaultBodyLimit, "largest request body in bytes (413 above)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "how long a write waits for JetStream, retries included (503 after)")
+	fs.IntVar(&c.CacheSize, "command-cache", 100_000, "articles whose state the command API keeps in memory")
+}
+
+func (c CommandAPI) validate() error {
+	var errs []error
+	if c.BodyLimit < 1024 {
+		errs = append(errs, errors.New("-body-limit must be at least 1024"))
+	}
+	if c.WriteTimeout < 100*time.Millisecond {
+		errs = append(errs, errors.New("-write-timeout must be at least 100ms"))
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, errors.New("-command-cache must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseProjector reads the projector's configuration.
+func ParseProjector(name string, args []string, getenv func(string) string, out io.Writer) (Projector, error) {
+	var c Projector
+	fs := newFlagSet(name, out)
+	level := commonFlags(fs, &c.Common, name)
+	projectorFlags(fs, &c, "listen")
+	if err := parse(fs, args, getenv); err != nil {
+		return c, err
+	}
+	return c, errors.Join(c.finish(*level), c.validate())
+}
+
+func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
+	fs.StringVar(&c.Listen, listen, DefaultProjectorListen, "projector health and metrics listen address")
+	fs.IntVar(&c.Batch, "batch", 1000, "messages the projector fetches per pull")
+	fs.IntVar(&c.CacheSize, "projector-cache", 200_000, "snapshots the projector keeps in memory")
+}
+
+func (c Projector) validate() error {
+	var errs []error
+	if c.Batch < 1 || c.Batch > 10_000 {
+		errs = append(errs, errors.New("-batch must be 1 to 10000"))
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, errors.New("-projector-cache must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseQueryAPI reads the query API's configuration.
+func ParseQueryAPI(name string, args []string, getenv func(string) string, out io.Writer) (QueryAPI, error) {
+	var c QueryAPI
+	fs := newFlagSet(name, out)
+	level := commonFlags(fs, &c.Common, name)
+	queryFlags(fs, &c, "listen")
+	if err := parse(fs, args, getenv); err != nil {
+		return c, err
+	}
+	return c, errors.Join(c.finish(*level), c.validate())
+}
+
+func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
+	fs.StringVar(&c.Listen, listen, DefaultQueryListen, "query API listen address")
+	fs.IntVar(&c.Versions, "versions", DefaultVersions, "versions served by /api/articles/{id}/versions")
+	fs.DurationVar(&c.MinSeqWait, "min-seq-wait", 2*time.Second, "how long a read with X-Min-Event-Seq waits for the view (503 for lists after)")
+}
+
+func (c QueryAPI) validate() error {
+	var errs []error
+	if c.Versions < 1 || c.Versions > 1000 {
+		errs = append(errs, errors.New("-versions must be 1 to 1000"))
+	}
+	if c.MinSeqWait < 0 {
+		errs = append(errs, errors.New("-min-seq-wait must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// ParseAllInOne reads the all-in-one configuration. The roles share the
+// common settings; the NATS URL defaults to the embedded server.
+func ParseAllInOne(name string, args []string, getenv func(string) string, out io.Writer) (AllInOne, error) {
+	var c AllInOne
+	fs := newFlagSet(name, out)
+	level := commonFlags(fs, &c.Common, name)
+	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS server client address")
+	fs.StringVar(&c.HTTPMonitor, "nats-monitor", "127.0.0.1:8222", "embedded NATS server monitoring address (empty: off)")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "JetStream store directory of the embedded server")
+	commandFlags(fs, &c.CommandAPI, "command-listen")
+	projectorFlags(fs, &c.Projector, "projector-listen")
+	queryFlags(fs, &c.QueryAPI, "query-listen")
+	if err := parse(fs, args, getenv); err != nil {
+		return c, err
+	}
+	err := errors.Join(c.finish(*level), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
+	if c.DataDir == "" {
+		err = errors.Join(err, errors.New("-data-dir must not be empty"))
+	}
+	c.CommandAPI.Common, c.Projector.Common, c.QueryAPI.Common = c.Common, c.Common, c.Common
+	return c, err
+}
+
+// ParseAdmin reads the configuration of the admin commands (rebuild, verify).
+func ParseAdmin(name string, args []string, getenv func(string) string, out io.Writer) (Projector, error) {
+	return ParseProjector(name, args, getenv, out)
+}
+
+func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage of %s:\n", name)
+		fmt.Fprintf(out, "Every flag also reads the environment variable %s<FLAG> (upper case, '-' as '_').\n", EnvPrefix)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// EnvName returns the environment variable a flag reads.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse applies the environment first, then the command line, which wins.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(EnvName(f.Name))
+		if v == "" && f.Name == "nats-url" {
+			v = getenv("NATS_URL")
+		}
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return nil
+}
+
+// FlagNames lists the flags (and so, with EnvName, the environment variables)
+// of a process: command-api, projector, query-api or inkstream.
+func FlagNames(process string) ([]string, error) {
+	fs := newFlagSet(process, io.Discard)
+	var c AllInOne
+	commonFlags(fs, &c.Common, process)
+	switch process {
+	case "command-api":
+		commandFlags(fs, &c.CommandAPI, "listen")
+	case "projector":
+		projectorFlags(fs, &c.Projector, "listen")
+	case "query-api":
+		queryFlags(fs, &c.QueryAPI, "listen")
+	case "inkstream":
+		fs.String("nats-listen", "", "")
+		fs.String("nats-monitor", "", "")
+		fs.String("data-dir", "", "")
+		commandFlags(fs, &c.CommandAPI, "command-listen")
+		projectorFlags(fs, &c.Projector, "projector-listen")
+		queryFlags(fs, &c.QueryAPI, "query-listen")
+	default:
+		return nil, fmt.Errorf("unknown process %q", process)
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return names, nil
+}
