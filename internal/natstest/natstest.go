@@ -1,0 +1,183 @@
+// Package natstest runs real nats-servers with JetStream inside a test
+// process: one server, or a three-node cluster on loopback.
+package natstest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/inkstream/inkstream/internal/natsx"
+)
+
+// Server is one embedded JetStream server.
+type Server struct {
+	*server.Server
+	StoreDir string
+	Port     int
+}
+
+// URL is the client URL of s.
+func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.Port) }
+
+// Restart shuts s down and starts it again on the same port and store.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.Shutdown()
+	s.WaitForShutdown()
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: s.Port, StoreDir: s.StoreDir, NoLog: true})
+	if err != nil {
+		tb.Fatalf("restart nats-server: %v", err)
+	}
+	s.Server = ns
+}
+
+// RunServer starts a JetStream server on a free port with its store in a
+// temporary directory, shut down when the test ends.
+func RunServer(tb testing.TB) *Server {
+	tb.Helper()
+	return RunServerAt(tb, tb.TempDir(), freePort(tb))
+}
+
+// RunServerAt starts a JetStream server on port with store dir.
+func RunServerAt(tb testing.TB, dir string, port int) *Server {
+	tb.Helper()
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: port, StoreDir: dir, NoLog: true})
+	if err != nil {
+		tb.Fatalf("start nats-server: %v", err)
+	}
+	s := &Server{Server: ns, StoreDir: dir, Port: port}
+	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+// Cluster is a three-node JetStream cluster on loopback.
+type Cluster struct {
+	Nodes []*Server
+	opts  []natsx.EmbeddedOptions
+}
+
+// URL lists the client URLs of every node.
+func (c *Cluster) URL() string {
+	u := ""
+	for i, n := range c.Nodes {
+		if i > 0 {
+			u += ","
+		}
+		u += fmt.Sprintf("nats://127.0.0.1:%d", n.Port)
+	}
+	return u
+}
+
+// RunCluster starts n JetStream servers routed into one cluster and waits
+// until JetStream has a meta leader.
+func RunCluster(tb testing.TB, n int) *Cluster {
+	tb.Helper()
+	c := &Cluster{}
+	clusterPorts := make([]int, n)
+	for i := range clusterPorts {
+		clusterPorts[i] = freePort(tb)
+	}
+	var routes []string
+	for _, p := range clusterPorts {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	for i := 0; i < n; i++ {
+		o := natsx.EmbeddedOptions{
+			ServerName:  fmt.Sprintf("n%d", i+1),
+			Port:        freePort(tb),
+			StoreDir:    tb.TempDir(),
+			ClusterName: "inkstream-test",
+			ClusterPort: clusterPorts[i],
+			Routes:      routes,
+			NoLog:       true,
+		}
+		c.opts = append(c.opts, o)
+	}
+	// Start them concurrently: each waits for routes before it is ready.
+	errs := make(chan error, n)
+	servers := make([]*server.Server, n)
+	for i := range c.opts {
+		go func(i int) {
+			s, err := natsx.StartEmbedded(c.opts[i])
+			servers[i] = s
+			errs <- err
+		}(i)
+	}
+	for range c.opts {
+		if err := <-errs; err != nil {
+			tb.Fatalf("start cluster node: %v", err)
+		}
+	}
+	for i, s := range servers {
+		c.Nodes = append(c.Nodes, &Server{Server: s, StoreDir: c.opts[i].StoreDir, Port: c.opts[i].Port})
+	}
+	tb.Cleanup(func() {
+		for _, s := range c.Nodes {
+			s.Shutdown()
+		}
+		for _, s := range c.Nodes {
+			s.WaitForShutdown()
+		}
+	})
+	WaitFor(tb, 30*time.Second, func() error {
+		for _, s := range c.Nodes {
+			if !s.Running() {
+				continue
+			}
+			if s.JetStreamIsLeader() {
+				return nil
+			}
+		}
+		return fmt.Errorf("no JetStream meta leader yet")
+	})
+	return c
+}
+
+// Restart starts a node that was shut down again, on its port and store.
+func (c *Cluster) Restart(tb testing.TB, i int) {
+	tb.Helper()
+	s, err := natsx.StartEmbedded(c.opts[i])
+	if err != nil {
+		tb.Fatalf("restart node %d: %v", i, err)
+	}
+	c.Nodes[i].Server = s
+}
+
+// WaitFor polls f until it returns nil or the timeout passes; then it fails
+// the test with f's last error.
+func WaitFor(tb testing.TB, timeout time.Duration, f func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Context returns a context cancelled when the test ends.
+func Context(tb testing.TB) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	tb.Cleanup(cancel)
+	return ctx
+}
+
+func freePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

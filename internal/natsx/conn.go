@@ -1,0 +1,91 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/inkstream/inkstream/internal/config"
+)
+
+// Conn is a NATS connection with its JetStream context.
+type Conn struct {
+	NC *nats.Conn
+	JS jetstream.JetStream
+}
+
+// Connect dials the configured servers. It reconnects for ever after a
+// server loss and logs each disconnect and reconnect.
+func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, error) {
+	opts := []nats.Option{
+		nats.Name(cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Warn("nats async error", "subject", subj, "err", err)
+		}),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(cfg.Creds))
+	}
+	url := strings.Join(strings.Fields(strings.ReplaceAll(cfg.URL, ",", " ")), ",")
+	var nc *nats.Conn
+	var err error
+	// A process may start before NATS does: retry the first dial until ctx ends.
+	for {
+		nc, err = nats.Connect(url, opts...)
+		if err == nil {
+			break
+		}
+		log.Warn("nats connect failed; retrying", "url", url, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("connect to %s: %w", url, errors.Join(err, ctx.Err()))
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Conn{NC: nc, JS: js}, nil
+}
+
+// Drain drains the connection and waits until it is closed or ctx ends.
+func (c *Conn) Drain(ctx context.Context) error {
+	if c == nil || c.NC == nil || c.NC.IsClosed() {
+		return nil
+	}
+	closed := make(chan struct{})
+	c.NC.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := c.NC.Drain(); err != nil {
+		c.NC.Close()
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-ctx.Done():
+		c.NC.Close()
+		return ctx.Err()
+	}
+}

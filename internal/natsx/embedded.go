@@ -1,0 +1,74 @@
+package natsx
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedOptions configure an in-process nats-server with JetStream.
+type EmbeddedOptions struct {
+	Host        string // client host; default 127.0.0.1
+	Port        int    // client port; -1 picks a free one
+	StoreDir    string // JetStream file store
+	MonitorHost string
+	MonitorPort int // 0: no monitoring
+	ServerName  string
+	// Cluster, when ClusterPort is non-zero, joins a cluster.
+	ClusterName string
+	ClusterHost string
+	ClusterPort int
+	Routes      []string // nats-route://host:port of the other nodes
+	NoLog       bool
+}
+
+// StartEmbedded starts a nats-server with JetStream and waits until it
+// accepts connections.
+func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	opts := &server.Options{
+		ServerName: o.ServerName,
+		Host:       o.Host,
+		Port:       o.Port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		NoLog:      o.NoLog,
+		// Large enough for 1 MiB article bodies plus envelope and headers.
+		MaxPayload: 8 << 20,
+	}
+	if o.MonitorPort != 0 {
+		opts.HTTPHost = o.MonitorHost
+		if opts.HTTPHost == "" {
+			opts.HTTPHost = o.Host
+		}
+		opts.HTTPPort = o.MonitorPort
+	}
+	if o.ClusterPort != 0 {
+		opts.Cluster.Name = o.ClusterName
+		opts.Cluster.Host = o.ClusterHost
+		if opts.Cluster.Host == "" {
+			opts.Cluster.Host = o.Host
+		}
+		opts.Cluster.Port = o.ClusterPort
+		opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats-server: %w", err)
+	}
+	if !o.NoLog {
+		s.ConfigureLogger()
+	}
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("nats-server did not start on %s:%d", o.Host, o.Port)
+	}
+	return s, nil
+}
+

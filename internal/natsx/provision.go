@@ -1,0 +1,138 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// Names of the NATS resources besides the stream.
+const (
+	Bucket   = "articles"
+	Consumer = "projector"
+)
+
+// StreamConfig is the configuration of stream ARTICLES.
+func StreamConfig(cfg config.NATS) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        events.StreamName,
+		Description: "inkstream article events: the append-only log",
+		Subjects:    []string{events.StreamSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    cfg.StreamReplicas,
+		Duplicates:  cfg.DuplicateWindow,
+		AllowDirect: true,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// BucketConfig is the configuration of KV bucket articles.
+func BucketConfig(cfg config.NATS) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "inkstream article snapshots (key = article id)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.KVReplicas,
+	}
+}
+
+// ConsumerConfig is the configuration of the durable consumer projector.
+func ConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       Consumer,
+		Description:   "inkstream projector: folds events into bucket articles",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxAckPending: 50_000,
+		MaxDeliver:    -1,
+		MaxWaiting:    512,
+	}
+}
+
+// Resources are the handles every role uses.
+type Resources struct {
+	Stream jetstream.Stream
+	KV     jetstream.KeyValue
+}
+
+// Provision creates or updates the stream, the bucket and the consumer, so
+// any process may start first. With provision false it only looks them up.
+// It retries until ctx ends, since in a cluster JetStream may not have a
+// meta leader yet.
+func Provision(ctx context.Context, js jetstream.JetStream, cfg config.NATS) (Resources, error) {
+	var res Resources
+	var err error
+	for attempt := 0; ; attempt++ {
+		res, err = provisionOnce(ctx, js, cfg)
+		if err == nil {
+			return res, nil
+		}
+		if ctx.Err() != nil {
+			return res, fmt.Errorf("provision: %w", errors.Join(err, ctx.Err()))
+		}
+		select {
+		case <-ctx.Done():
+			return res, fmt.Errorf("provision: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(backoff(attempt)):
+		}
+	}
+}
+
+func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg config.NATS) (Resources, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var res Resources
+	var err error
+	if cfg.Provision {
+		res.Stream, err = js.CreateOrUpdateStream(ctx, StreamConfig(cfg))
+	} else {
+		res.Stream, err = js.Stream(ctx, events.StreamName)
+	}
+	if err != nil {
+		return res, fmt.Errorf("stream %s: %w", events.StreamName, err)
+	}
+	if cfg.Provision {
+		res.KV, err = js.CreateOrUpdateKeyValue(ctx, BucketConfig(cfg))
+	} else {
+		res.KV, err = js.KeyValue(ctx, Bucket)
+	}
+	if err != nil {
+		return res, fmt.Errorf("bucket %s: %w", Bucket, err)
+	}
+	if cfg.Provision {
+		_, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, ConsumerConfig())
+	} else {
+		_, err = js.Consumer(ctx, events.StreamName, Consumer)
+	}
+	if err != nil {
+		return res, fmt.Errorf("consumer %s: %w", Consumer, err)
+	}
+	return res, nil
+}
+
+// Ready reports whether the stream and the bucket can be reached now.
+func Ready(ctx context.Context, js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := js.Stream(ctx, events.StreamName); err != nil {
+		return fmt.Errorf("stream %s: %w", events.StreamName, err)
+	}
+	if _, err := js.KeyValue(ctx, Bucket); err != nil {
+		return fmt.Errorf("bucket %s: %w", Bucket, err)
+	}
+	return nil
+}
+
+func backoff(attempt int) time.Duration {
+	d := 50 * time.Millisecond << min(attempt, 5)
+	return min(d, time.Second)
+}
