@@ -20,6 +20,9 @@ func Apply(s State, e events.Envelope) (State, error) {
 	at := e.OccurredAt.UTC()
 	switch e.Type {
 	case events.ArticleCreated:
+		if s.Exists() {
+			return s, fmt.Errorf("apply %s v%d onto existing %s: %w", e.Type, e.Version, e.ArticleID, ErrConflict)
+		}
 		var d events.ArticleData
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return s, fmt.Errorf("apply %s: %w", e.Type, err)
@@ -66,6 +69,7 @@ func Apply(s State, e events.Envelope) (State, error) {
 			return s, fmt.Errorf("apply %s to %s: %w", e.Type, e.ArticleID, ErrNotFound)
 		}
 		a := s.Article
+		a.Tags = slices.Clone(a.Tags)
 		a.Version = e.Version
 		a.UpdatedAt = at
 		return State{Article: a, Deleted: true}, nil

@@ -79,7 +79,8 @@ func (f Fields) Validate() error {
 	err := validation.ValidateStruct(&f,
 		validation.Field(&f.Title, validation.Required.Error("is required"),
 			validation.RuneLength(1, MaxTitle).Error("must be 1 to 200 characters")),
-		validation.Field(&f.Slug, validation.RuneLength(0, MaxSlug).Error("must be at most 200 characters"),
+		validation.Field(&f.Slug, validation.Required.Error("is required"),
+			validation.RuneLength(0, MaxSlug).Error("must be at most 200 characters"),
 			validation.Match(slugPattern).Error("must be lower-case letters and digits separated by single hyphens")),
 		validation.Field(&f.Content, validation.Required.Error("is required"),
 			validation.RuneLength(0, MaxContent).Error("must be at most 100000 characters")),
@@ -90,7 +91,8 @@ func (f Fields) Validate() error {
 			validation.In(StatusDraft, StatusUnderReview, StatusPublished).Error("must be one of draft, under_review, published")),
 		validation.Field(&f.Tags, validation.Length(0, MaxTags).Error("must have at most 10 tags"),
 			validation.By(uniqueTags),
-			validation.Each(validation.RuneLength(1, MaxTag).Error("must be 1 to 32 characters"),
+			validation.Each(validation.Required.Error("must be 1 to 32 characters"),
+				validation.RuneLength(1, MaxTag).Error("must be 1 to 32 characters"),
 				validation.Match(tagPattern).Error("must be lower-case letters, digits and hyphens"))),
 	)
 	if err == nil {

@@ -229,8 +229,10 @@ func TestDecidePrecondition(t *testing.T) {
 		wantTyp events.Type
 	}{
 		{
-			name:    "replace",
-			cmd:     func(m *int) domain.Command { return domain.ReplaceArticle{Meta: meta(5), ID: testID, Fields: changed, IfMatch: m} },
+			name: "replace",
+			cmd: func(m *int) domain.Command {
+				return domain.ReplaceArticle{Meta: meta(5), ID: testID, Fields: changed, IfMatch: m}
+			},
 			wantTyp: events.ArticleUpdated,
 		},
 		{

@@ -140,6 +140,9 @@ func Decode(b []byte) (Envelope, error) {
 	if e.ID == "" || e.ArticleID == "" || e.Version < 1 {
 		return Envelope{}, fmt.Errorf("%w: missing id, article_id or version", ErrMalformed)
 	}
+	if len(e.Data) == 0 {
+		e.Data = json.RawMessage("{}") // as Encode writes it
+	}
 	return e, nil
 }
 
