@@ -1,0 +1,44 @@
+package commandapi
+
+import (
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/inkstream/inkstream/pkg/domain"
+)
+
+// createArticle handles POST /api/articles.
+func (s *Service) createArticle(c *fiber.Ctx) error {
+	if err := checkContentType(c, fiber.MIMEApplicationJSON); err != nil {
+		return err
+	}
+	fields, err := decodeArticle(c.Body())
+	if err != nil {
+		return err
+	}
+	if err := fields.Normalize("article").Validate(); err != nil {
+		return err
+	}
+	key, hash, err := idempotency(c)
+	if err != nil {
+		return err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	r, err := s.write(c.UserContext(), id.String(), true, key, hash, func(m domain.Meta) domain.Command {
+		return domain.CreateArticle{Meta: m, ID: id.String(), Fields: fields}
+	})
+	if err != nil {
+		return err
+	}
+	if r.state.Article.ID != id.String() {
+		// An idempotent retry: the original article was answered.
+		s.aggs.forget(id.String())
+	}
+	c.Location("/api/articles/" + r.state.Article.ID)
+	return respond(c, http.StatusCreated, r)
+}

@@ -1,0 +1,189 @@
+package commandapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/inkstream/inkstream/internal/httpx"
+	"github.com/inkstream/inkstream/pkg/domain"
+)
+
+// articleRequest is the body of POST and PUT. The read-only fields are
+// declared only to reject them by name.
+type articleRequest struct {
+	Title     string          `json:"title"`
+	Slug      string          `json:"slug"`
+	Content   string          `json:"content"`
+	AuthorID  string          `json:"author_id"`
+	Status    domain.Status   `json:"status"`
+	Tags      []string        `json:"tags"`
+	ID        json.RawMessage `json:"id"`
+	Version   json.RawMessage `json:"version"`
+	CreatedAt json.RawMessage `json:"created_at"`
+	UpdatedAt json.RawMessage `json:"updated_at"`
+}
+
+var readOnly = map[string]bool{"id": true, "version": true, "created_at": true, "updated_at": true}
+
+var mutable = map[string]bool{"title": true, "slug": true, "content": true, "author_id": true, "status": true, "tags": true}
+
+func badRequest(detail string) error { return httpx.NewProblem(http.StatusBadRequest, detail) }
+
+func fieldError(field, msg string) error {
+	return &domain.ValidationError{Fields: map[string]string{field: msg}}
+}
+
+// checkContentType answers 415 unless the request says it sends one of types.
+func checkContentType(c *fiber.Ctx, types ...string) error {
+	ct := c.Get(fiber.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil {
+		for _, t := range types {
+			if mt == t {
+				return nil
+			}
+		}
+	}
+	if ct == "" {
+		ct = "none"
+	}
+	return httpx.NewProblem(http.StatusUnsupportedMediaType,
+		fmt.Sprintf("Content-Type must be %s, not %s", strings.Join(types, " or "), ct))
+}
+
+// decodeArticle parses a POST or PUT body strictly: one JSON object, no
+// unknown or read-only fields.
+func decodeArticle(body []byte) (domain.Fields, error) {
+	var req articleRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return domain.Fields{}, err
+	}
+	for name, v := range map[string]json.RawMessage{"id": req.ID, "version": req.Version, "created_at": req.CreatedAt, "updated_at": req.UpdatedAt} {
+		if v != nil {
+			return domain.Fields{}, fieldError(name, "is read-only")
+		}
+	}
+	return domain.Fields{Title: req.Title, Slug: req.Slug, Content: req.Content, AuthorID: req.AuthorID, Status: req.Status, Tags: req.Tags}, nil
+}
+
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("the request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("the request body holds more than one JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return badRequest(fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, syn))
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return badRequest("the request body must be a JSON object")
+		}
+		return fieldError(typ.Field, "must be a "+jsonKind(typ.Type.Kind().String()))
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return badRequest("malformed JSON: the body ends early")
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name, _ := strconv.Unquote(strings.TrimPrefix(err.Error(), "json: unknown field "))
+		return fieldError(name, "is not a field of an article")
+	default:
+		return badRequest("malformed JSON: " + err.Error())
+	}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "slice":
+		return "list of strings"
+	default:
+		return k
+	}
+}
+
+// decodePatch parses a JSON merge patch (RFC 7396) of the mutable fields.
+func decodePatch(body []byte) (domain.Patch, error) {
+	var raw map[string]json.RawMessage
+	if err := decodeStrict(body, &raw); err != nil {
+		return domain.Patch{}, err
+	}
+	if raw == nil {
+		return domain.Patch{}, badRequest("a merge patch must be a JSON object")
+	}
+	var p domain.Patch
+	for k, v := range raw {
+		switch {
+		case readOnly[k]:
+			return p, fieldError(k, "is read-only")
+		case !mutable[k]:
+			return p, fieldError(k, "is not a field of an article")
+		}
+		var err error
+		switch k {
+		case "title":
+			p.Title, err = patchValue[string](k, v)
+		case "slug":
+			p.Slug, err = patchValue[string](k, v)
+		case "content":
+			p.Content, err = patchValue[string](k, v)
+		case "author_id":
+			p.AuthorID, err = patchValue[string](k, v)
+		case "status":
+			p.Status, err = patchValue[domain.Status](k, v)
+		case "tags":
+			p.Tags, err = patchValue[[]string](k, v)
+		}
+		if err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func patchValue[T any](field string, raw json.RawMessage) (domain.Value[T], error) {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return domain.Value[T]{Set: true, Null: true}, nil
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			return domain.Value[T]{}, fieldError(field, "must be a "+jsonKind(typ.Type.Kind().String()))
+		}
+		return domain.Value[T]{}, fieldError(field, "is not valid JSON")
+	}
+	return domain.Value[T]{Set: true, Value: v}, nil
+}
+
+// parseIfMatch reads If-Match: "<version>". Absent or * means unconditional
+// (a * still needs the article to exist, which every update does).
+func parseIfMatch(c *fiber.Ctx) (*int, error) {
+	h := strings.TrimSpace(c.Get(fiber.HeaderIfMatch))
+	if h == "" || h == "*" {
+		return nil, nil
+	}
+	v, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(h, "W/"), `"`))
+	if err != nil || v < 1 {
+		return nil, badRequest(`If-Match must be an ETag of this API, such as "3"`)
+	}
+	return &v, nil
+}

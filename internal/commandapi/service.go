@@ -1,0 +1,217 @@
+// Package commandapi is the write side of inkstream: a Fiber app that turns
+// HTTP requests into commands, decides them against the article's current
+// state and appends the resulting events to JetStream, answering once
+// JetStream has acknowledged them.
+package commandapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/pkg/domain"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// Headers of the write API.
+const (
+	HeaderIdempotencyKey = "Idempotency-Key"
+	HeaderEventSeq       = "X-Event-Seq"
+	// maxAttempts bounds how often a write that lost a race to another
+	// instance is decided again on fresh state.
+	maxAttempts = 16
+)
+
+// EventStore is what the command API needs of the event log.
+type EventStore interface {
+	// Append errors: domain.ErrConflict, natsx.ErrUnavailable.
+	Append(ctx context.Context, e events.Envelope, expect uint64, msgID, requestHash string) (natsx.Appended, error)
+	// Get errors: domain.ErrNotFound, natsx.ErrUnavailable.
+	Get(ctx context.Context, seq uint64) (natsx.StoredEvent, error)
+	// Last errors: domain.ErrNotFound, natsx.ErrUnavailable.
+	Last(ctx context.Context, articleID string) (natsx.StoredEvent, error)
+	// State errors: natsx.ErrUnavailable.
+	State(ctx context.Context, articleID string, upTo uint64) (domain.State, uint64, error)
+}
+
+var _ EventStore = (*natsx.EventStore)(nil)
+
+// Service handles the write routes.
+type Service struct {
+	store        EventStore
+	aggs         *aggregates
+	writeTimeout time.Duration
+	log          *slog.Logger
+	conflicts    prometheus.Counter
+}
+
+// New returns the write service.
+func New(store EventStore, cacheSize int, writeTimeout time.Duration, reg prometheus.Registerer, log *slog.Logger) *Service {
+	s := &Service{
+		store:        store,
+		aggs:         newAggregates(cacheSize),
+		writeTimeout: writeTimeout,
+		log:          log,
+		conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "inkstream_command_conflicts_total",
+			Help: "Appends that lost a race to another writer and were decided again.",
+		}),
+	}
+	reg.MustRegister(s.conflicts)
+	return s
+}
+
+// Routes installs the write routes on app.
+func (s *Service) Routes(app *fiber.App) {
+	app.Post("/api/articles", s.createArticle)
+	app.Put("/api/articles/:id", s.replaceArticle)
+	app.Patch("/api/articles/:id", s.patchArticle)
+	app.Delete("/api/articles/:id", s.deleteArticle)
+}
+
+// result is the outcome of one write.
+type result struct {
+	state domain.State
+	seq   uint64
+}
+
+// write decides cmd on the article's current state and appends the event.
+// A write that loses a race is decided again on fresh state, so an
+// unconditional write is never lost and a conditional one fails with 412.
+// With an Idempotency-Key, a retry answers the original result.
+func (s *Service) write(ctx context.Context, id string, fresh bool, key, requestHash string, mk func(domain.Meta) domain.Command) (result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
+	defer cancel()
+	agg := s.aggs.get(id)
+	agg.mu.Lock()
+	defer agg.mu.Unlock()
+	if fresh && !agg.loaded {
+		// A server-generated UUIDv7 has no events; the append still checks.
+		agg.loaded, agg.state, agg.seq = true, domain.State{}, 0
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if !agg.loaded {
+			st, seq, err := s.store.State(ctx, id, 0)
+			if err != nil {
+				return result{}, err
+			}
+			agg.loaded, agg.state, agg.seq = true, st, seq
+		}
+		evID, err := uuid.NewV7()
+		if err != nil {
+			return result{}, err
+		}
+		meta := domain.Meta{EventID: evID.String(), At: time.Now().UTC().Truncate(time.Microsecond)}
+		evs, err := domain.Decide(agg.state, mk(meta))
+		if err != nil && key != "" && agg.state.Exists() {
+			// A retry of a delete, or of a write with If-Match, cannot be
+			// decided again: recognise it by the last event's message id.
+			if last, lerr := s.store.Last(ctx, id); lerr == nil && last.MsgID == key {
+				return s.original(ctx, last.Seq, requestHash)
+			}
+		}
+		if err != nil {
+			return result{}, err
+		}
+		if len(evs) == 0 {
+			return result{state: agg.state, seq: agg.seq}, nil
+		}
+		e := evs[0]
+		msgID := e.ID
+		if key != "" {
+			msgID = key
+		}
+		ack, err := s.store.Append(ctx, e, agg.seq, msgID, requestHash)
+		if errors.Is(err, domain.ErrConflict) {
+			s.conflicts.Inc()
+			agg.loaded = false
+			continue
+		}
+		if err != nil {
+			return result{}, err
+		}
+		if ack.Duplicate {
+			agg.loaded = false
+			return s.original(ctx, ack.Seq, requestHash)
+		}
+		st, err := domain.Apply(agg.state, e)
+		if err != nil {
+			agg.loaded = false
+			return result{}, err
+		}
+		agg.state, agg.seq = st, ack.Seq
+		return result{state: st, seq: ack.Seq}, nil
+	}
+	if fresh {
+		s.aggs.forget(id)
+	}
+	return result{}, fmt.Errorf("article %s: %d writers raced; retry: %w", id, maxAttempts, domain.ErrConflict)
+}
+
+// original returns the result of the earlier write that a retry duplicated.
+func (s *Service) original(ctx context.Context, seq uint64, requestHash string) (result, error) {
+	se, err := s.store.Get(ctx, seq)
+	if err != nil {
+		return result{}, err
+	}
+	if se.RequestHash != requestHash {
+		return result{}, natsx.ErrMismatch
+	}
+	st, last, err := s.store.State(ctx, se.Event.ArticleID, seq)
+	if err != nil {
+		return result{}, err
+	}
+	return result{state: st, seq: last}, nil
+}
+
+// idempotency returns the message id and request digest of a request with
+// an Idempotency-Key, or empty strings without one.
+func idempotency(c *fiber.Ctx) (msgID, hash string, err error) {
+	key := c.Get(HeaderIdempotencyKey)
+	if key == "" {
+		return "", "", nil
+	}
+	if len(key) > 255 {
+		return "", "", badRequest("Idempotency-Key must be at most 255 characters")
+	}
+	h := sha256.New()
+	h.Write([]byte(c.Method()))
+	h.Write([]byte{0})
+	h.Write([]byte(c.Path()))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	msgID = "idem-" + hex.EncodeToString(h.Sum(nil))
+	h.Write([]byte{0})
+	h.Write(c.Body())
+	return msgID, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// respond writes the article with its ETag and the consistency token.
+func respond(c *fiber.Ctx, status int, r result) error {
+	c.Set(HeaderEventSeq, strconv.FormatUint(r.seq, 10))
+	if status == http.StatusNoContent {
+		return c.SendStatus(status)
+	}
+	b, err := json.Marshal(r.state.Article)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderETag, ETag(r.state.Article.Version))
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Status(status).Send(b)
+}
+
+// ETag is the entity tag of an article version.
+func ETag(version int) string { return `"` + strconv.Itoa(version) + `"` }

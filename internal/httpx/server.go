@@ -1,0 +1,116 @@
+package httpx
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http/pprof"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewApp returns a Fiber app with inkstream's error handler and body limit.
+func NewApp(name string, bodyLimit int, log *slog.Logger) *fiber.App {
+	if bodyLimit <= 0 {
+		bodyLimit = 1 << 20
+	}
+	return fiber.New(fiber.Config{
+		AppName:               name,
+		BodyLimit:             bodyLimit,
+		DisableStartupMessage: true,
+		ErrorHandler:          ErrorHandler(log),
+		ReadTimeout:           30 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+		StrictRouting:         false,
+	})
+}
+
+// Readiness reports whether a process can serve: nil when it can.
+type Readiness func(ctx context.Context) error
+
+// Ops adds /healthz, /readyz, /metrics and, with pprof, /debug/pprof.
+func Ops(app *fiber.App, reg *prometheus.Registry, ready Readiness, withPprof bool) {
+	app.Get("/healthz", func(c *fiber.Ctx) error {
+		return c.JSON(fiber.Map{"status": "ok"})
+	})
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		if err := ready(c.UserContext()); err != nil {
+			return WriteProblem(c, &Problem{Type: typeURI(503), Title: "Not ready", Status: 503, Detail: err.Error(), RetryAfter: 1})
+		}
+		return c.JSON(fiber.Map{"status": "ready"})
+	})
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	if withPprof {
+		app.Get("/debug/pprof/cmdline", adaptor.HTTPHandlerFunc(pprof.Cmdline))
+		app.Get("/debug/pprof/profile", adaptor.HTTPHandlerFunc(pprof.Profile))
+		app.Get("/debug/pprof/symbol", adaptor.HTTPHandlerFunc(pprof.Symbol))
+		app.Get("/debug/pprof/trace", adaptor.HTTPHandlerFunc(pprof.Trace))
+		app.Get("/debug/pprof/*", adaptor.HTTPHandlerFunc(pprof.Index))
+	}
+}
+
+// NewRegistry returns a registry with the Go and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// RequestMetrics counts requests and observes their duration by route
+// pattern, method and status.
+func RequestMetrics(reg *prometheus.Registry, service string) fiber.Handler {
+	reqs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "inkstream_http_requests_total", Help: "HTTP requests by route, method and status.",
+		ConstLabels: prometheus.Labels{"service": service},
+	}, []string{"route", "method", "status"})
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "inkstream_http_request_duration_seconds", Help: "HTTP request duration by route and method.",
+		ConstLabels: prometheus.Labels{"service": service},
+		Buckets:     []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"route", "method"})
+	reg.MustRegister(reqs, dur)
+	return func(c *fiber.Ctx) error {
+		start := time.Now()
+		err := c.Next()
+		status := c.Response().StatusCode()
+		if err != nil {
+			if p, ok := ProblemFor(err); ok {
+				status = p.Status
+			} else {
+				status = 500
+			}
+		}
+		route := c.Route().Path
+		method := c.Method()
+		reqs.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		dur.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		return err
+	}
+}
+
+// Serve binds addr first (so a busy port fails at start), then serves app
+// until ctx ends, then shuts it down within the grace period. It calls
+// started with the bound address once listening.
+func Serve(ctx context.Context, app *fiber.App, ln net.Listener, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- app.Listener(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("http shutdown", "err", err)
+	}
+	return <-errc
+}
