@@ -71,4 +71,3 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	}
 	return s, nil
 }
-

@@ -49,7 +49,7 @@ type Projector struct {
 
 type metrics struct {
 	applied, duplicates, replays, conflicts, failures prometheus.Counter
-	checkpoint                                         prometheus.GaugeFunc
+	checkpoint                                        prometheus.GaugeFunc
 }
 
 // New returns a projector. Its metrics are registered on reg.

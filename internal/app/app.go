@@ -1,0 +1,179 @@
+// Package app assembles the inkstream roles (command API, projector, query
+// API and the all-in-one with an embedded nats-server) from their
+// configuration, and runs each until its context ends, then shuts it down in
+// order: HTTP first, then consumers, then the NATS connection.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inkstream/inkstream/internal/commandapi"
+	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/internal/httpx"
+	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/projector"
+	"github.com/inkstream/inkstream/internal/queryapi"
+)
+
+// Running is a started role.
+type Running struct {
+	// Addr is the address the role's HTTP server listens on.
+	Addr   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Stop shuts the role down and waits until it has.
+func (r *Running) Stop() error {
+	r.cancel()
+	<-r.done
+	return r.err
+}
+
+// Done is closed when the role has stopped.
+func (r *Running) Done() <-chan struct{} { return r.done }
+
+// Err is why the role stopped (nil on a clean stop); valid after Done.
+func (r *Running) Err() error { return r.err }
+
+// base is what every role sets up before its own parts: the listener (bound
+// first, so a busy port fails at start), the NATS connection and resources.
+type base struct {
+	ln   net.Listener
+	conn *natsx.Conn
+	res  natsx.Resources
+	reg  *prometheus.Registry
+	app  *fiber.App
+	log  *slog.Logger
+}
+
+func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Common, log *slog.Logger) (*base, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listen: %w", name, err)
+	}
+	conn, err := natsx.Connect(ctx, c.NATS, log)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	res, err := natsx.Provision(ctx, conn.JS, c.NATS)
+	if err != nil {
+		conn.NC.Close()
+		ln.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	reg := httpx.NewRegistry()
+	app := httpx.NewApp(name, bodyLimit, log)
+	app.Use(httpx.RequestMetrics(reg, name))
+	return &base{ln: ln, conn: conn, res: res, reg: reg, app: app, log: log}, nil
+}
+
+func (b *base) ready(extra func() error) httpx.Readiness {
+	return func(ctx context.Context) error {
+		if !b.conn.NC.IsConnected() {
+			return errors.New("not connected to NATS")
+		}
+		if err := natsx.Ready(ctx, b.conn.JS); err != nil {
+			return err
+		}
+		if extra != nil {
+			return extra()
+		}
+		return nil
+	}
+}
+
+// run starts the HTTP server and the workers; on ctx's end it stops HTTP,
+// then the workers, then drains NATS.
+func (b *base) run(ctx context.Context, workers ...func(context.Context) error) *Running {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &Running{Addr: b.ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	wctx, wcancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w(wctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	go func() {
+		defer close(r.done)
+		err := httpx.Serve(ctx, b.app, b.ln, b.log)
+		cancel()
+		wcancel()
+		wg.Wait()
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer dcancel()
+		derr := b.conn.Drain(dctx)
+		mu.Lock()
+		r.err = errors.Join(append(errs, err, derr)...)
+		mu.Unlock()
+	}()
+	return r
+}
+
+// StartCommandAPI starts the write service.
+func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logger) (*Running, error) {
+	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, log)
+	if err != nil {
+		return nil, err
+	}
+	store := natsx.NewEventStore(b.conn.JS, b.res.Stream)
+	svc := commandapi.New(store, cfg.CacheSize, cfg.WriteTimeout, b.reg, log)
+	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
+	svc.Routes(b.app)
+	log.Info("command API listening", "addr", b.ln.Addr().String())
+	return b.run(ctx), nil
+}
+
+// StartQueryAPI starts the read service; /readyz answers 200 once its view
+// has loaded the bucket.
+func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (*Running, error) {
+	b, err := setup(ctx, "query-api", cfg.Listen, 0, cfg.Common, log)
+	if err != nil {
+		return nil, err
+	}
+	store := natsx.NewEventStore(b.conn.JS, b.res.Stream)
+	svc := queryapi.New(b.conn.JS, b.res.KV, store, queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait}, b.reg, log)
+	httpx.Ops(b.app, b.reg, b.ready(func() error {
+		if !svc.Ready() {
+			return errors.New("view is still loading")
+		}
+		return nil
+	}), cfg.Pprof)
+	svc.Routes(b.app)
+	log.Info("query API listening", "addr", b.ln.Addr().String())
+	return b.run(ctx, svc.Watch), nil
+}
+
+// StartProjector starts a projector with its health and metrics server.
+func StartProjector(ctx context.Context, cfg config.Projector, log *slog.Logger) (*Running, error) {
+	b, err := setup(ctx, "projector", cfg.Listen, 0, cfg.Common, log)
+	if err != nil {
+		return nil, err
+	}
+	store := natsx.NewEventStore(b.conn.JS, b.res.Stream)
+	p := projector.New(b.conn.JS, b.res.KV, store, projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize, Provision: cfg.NATS.Provision}, b.reg, log)
+	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
+	log.Info("projector health listening", "addr", b.ln.Addr().String())
+	return b.run(ctx, p.Run), nil
+}

@@ -1,0 +1,51 @@
+package queryapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+
+	"github.com/inkstream/inkstream/internal/httpx"
+	"github.com/inkstream/inkstream/pkg/domain"
+)
+
+// getArticle handles GET /api/articles/{id}.
+func (s *Service) getArticle(c *fiber.Ctx) error {
+	id, err := articleID(c)
+	if err != nil {
+		return err
+	}
+	token, err := minSeq(c)
+	if err != nil {
+		return err
+	}
+	e, err := s.article(c.UserContext(), id, token)
+	if err != nil {
+		return err
+	}
+	if e == nil || e.deleted {
+		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+	}
+	c.Set(fiber.HeaderETag, e.etag)
+	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && (inm == e.etag || inm == "*") {
+		return c.SendStatus(http.StatusNotModified)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(e.body)
+}
+
+func articleID(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return "", fmt.Errorf("article %q: %w", id, domain.ErrNotFound)
+	}
+	return id, nil
+}
+
+func badRequest(detail string) error { return httpx.NewProblem(http.StatusBadRequest, detail) }
+
+func encodeArticle(a domain.Article) ([]byte, error) { return json.Marshal(a) }

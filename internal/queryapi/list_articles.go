@@ -1,0 +1,126 @@
+package queryapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/inkstream/inkstream/internal/httpx"
+	"github.com/inkstream/inkstream/pkg/domain"
+)
+
+// List limits.
+const (
+	DefaultLimit = 20
+	MaxLimit     = 100
+)
+
+var sorts = map[string]struct {
+	key  sortKey
+	desc bool
+}{
+	"created_at": {byCreated, false}, "-created_at": {byCreated, true},
+	"updated_at": {byUpdated, false}, "-updated_at": {byUpdated, true},
+	"title": {byTitle, false},
+}
+
+// cursor is where the next page starts: the sort value and id of the last
+// item of the page before. Clients treat it as opaque.
+type cursor struct {
+	Sort  string    `json:"s"`
+	Time  time.Time `json:"t,omitempty"`
+	Title string    `json:"n,omitempty"`
+	ID    string    `json:"i"`
+}
+
+func encodeCursor(sort string, e *entry) string {
+	c := cursor{Sort: sort, ID: e.id}
+	switch sorts[sort].key {
+	case byCreated:
+		c.Time = e.createdAt
+	case byUpdated:
+		c.Time = e.updatedAt
+	case byTitle:
+		c.Title = e.title
+	}
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s, sort string) (*entry, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var c cursor
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.ID == "" {
+		return nil, badRequest("cursor is not one this API returned")
+	}
+	if c.Sort != sort {
+		return nil, badRequest("cursor belongs to sort " + strconv.Quote(c.Sort) + "; keep the sort of the first page")
+	}
+	return &entry{id: c.ID, createdAt: c.Time, updatedAt: c.Time, title: c.Title}, nil
+}
+
+// listArticles handles GET /api/articles.
+func (s *Service) listArticles(c *fiber.Ctx) error {
+	limit := DefaultLimit
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxLimit {
+			return badRequest("limit must be a whole number from 1 to 100")
+		}
+		limit = n
+	}
+	sort := c.Query("sort", "-created_at")
+	order, ok := sorts[sort]
+	if !ok {
+		return badRequest("sort must be one of created_at, -created_at, updated_at, -updated_at, title")
+	}
+	f := filter{authorID: c.Query("author_id"), tag: c.Query("tag"), status: domain.Status(c.Query("status"))}
+	switch f.status {
+	case "", domain.StatusDraft, domain.StatusUnderReview, domain.StatusPublished:
+	default:
+		return badRequest("status must be one of draft, under_review, published")
+	}
+	var pivot *entry
+	if cur := c.Query("cursor"); cur != "" {
+		var err error
+		if pivot, err = decodeCursor(cur, sort); err != nil {
+			return err
+		}
+	}
+	token, err := minSeq(c)
+	if err != nil {
+		return err
+	}
+	if token > 0 && !s.viewReaches(c.UserContext(), token) {
+		p := httpx.NewProblem(http.StatusServiceUnavailable, "the read model has not reached X-Min-Event-Seq yet; retry shortly")
+		p.RetryAfter = 1
+		return p
+	}
+	items, more := s.view.page(order.key, order.desc, pivot, f, limit)
+	var buf bytes.Buffer
+	buf.Grow(64 + len(items)*512)
+	buf.WriteString(`{"items":[`)
+	for i, e := range items {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(e.body)
+	}
+	buf.WriteByte(']')
+	if more && len(items) > 0 {
+		buf.WriteString(`,"next_cursor":"`)
+		buf.WriteString(encodeCursor(sort, items[len(items)-1]))
+		buf.WriteByte('"')
+	}
+	buf.WriteByte('}')
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(buf.Bytes())
+}

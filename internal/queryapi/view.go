@@ -1,0 +1,217 @@
+package queryapi
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/btree"
+
+	"github.com/inkstream/inkstream/internal/readmodel"
+	"github.com/inkstream/inkstream/pkg/domain"
+)
+
+// entry is one article as the query API serves it: its JSON encoded once.
+type entry struct {
+	id        string
+	body      []byte // the article's JSON
+	etag      string
+	version   int
+	seq       uint64
+	deleted   bool
+	title     string
+	authorID  string
+	status    domain.Status
+	tags      []string
+	createdAt time.Time
+	updatedAt time.Time
+}
+
+func newEntry(s readmodel.Snapshot, body []byte) *entry {
+	a := s.Article
+	return &entry{
+		id: a.ID, body: body, etag: `"` + strconv.Itoa(a.Version) + `"`, version: a.Version, seq: s.Seq, deleted: s.Deleted,
+		title: a.Title, authorID: a.AuthorID, status: a.Status, tags: a.Tags, createdAt: a.CreatedAt, updatedAt: a.UpdatedAt,
+	}
+}
+
+func (e *entry) hasTag(t string) bool {
+	for _, x := range e.tags {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// sortKey is one of the orders a list can have.
+type sortKey int
+
+const (
+	byCreated sortKey = iota
+	byUpdated
+	byTitle
+	nSortKeys
+)
+
+func lessBy(k sortKey) btree.LessFunc[*entry] {
+	return func(a, b *entry) bool {
+		switch k {
+		case byCreated:
+			if !a.createdAt.Equal(b.createdAt) {
+				return a.createdAt.Before(b.createdAt)
+			}
+		case byUpdated:
+			if !a.updatedAt.Equal(b.updatedAt) {
+				return a.updatedAt.Before(b.updatedAt)
+			}
+		case byTitle:
+			if c := strings.Compare(a.title, b.title); c != 0 {
+				return c < 0
+			}
+		}
+		return a.id < b.id
+	}
+}
+
+// view is the in-process read model: every live article by id, and ordered
+// indexes for lists. It is fed by the KV watcher and by replays on a miss.
+type view struct {
+	mu      sync.RWMutex
+	byID    map[string]*entry
+	indexes [nSortKeys]*btree.BTreeG[*entry]
+	// kvRev is the highest KV revision the watcher has applied.
+	kvRev uint64
+	// changed is closed and replaced whenever the view changes.
+	changed chan struct{}
+}
+
+func newView() *view {
+	v := &view{byID: make(map[string]*entry), changed: make(chan struct{})}
+	for k := range v.indexes {
+		v.indexes[k] = btree.NewG(32, lessBy(sortKey(k)))
+	}
+	return v
+}
+
+func (v *view) get(id string) *entry {
+	v.mu.RLock()
+	e := v.byID[id]
+	v.mu.RUnlock()
+	return e
+}
+
+// put stores e unless the view already holds a later state of the article.
+// rev is the KV revision it came from (0: not from the watcher).
+func (v *view) put(e *entry, rev uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if rev > v.kvRev {
+		v.kvRev = rev
+	}
+	if old := v.byID[e.id]; old != nil {
+		if old.seq > e.seq {
+			v.notify()
+			return
+		}
+		v.unindex(old)
+	}
+	v.byID[e.id] = e
+	if !e.deleted {
+		for _, ix := range v.indexes {
+			ix.ReplaceOrInsert(e)
+		}
+	}
+	v.notify()
+}
+
+// remove forgets an article whose snapshot was deleted or purged from KV.
+func (v *view) remove(id string, rev uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if rev > v.kvRev {
+		v.kvRev = rev
+	}
+	if old := v.byID[id]; old != nil {
+		v.unindex(old)
+		delete(v.byID, id)
+	}
+	v.notify()
+}
+
+func (v *view) unindex(e *entry) {
+	if e.deleted {
+		return
+	}
+	for _, ix := range v.indexes {
+		ix.Delete(e)
+	}
+}
+
+func (v *view) notify() {
+	close(v.changed)
+	v.changed = make(chan struct{})
+}
+
+// revision returns the highest KV revision applied and a channel closed at
+// the next change.
+func (v *view) revision() (uint64, <-chan struct{}) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.kvRev, v.changed
+}
+
+// live counts the articles that are not deleted.
+func (v *view) live() int {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.indexes[0].Len()
+}
+
+// filter is what a list asks for.
+type filter struct {
+	authorID, tag string
+	status        domain.Status
+}
+
+func (f filter) match(e *entry) bool {
+	return (f.authorID == "" || e.authorID == f.authorID) &&
+		(f.status == "" || e.status == f.status) &&
+		(f.tag == "" || e.hasTag(f.tag))
+}
+
+// page returns up to limit entries in order k (descending if desc), after
+// the pivot (exclusive) when it is not nil, and whether more follow.
+func (v *view) page(k sortKey, desc bool, pivot *entry, f filter, limit int) ([]*entry, bool) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	out := make([]*entry, 0, limit)
+	more := false
+	visit := func(e *entry) bool {
+		if pivot != nil && e.id == pivot.id {
+			return true
+		}
+		if !f.match(e) {
+			return true
+		}
+		if len(out) == limit {
+			more = true
+			return false
+		}
+		out = append(out, e)
+		return true
+	}
+	ix := v.indexes[k]
+	switch {
+	case pivot == nil && desc:
+		ix.Descend(visit)
+	case pivot == nil:
+		ix.Ascend(visit)
+	case desc:
+		ix.DescendLessOrEqual(pivot, visit)
+	default:
+		ix.AscendGreaterOrEqual(pivot, visit)
+	}
+	return out, more
+}
