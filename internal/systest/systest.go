@@ -1,0 +1,255 @@
+// Package systest runs whole inkstream systems inside a test process: real
+// embedded JetStream (one server or a three-node cluster), the roles on
+// port 0, and an HTTP client that drives them.
+package systest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/inkstream/inkstream/internal/app"
+	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/internal/natstest"
+	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// Logger is quiet unless INKSTREAM_TEST_LOG is set.
+func Logger() *slog.Logger {
+	if os.Getenv("INKSTREAM_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Common returns the settings every role of a test system shares.
+func Common(url string, replicas int) config.Common {
+	return config.Common{NATS: config.NATS{
+		URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas,
+		DuplicateWindow: 2 * time.Minute, Provision: true,
+	}, LogFormat: "text"}
+}
+
+// CommandConfig is a command API on a free port.
+func CommandConfig(url string, replicas int) config.CommandAPI {
+	return config.CommandAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheSize: 10_000}
+}
+
+// QueryConfig is a query API on a free port.
+func QueryConfig(url string, replicas int) config.QueryAPI {
+	return config.QueryAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second}
+}
+
+// ProjectorConfig is a projector on a free port.
+func ProjectorConfig(url string, replicas int) config.Projector {
+	return config.Projector{Common: Common(url, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheSize: 10_000}
+}
+
+// System is one command API, one query API and any number of projectors
+// against one NATS URL.
+type System struct {
+	TB         testing.TB
+	URL        string // NATS
+	Replicas   int
+	CommandAPI *app.Running
+	QueryAPI   *app.Running
+	Projectors []*app.Running
+	Conn       *natsx.Conn
+	Res        natsx.Resources
+	Client     *http.Client
+}
+
+// Start runs the roles against url (with n projectors) and waits until the
+// query API is ready. Everything stops when the test ends.
+func Start(tb testing.TB, url string, replicas, projectors int) *System {
+	tb.Helper()
+	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
+	ctx := natstest.Context(tb)
+	conn, err := natsx.Connect(ctx, Common(url, replicas).NATS, Logger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(conn.NC.Close)
+	s.Conn = conn
+	if s.Res, err = natsx.Provision(ctx, conn.JS, Common(url, replicas).NATS); err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i < projectors; i++ {
+		s.StartProjector()
+	}
+	s.QueryAPI = s.StartQueryAPI(QueryConfig(url, replicas))
+	s.CommandAPI = s.StartCommandAPI(CommandConfig(url, replicas))
+	return s
+}
+
+// StartSingle starts an embedded JetStream server and a system on it.
+func StartSingle(tb testing.TB, projectors int) (*natstest.Server, *System) {
+	tb.Helper()
+	srv := natstest.RunServer(tb)
+	return srv, Start(tb, srv.URL(), 1, projectors)
+}
+
+// StartProjector adds a projector; Stop it to simulate a crash or pause.
+func (s *System) StartProjector() *app.Running {
+	s.TB.Helper()
+	r, err := app.StartProjector(natstest.Context(s.TB), ProjectorConfig(s.URL, s.Replicas), Logger())
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	s.TB.Cleanup(func() { _ = r.Stop() })
+	s.Projectors = append(s.Projectors, r)
+	return r
+}
+
+// StartQueryAPI starts a query API and waits until it is ready.
+func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
+	s.TB.Helper()
+	r, err := app.StartQueryAPI(natstest.Context(s.TB), cfg, Logger())
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	s.TB.Cleanup(func() { _ = r.Stop() })
+	natstest.WaitFor(s.TB, 30*time.Second, func() error {
+		resp, err := s.Client.Get("http://" + r.Addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return r
+}
+
+// StartCommandAPI starts a command API.
+func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
+	s.TB.Helper()
+	r, err := app.StartCommandAPI(natstest.Context(s.TB), cfg, Logger())
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	s.TB.Cleanup(func() { _ = r.Stop() })
+	return r
+}
+
+// Cmd is the base URL of the command API, Query of the query API.
+func (s *System) Cmd() string   { return "http://" + s.CommandAPI.Addr }
+func (s *System) Query() string { return "http://" + s.QueryAPI.Addr }
+
+// Response is an HTTP answer read whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into v, failing the test if it cannot.
+func (r Response) JSON(tb testing.TB, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		tb.Fatalf("decode %s: %v", r.Body, err)
+	}
+}
+
+// Seq is the X-Event-Seq of a write answer.
+func (r Response) Seq() uint64 {
+	n, _ := strconv.ParseUint(r.Header.Get("X-Event-Seq"), 10, 64)
+	return n
+}
+
+// Do sends a request; headers come in pairs (name, value). A body that is a
+// string or []byte is sent as is, anything else as JSON. Content-Type
+// defaults to application/json when there is a body.
+func (s *System) Do(method, url string, body any, headers ...string) Response {
+	s.TB.Helper()
+	r, err := Do(s.Client, method, url, body, headers...)
+	if err != nil {
+		s.TB.Fatalf("%s %s: %v", method, url, err)
+	}
+	return r
+}
+
+// Do is System.Do for callers without a System; it returns errors.
+func Do(c *http.Client, method, url string, body any, headers ...string) (Response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return Response{}, err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return Response{}, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return Response{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return Response{}, err
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, nil
+}
+
+// StreamMsgs counts the messages in stream ARTICLES.
+func (s *System) StreamMsgs() uint64 {
+	s.TB.Helper()
+	info, err := s.Res.Stream.Info(natstest.Context(s.TB))
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// Store is an event store on the system's connection.
+func (s *System) Store() *natsx.EventStore {
+	return natsx.NewEventStore(s.Conn.JS, s.Res.Stream)
+}
+
+// WaitProjected waits until the projector consumer has acknowledged every
+// message in the stream.
+func (s *System) WaitProjected(timeout time.Duration) {
+	s.TB.Helper()
+	ctx := natstest.Context(s.TB)
+	natstest.WaitFor(s.TB, timeout, func() error {
+		info, err := s.Res.Stream.Info(ctx)
+		if err != nil {
+			return err
+		}
+		cons, err := s.Conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
+		if err != nil {
+			return err
+		}
+		ci := cons.CachedInfo()
+		if ci.AckFloor.Stream < info.State.LastSeq || ci.NumAckPending > 0 {
+			return fmt.Errorf("projector at %d of %d (%d pending ack)", ci.AckFloor.Stream, info.State.LastSeq, ci.NumAckPending)
+		}
+		return nil
+	})
+}
