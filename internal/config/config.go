@@ -86,6 +86,11 @@ const (
 
 func commonFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
 	fs.StringVar(&c.NATS.URL, "nats-url", DefaultNATSURL, "NATS server URLs, comma-separated (also NATS_URL)")
+	return roleFlags(fs, c, name)
+}
+
+// roleFlags are the common flags but the NATS URL (the all-in-one embeds its server).
+func roleFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
 	fs.StringVar(&c.NATS.Name, "nats-name", name, "NATS connection name")
 	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials file")
 	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster)")
@@ -228,7 +233,8 @@ func (c QueryAPI) validate() error {
 func ParseAllInOne(name string, args []string, getenv func(string) string, out io.Writer) (AllInOne, error) {
 	var c AllInOne
 	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
+	c.NATS.URL = "embedded"
+	level := roleFlags(fs, &c.Common, name)
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS server client address")
 	fs.StringVar(&c.HTTPMonitor, "nats-monitor", "127.0.0.1:8222", "embedded NATS server monitoring address (empty: off)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "JetStream store directory of the embedded server")
@@ -302,7 +308,11 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 func FlagNames(process string) ([]string, error) {
 	fs := newFlagSet(process, io.Discard)
 	var c AllInOne
-	commonFlags(fs, &c.Common, process)
+	if process == "inkstream" {
+		roleFlags(fs, &c.Common, process)
+	} else {
+		commonFlags(fs, &c.Common, process)
+	}
 	switch process {
 	case "command-api":
 		commandFlags(fs, &c.CommandAPI, "listen")
