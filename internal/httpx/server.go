@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http/pprof"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -77,6 +79,17 @@ func RequestMetrics(reg *prometheus.Registry, service string) fiber.Handler {
 		Buckets:     []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"route", "method"})
 	reg.MustRegister(reqs, dur)
+	// Resolved series are cached: the hot path does one lock-free lookup
+	// instead of hashing label values on every request.
+	type key struct {
+		route, method string
+		status        int
+	}
+	type series struct {
+		count prometheus.Counter
+		dur   prometheus.Observer
+	}
+	var cache sync.Map
 	return func(c *fiber.Ctx) error {
 		start := time.Now()
 		err := c.Next()
@@ -88,10 +101,18 @@ func RequestMetrics(reg *prometheus.Registry, service string) fiber.Handler {
 				status = 500
 			}
 		}
-		route := c.Route().Path
-		method := c.Method()
-		reqs.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-		dur.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		k := key{c.Route().Path, c.Method(), status}
+		v, ok := cache.Load(k)
+		if !ok {
+			k.route, k.method = strings.Clone(k.route), strings.Clone(k.method)
+			v, _ = cache.LoadOrStore(k, series{
+				count: reqs.WithLabelValues(k.route, k.method, strconv.Itoa(status)),
+				dur:   dur.WithLabelValues(k.route, k.method),
+			})
+		}
+		sr := v.(series)
+		sr.count.Inc()
+		sr.dur.Observe(time.Since(start).Seconds())
 		return err
 	}
 }
