@@ -25,5 +25,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
+## bench: the benchmark against DESIGN.md's targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
+##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/results.md and bench/results.json
+bench: build
+	$(BIN)/inkbench -bin $(BIN) -out bench $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
+
+## cluster: 3-node NATS JetStream cluster + two of each service on loopback, replicas 3 (Ctrl-C stops it; see deployments/SCALING.md)
+cluster:
+	GO="$(GO)" BIN="$(BIN)" exec bash deployments/local-cluster.sh up
+
 clean:
 	rm -rf $(BIN)

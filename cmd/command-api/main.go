@@ -32,6 +32,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	r, err := app.StartCommandAPI(ctx, cfg, cfg.Logger(stderr))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped by a signal while starting: a clean stop
+		}
 		return err
 	}
 	select {

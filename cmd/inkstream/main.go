@@ -43,6 +43,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log := cfg.Logger(stderr)
 	a, err := app.StartAllInOne(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped by a signal while starting: a clean stop
+		}
 		return err
 	}
 	log.Info("inkstream is running",

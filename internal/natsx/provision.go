@@ -88,7 +88,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg config.NATS) (Re
 }
 
 func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg config.NATS) (Resources, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Short attempts: a request sent before a cluster has a meta leader gets
+	// no answer at all, and the next attempt is the quickest way through.
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	var res Resources
 	var err error

@@ -1,0 +1,1031 @@
+// Package deployments_test checks the deployment files against the code they
+// deploy: docker-compose.yml against the flags of each binary and the NATS
+// configs, the NATS configs with the real nats-server parser and by running
+// them as a cluster, the Dockerfile against the module, and
+// local-cluster.sh by rendering its configs and running them.
+package deployments_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"gopkg.in/yaml.v3"
+
+	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// The inkstream processes an image command may name.
+var processes = []string{"command-api", "query-api", "projector", "inkstream"}
+
+type composeFile struct {
+	Name     string                    `yaml:"name"`
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image       string `yaml:"image"`
+	Build       any    `yaml:"build"`
+	Command     any    `yaml:"command"`
+	Entrypoint  any    `yaml:"entrypoint"`
+	Environment any    `yaml:"environment"`
+	Ports       []any  `yaml:"ports"`
+	Volumes     []any  `yaml:"volumes"`
+	DependsOn   any    `yaml:"depends_on"`
+}
+
+func loadCompose(tb testing.TB) composeFile {
+	tb.Helper()
+	b, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var f composeFile
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		tb.Fatalf("docker-compose.yml: %v", err)
+	}
+	if len(f.Services) == 0 {
+		tb.Fatal("docker-compose.yml has no services")
+	}
+	return f
+}
+
+// words is a compose command or entrypoint as a list (string form split on blanks).
+func words(v any) []string {
+	switch v := v.(type) {
+	case string:
+		return strings.Fields(v)
+	case []any:
+		out := make([]string, len(v))
+		for i, w := range v {
+			out[i] = fmt.Sprint(w)
+		}
+		return out
+	}
+	return nil
+}
+
+// env is the environment of a service, from the map or the list form.
+func env(tb testing.TB, name string, s composeService) map[string]string {
+	tb.Helper()
+	out := map[string]string{}
+	switch e := s.Environment.(type) {
+	case nil:
+	case map[string]any:
+		for k, v := range e {
+			if v == nil {
+				out[k] = ""
+			} else {
+				out[k] = fmt.Sprint(v)
+			}
+		}
+	case []any:
+		for _, kv := range e {
+			k, v, _ := strings.Cut(fmt.Sprint(kv), "=")
+			out[k] = v
+		}
+	default:
+		tb.Fatalf("service %s: environment is a %T", name, e)
+	}
+	return out
+}
+
+// process names the binary a service runs: nats-server for the NATS image,
+// else the base name of the first word of its entrypoint or command.
+func process(tb testing.TB, name string, s composeService) string {
+	tb.Helper()
+	if isNATS(s) {
+		return "nats-server"
+	}
+	cmd := append(words(s.Entrypoint), words(s.Command)...)
+	if len(cmd) == 0 {
+		tb.Fatalf("service %s names no command, so which binary it runs is the image's choice", name)
+	}
+	p := path.Base(cmd[0])
+	if !slices.Contains(processes, p) {
+		tb.Fatalf("service %s runs %q, not one of %v", name, cmd[0], processes)
+	}
+	return p
+}
+
+func isNATS(s composeService) bool {
+	return s.Image == "nats" || strings.HasPrefix(s.Image, "nats:")
+}
+
+func natsServices(f composeFile) []string {
+	var out []string
+	for name, s := range f.Services {
+		if isNATS(s) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func sortedNames(f composeFile) []string {
+	var out []string
+	for name := range f.Services {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+type portMapping struct {
+	hostIP    string
+	published int // 0 when the port is not published
+	target    int
+	protocol  string
+}
+
+func ports(tb testing.TB, name string, s composeService) []portMapping {
+	tb.Helper()
+	var out []portMapping
+	atoi := func(v string) int {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			tb.Fatalf("service %s: bad port %q", name, v)
+		}
+		return n
+	}
+	for _, p := range s.Ports {
+		m := portMapping{protocol: "tcp"}
+		switch p := p.(type) {
+		case string:
+			spec := p
+			if before, proto, ok := strings.Cut(spec, "/"); ok {
+				spec, m.protocol = before, proto
+			}
+			parts := strings.Split(spec, ":")
+			switch len(parts) {
+			case 1:
+				m.target = atoi(parts[0])
+			case 2:
+				m.published, m.target = atoi(parts[0]), atoi(parts[1])
+			case 3:
+				m.hostIP, m.published, m.target = parts[0], atoi(parts[1]), atoi(parts[2])
+			default:
+				tb.Fatalf("service %s: cannot read port %q (IPv6 and ranges are not supported here)", name, p)
+			}
+		case int:
+			m.target = p
+		case map[string]any:
+			m.target = atoi(fmt.Sprint(p["target"]))
+			if v, ok := p["published"]; ok {
+				m.published = atoi(fmt.Sprint(v))
+			}
+			if v, ok := p["host_ip"]; ok {
+				m.hostIP = fmt.Sprint(v)
+			}
+			if v, ok := p["protocol"]; ok {
+				m.protocol = fmt.Sprint(v)
+			}
+		default:
+			tb.Fatalf("service %s: port %v is a %T", name, p, p)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+type mount struct {
+	source, target string
+	bind           bool // a host path, not a named volume
+}
+
+func mounts(tb testing.TB, name string, s composeService) []mount {
+	tb.Helper()
+	var out []mount
+	for _, v := range s.Volumes {
+		var m mount
+		switch v := v.(type) {
+		case string:
+			parts := strings.Split(v, ":")
+			if len(parts) < 2 {
+				tb.Fatalf("service %s: volume %q has no target", name, v)
+			}
+			m.source, m.target = parts[0], parts[1]
+		case map[string]any:
+			m.source, m.target = fmt.Sprint(v["source"]), fmt.Sprint(v["target"])
+		default:
+			tb.Fatalf("service %s: volume %v is a %T", name, v, v)
+		}
+		m.bind = strings.HasPrefix(m.source, ".") || strings.HasPrefix(m.source, "/") || strings.HasPrefix(m.source, "~")
+		out = append(out, m)
+	}
+	return out
+}
+
+// natsConfigPath is the host file that service name mounts as the config its
+// command names with -c or --config.
+func natsConfigPath(tb testing.TB, name string, s composeService) string {
+	tb.Helper()
+	cmd := words(s.Command)
+	target := ""
+	for i, w := range cmd {
+		if (w == "-c" || w == "--config") && i+1 < len(cmd) {
+			target = cmd[i+1]
+		}
+		if v, ok := strings.CutPrefix(w, "--config="); ok {
+			target = v
+		}
+	}
+	if target == "" {
+		tb.Fatalf("service %s: command %q names no config file (-c)", name, cmd)
+	}
+	for _, m := range mounts(tb, name, s) {
+		if m.bind && m.target == target {
+			return filepath.FromSlash(m.source)
+		}
+	}
+	tb.Fatalf("service %s: config %s is not a file mounted from the host", name, target)
+	return ""
+}
+
+func parseNATSConfig(tb testing.TB, file string) *server.Options {
+	tb.Helper()
+	opts, err := server.ProcessConfigFile(file)
+	if err != nil {
+		tb.Fatalf("nats-server rejects %s: %v", file, err)
+	}
+	return opts
+}
+
+func TestComposeEnvironmentNamesRealFlags(t *testing.T) {
+	f := loadCompose(t)
+	for _, name := range sortedNames(f) {
+		s := f.Services[name]
+		p := process(t, name, s)
+		known := map[string]bool{}
+		if p != "nats-server" {
+			flags, err := config.FlagNames(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, fl := range flags {
+				known[config.EnvName(fl)] = true
+			}
+		}
+		for k := range env(t, name, s) {
+			if strings.HasPrefix(k, config.EnvPrefix) && !known[k] {
+				t.Errorf("service %s (%s): %s is not the environment variable of any flag of %s", name, p, k, p)
+			}
+		}
+	}
+}
+
+// TestComposeServicesConfigure parses each inkstream service's environment
+// with the real config parser of its binary and checks the result: valid,
+// three replicas, reachable from outside its container on a published port.
+func TestComposeServicesConfigure(t *testing.T) {
+	f := loadCompose(t)
+	perProcess := map[string]int{}
+	for _, name := range sortedNames(f) {
+		s := f.Services[name]
+		p := process(t, name, s)
+		if p == "nats-server" {
+			continue
+		}
+		perProcess[p]++
+		e := env(t, name, s)
+		getenv := func(k string) string { return e[k] }
+		var (
+			common config.Common
+			listen string
+			err    error
+		)
+		switch p {
+		case "command-api":
+			var c config.CommandAPI
+			c, err = config.ParseCommandAPI(p, nil, getenv, io.Discard)
+			common, listen = c.Common, c.Listen
+		case "query-api":
+			var c config.QueryAPI
+			c, err = config.ParseQueryAPI(p, nil, getenv, io.Discard)
+			common, listen = c.Common, c.Listen
+		case "projector":
+			var c config.Projector
+			c, err = config.ParseProjector(p, nil, getenv, io.Discard)
+			common, listen = c.Common, c.Listen
+		default:
+			t.Errorf("service %s runs %s; a deployment scales the separate binaries", name, p)
+			continue
+		}
+		if err != nil {
+			t.Errorf("service %s: %s rejects its environment: %v", name, p, err)
+			continue
+		}
+		if common.NATS.StreamReplicas != 3 || common.NATS.KVReplicas != 3 {
+			t.Errorf("service %s: stream replicas %d, KV replicas %d; the 3-node cluster wants 3 and 3",
+				name, common.NATS.StreamReplicas, common.NATS.KVReplicas)
+		}
+		if common.LogFormat != "json" {
+			t.Errorf("service %s: log format %q, want json", name, common.LogFormat)
+		}
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			t.Errorf("service %s: listen %q: %v", name, listen, err)
+			continue
+		}
+		if host != "0.0.0.0" && host != "" && host != "::" {
+			t.Errorf("service %s listens on %s, which cannot be reached from outside its container", name, listen)
+		}
+		published := false
+		for _, m := range ports(t, name, s) {
+			if strconv.Itoa(m.target) == port && m.published != 0 {
+				published = true
+			}
+		}
+		if !published {
+			t.Errorf("service %s listens on port %s but publishes no host port for it (ports %v)", name, port, s.Ports)
+		}
+		if s.Build == nil {
+			t.Errorf("service %s: no build; it should be built from deployments/Dockerfile", name)
+		}
+	}
+	for _, p := range []string{"command-api", "query-api", "projector"} {
+		if perProcess[p] < 2 {
+			t.Errorf("%d service(s) run %s, want at least 2", perProcess[p], p)
+		}
+	}
+}
+
+func TestComposeNATSURLsNameNATSServices(t *testing.T) {
+	f := loadCompose(t)
+	nodes := natsServices(f)
+	if len(nodes) != 3 {
+		t.Fatalf("NATS services %v, want 3", nodes)
+	}
+	for _, name := range sortedNames(f) {
+		s := f.Services[name]
+		e := env(t, name, s)
+		for _, k := range []string{"NATS_URL", config.EnvName("nats-url")} {
+			v, ok := e[k]
+			if !ok {
+				continue
+			}
+			var hosts []string
+			for _, u := range strings.Split(v, ",") {
+				pu, err := url.Parse(strings.TrimSpace(u))
+				if err != nil || pu.Scheme != "nats" || pu.Hostname() == "" {
+					t.Errorf("service %s: %s has %q, not a nats://host:port URL", name, k, u)
+					continue
+				}
+				host := pu.Hostname()
+				hosts = append(hosts, host)
+				target, ok := f.Services[host]
+				if !ok {
+					t.Errorf("service %s: %s names host %q, which is no compose service", name, k, host)
+					continue
+				}
+				if !isNATS(target) {
+					t.Errorf("service %s: %s names %q, which is not a NATS service", name, k, host)
+					continue
+				}
+				opts := parseNATSConfig(t, natsConfigPath(t, host, target))
+				if pu.Port() != strconv.Itoa(opts.Port) {
+					t.Errorf("service %s: %s names %s, but %s listens for clients on %d", name, k, pu.Host, host, opts.Port)
+				}
+			}
+			slices.Sort(hosts)
+			if !slices.Equal(hosts, nodes) {
+				t.Errorf("service %s: %s names %v; list every node %v so that losing one changes nothing", name, k, hosts, nodes)
+			}
+		}
+		if process(t, name, s) != "nats-server" {
+			if _, ok := e[config.EnvName("nats-url")]; !ok {
+				t.Errorf("service %s sets no %s, so it would dial 127.0.0.1 in its own container", name, config.EnvName("nats-url"))
+			}
+		}
+	}
+}
+
+func TestComposePublishedPortsDoNotClash(t *testing.T) {
+	f := loadCompose(t)
+	seen := map[string]string{}
+	n := 0
+	for _, name := range sortedNames(f) {
+		for _, m := range ports(t, name, f.Services[name]) {
+			if m.published == 0 {
+				continue
+			}
+			n++
+			// Any host address clashes with the wildcard, so key on port and protocol.
+			key := fmt.Sprintf("%d/%s", m.published, m.protocol)
+			if other, ok := seen[key]; ok {
+				t.Errorf("host port %s is published by both %s and %s", key, other, name)
+			}
+			seen[key] = name
+		}
+	}
+	if n == 0 {
+		t.Error("no service publishes a port")
+	}
+}
+
+func TestComposeReferencedFilesExist(t *testing.T) {
+	f := loadCompose(t)
+	for _, name := range sortedNames(f) {
+		s := f.Services[name]
+		for _, m := range mounts(t, name, s) {
+			if m.bind {
+				if _, err := os.Stat(filepath.FromSlash(m.source)); err != nil {
+					t.Errorf("service %s mounts %s: %v", name, m.source, err)
+				}
+			} else if _, ok := f.Volumes[m.source]; !ok {
+				t.Errorf("service %s mounts volume %q, which the top-level volumes do not declare", name, m.source)
+			}
+		}
+		if isNATS(s) {
+			natsConfigPath(t, name, s)
+		}
+		if s.Build != nil {
+			ctx, dockerfile := ".", "Dockerfile"
+			switch b := s.Build.(type) {
+			case string:
+				ctx = b
+			case map[string]any:
+				if v, ok := b["context"]; ok {
+					ctx = fmt.Sprint(v)
+				}
+				if v, ok := b["dockerfile"]; ok {
+					dockerfile = fmt.Sprint(v)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(ctx, "go.mod")); err != nil {
+				t.Errorf("service %s: build context %s is not the module root: %v", name, ctx, err)
+			}
+			if _, err := os.Stat(filepath.Join(ctx, filepath.FromSlash(dockerfile))); err != nil {
+				t.Errorf("service %s: dockerfile: %v", name, err)
+			}
+		}
+		var deps []string
+		switch d := s.DependsOn.(type) {
+		case []any:
+			for _, v := range d {
+				deps = append(deps, fmt.Sprint(v))
+			}
+		case map[string]any:
+			for k := range d {
+				deps = append(deps, k)
+			}
+		}
+		for _, d := range deps {
+			if _, ok := f.Services[d]; !ok {
+				t.Errorf("service %s depends on %q, which is no service", name, d)
+			}
+		}
+		if !isNATS(s) && len(deps) == 0 {
+			t.Errorf("service %s depends on no NATS service", name)
+		}
+	}
+}
+
+// TestComposeNATSConfigs reads each node's config with the nats-server
+// parser, checks it against the compose file, and runs the three as a
+// cluster on loopback (only addresses and store dirs replaced) to provision
+// the real stream, bucket and consumer with 3 replicas.
+func TestComposeNATSConfigs(t *testing.T) {
+	f := loadCompose(t)
+	nodes := natsServices(f)
+	if len(nodes) != 3 {
+		t.Fatalf("NATS services %v, want 3", nodes)
+	}
+	var all []*server.Options
+	for _, name := range nodes {
+		s := f.Services[name]
+		opts := parseNATSConfig(t, natsConfigPath(t, name, s))
+		checkNodeOptions(t, name, opts)
+		if opts.ServerName != name {
+			t.Errorf("%s: server_name %q, want the service name", name, opts.ServerName)
+		}
+		var hosts []string
+		for _, r := range opts.Routes {
+			hosts = append(hosts, r.Hostname())
+			if r.Port() != strconv.Itoa(opts.Cluster.Port) {
+				t.Errorf("%s: route %s, but the cluster port is %d", name, r, opts.Cluster.Port)
+			}
+		}
+		slices.Sort(hosts)
+		if !slices.Equal(hosts, nodes) {
+			t.Errorf("%s: routes to %v, want %v", name, hosts, nodes)
+		}
+		persistent := false
+		for _, m := range mounts(t, name, s) {
+			if !m.bind && (opts.StoreDir == m.target || strings.HasPrefix(opts.StoreDir, strings.TrimSuffix(m.target, "/")+"/")) {
+				persistent = true
+			}
+		}
+		if !persistent {
+			t.Errorf("%s: store_dir %s is on no named volume, so a new container loses the stream", name, opts.StoreDir)
+		}
+		targets := map[int]bool{}
+		for _, m := range ports(t, name, s) {
+			if m.published != 0 {
+				targets[m.target] = true
+			}
+		}
+		if !targets[opts.Port] || !targets[opts.HTTPPort] {
+			t.Errorf("%s: client port %d and monitoring port %d should both be published (ports %v)", name, opts.Port, opts.HTTPPort, s.Ports)
+		}
+		all = append(all, opts)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// Run them: loopback addresses instead of container names, a temp store.
+	client, route := freePorts(t, len(all)), freePorts(t, len(all))
+	var routeURLs []string
+	for _, p := range route {
+		routeURLs = append(routeURLs, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	for i, opts := range all {
+		opts.Host, opts.Port = "127.0.0.1", client[i]
+		opts.HTTPPort = 0
+		opts.Cluster.Host, opts.Cluster.Port = "127.0.0.1", route[i]
+		opts.Routes = server.RoutesFromStr(strings.Join(routeURLs, ","))
+		opts.StoreDir = t.TempDir()
+	}
+	urls := startCluster(t, all)
+
+	// The services' own configuration, pointed at the loopback nodes.
+	e := env(t, "command-api-1", f.Services["command-api-1"])
+	e[config.EnvName("nats-url")] = strings.Join(urls, ",")
+	cfg, err := config.ParseCommandAPI("command-api", nil, func(k string) string { return e[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkClusterServes(t, cfg.NATS, urls)
+}
+
+// checkNodeOptions checks what every node of either cluster needs.
+func checkNodeOptions(tb testing.TB, name string, opts *server.Options) {
+	tb.Helper()
+	if !opts.JetStream {
+		tb.Errorf("%s: JetStream is not enabled", name)
+	}
+	if opts.StoreDir == "" {
+		tb.Errorf("%s: no JetStream store_dir", name)
+	}
+	if opts.Cluster.Name != "inkstream" {
+		tb.Errorf("%s: cluster name %q, want inkstream", name, opts.Cluster.Name)
+	}
+	if len(opts.Routes) != 3 {
+		tb.Errorf("%s: %d routes, want 3", name, len(opts.Routes))
+	}
+	if opts.ServerName == "" {
+		tb.Errorf("%s: no server_name; JetStream peers and `nats server list` show it", name)
+	}
+	if opts.HTTPPort == 0 {
+		tb.Errorf("%s: monitoring is off; the health checks need /healthz", name)
+	}
+	if opts.SystemAccount != "SYS" {
+		tb.Errorf("%s: system account %q, want SYS (for `nats server list`)", name, opts.SystemAccount)
+	}
+	if opts.NoAuthUser == "" {
+		tb.Errorf("%s: no no_auth_user, so the services (which send no credentials) would be refused", name)
+	}
+}
+
+// startCluster starts one server per options, waits until they have formed
+// a JetStream cluster with a meta leader, and returns their client URLs.
+// (A JetStream API request sent before there is a leader gets no answer at
+// all, so without the wait the first one would only time out.)
+func startCluster(tb testing.TB, all []*server.Options) []string {
+	tb.Helper()
+	var urls []string
+	var servers []*server.Server
+	for _, opts := range all {
+		opts.NoLog, opts.NoSigs = true, true
+		s, err := server.NewServer(opts)
+		if err != nil {
+			tb.Fatalf("%s: %v", opts.ServerName, err)
+		}
+		go s.Start()
+		tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+		if !s.ReadyForConnections(10 * time.Second) {
+			tb.Fatalf("%s did not accept connections", opts.ServerName)
+		}
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", opts.Port))
+		servers = append(servers, s)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		leaders, current, routed := 0, 0, 0
+		for _, s := range servers {
+			if s.JetStreamIsLeader() {
+				leaders++
+			}
+			if s.JetStreamIsCurrent() {
+				current++
+			}
+			if s.NumRoutes() > 0 {
+				routed++
+			}
+		}
+		if leaders == 1 && current == len(servers) && routed == len(servers) {
+			return urls
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no JetStream cluster after 30s: %d meta leader(s), %d of %d servers current, %d routed",
+				leaders, current, len(servers), routed)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkClusterServes connects as the services do (no credentials), provisions
+// the stream, bucket and consumer with cfg's replicas, writes one event, and
+// asks every server for itself as the system user, as `nats server list` does.
+func checkClusterServes(tb testing.TB, cfg config.NATS, urls []string) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := natsx.Connect(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatalf("connect without credentials: %v", err)
+	}
+	tb.Cleanup(func() { conn.NC.Close() })
+	res, err := natsx.Provision(ctx, conn.JS, cfg)
+	if err != nil {
+		tb.Fatalf("provision: %v", err)
+	}
+	info, err := res.Stream.Info(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if info.Config.Replicas != 3 || info.Cluster == nil || info.Cluster.Name != "inkstream" {
+		tb.Fatalf("stream %s: replicas %d, cluster %+v; want 3 replicas in cluster inkstream", events.StreamName, info.Config.Replicas, info.Cluster)
+	}
+	// A write is acknowledged once a quorum of the three replicas has it.
+	ack, err := conn.JS.Publish(ctx, events.SubjectPrefix+".deployments-test.created", []byte(`{}`))
+	if err != nil || ack.Stream != events.StreamName {
+		tb.Fatalf("publish to the R3 stream: %v (%+v)", err, ack)
+	}
+	if _, err := res.KV.Put(ctx, "deployments-test", []byte(`{}`)); err != nil {
+		tb.Fatalf("put into the R3 bucket: %v", err)
+	}
+
+	sys, err := nats.Connect(strings.Join(urls, ","), nats.UserInfo("sys", "sys"))
+	if err != nil {
+		tb.Fatalf("connect as the system user: %v", err)
+	}
+	defer sys.Close()
+	inbox := nats.NewInbox()
+	sub, err := sys.SubscribeSync(inbox)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := sys.PublishRequest("$SYS.REQ.SERVER.PING", inbox, nil); err != nil {
+		tb.Fatal(err)
+	}
+	for i := range urls {
+		if _, err := sub.NextMsg(10 * time.Second); err != nil {
+			tb.Fatalf("system account: %d of %d servers answered $SYS.REQ.SERVER.PING: %v", i, len(urls), err)
+		}
+	}
+}
+
+// TestLocalClusterScript renders the loopback configs with the script itself
+// (at a port offset), checks them, and runs them unchanged as a cluster.
+func TestLocalClusterScript(t *testing.T) {
+	if out, err := exec.Command("bash", "-n", "local-cluster.sh").CombinedOutput(); err != nil {
+		t.Fatalf("bash -n local-cluster.sh: %v\n%s", err, out)
+	}
+	offset := freeOffset(t)
+	dir := t.TempDir()
+	cmd := exec.Command("bash", "local-cluster.sh", "render")
+	cmd.Env = append(os.Environ(), "CLUSTER_DIR="+dir, "CLUSTER_PORT_OFFSET="+strconv.Itoa(offset))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("local-cluster.sh render: %v\n%s", err, out)
+	}
+
+	tmpl, err := os.ReadFile(filepath.Join("nats", "local.conf.tmpl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	placeholder := regexp.MustCompile(`@[A-Z0-9_]+@`)
+	var all []*server.Options
+	for i := range 3 {
+		name := fmt.Sprintf("nats-%d", i+1)
+		file := filepath.Join(dir, name+".conf")
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Comments may name placeholders; settings may not keep one.
+		sc := bufio.NewScanner(strings.NewReader(string(b)))
+		for sc.Scan() {
+			if line := strings.TrimSpace(sc.Text()); !strings.HasPrefix(line, "#") && placeholder.MatchString(line) {
+				t.Errorf("%s: placeholder left: %s", file, line)
+			}
+		}
+		opts := parseNATSConfig(t, file)
+		checkNodeOptions(t, name, opts)
+		if opts.ServerName != name {
+			t.Errorf("%s: server_name %q", file, opts.ServerName)
+		}
+		want := []struct {
+			what      string
+			host      string
+			got, base int
+		}{
+			{"client port", opts.Host, opts.Port, 4222},
+			{"cluster port", opts.Cluster.Host, opts.Cluster.Port, 6222},
+			{"monitoring port", opts.HTTPHost, opts.HTTPPort, 8222},
+		}
+		for _, w := range want {
+			if w.got != w.base+i+offset {
+				t.Errorf("%s: %s %d, want %d + %d + offset %d", file, w.what, w.got, w.base, i, offset)
+			}
+			if w.host != "127.0.0.1" {
+				t.Errorf("%s: %s on %q, want loopback", file, w.what, w.host)
+			}
+		}
+		for j, r := range opts.Routes {
+			if r.Hostname() != "127.0.0.1" || r.Port() != strconv.Itoa(6222+j+offset) {
+				t.Errorf("%s: route %d is %s, want 127.0.0.1:%d", file, j, r, 6222+j+offset)
+			}
+		}
+		if want := filepath.Join(dir, name); filepath.Clean(opts.StoreDir) != want {
+			t.Errorf("%s: store_dir %s, want %s", file, opts.StoreDir, want)
+		}
+		all = append(all, opts)
+	}
+	if !placeholder.Match(tmpl) {
+		t.Error("nats/local.conf.tmpl has no placeholders: it cannot be the template of three nodes")
+	}
+	if t.Failed() {
+		return
+	}
+	urls := startCluster(t, all)
+	cfg := config.NATS{
+		URL:             strings.Join(urls, ","),
+		Name:            "deployments-test",
+		StreamReplicas:  3,
+		KVReplicas:      3,
+		DuplicateWindow: 2 * time.Minute,
+		Provision:       true,
+	}
+	checkClusterServes(t, cfg, urls)
+}
+
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Join continuation lines, drop comments.
+	var lines []string
+	cur := ""
+	for _, l := range strings.Split(string(b), "\n") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "#") || (t == "" && cur == "") {
+			continue
+		}
+		if before, ok := strings.CutSuffix(strings.TrimRight(l, " \t"), "\\"); ok {
+			cur += before + " "
+			continue
+		}
+		lines = append(lines, strings.TrimSpace(cur+l))
+		cur = ""
+	}
+	type stage struct {
+		base, name string
+		lines      []string
+	}
+	var stages []stage
+	for _, l := range lines {
+		fields := strings.Fields(l)
+		if len(fields) == 0 {
+			continue
+		}
+		if strings.EqualFold(fields[0], "FROM") {
+			st := stage{base: fields[1]}
+			if len(fields) >= 4 && strings.EqualFold(fields[2], "AS") {
+				st.name = fields[3]
+			}
+			stages = append(stages, st)
+			continue
+		}
+		if len(stages) == 0 {
+			if !strings.EqualFold(fields[0], "ARG") {
+				t.Fatalf("Dockerfile: %q before the first FROM", l)
+			}
+			continue
+		}
+		stages[len(stages)-1].lines = append(stages[len(stages)-1].lines, l)
+	}
+	if len(stages) < 2 {
+		t.Fatalf("Dockerfile has %d stage(s), want a build stage and a runtime stage", len(stages))
+	}
+
+	// The build stage: the module's Go, static binaries of ./cmd/... .
+	build := stages[0]
+	goVersion := moduleGoVersion(t)
+	if build.base != "golang:"+goVersion && !strings.HasPrefix(build.base, "golang:"+goVersion+"-") && !strings.HasPrefix(build.base, "golang:"+goVersion+".") {
+		t.Errorf("build stage FROM %s; go.mod wants Go %s (golang:%s)", build.base, goVersion, goVersion)
+	}
+	outDir := ""
+	for _, l := range build.lines {
+		if !strings.Contains(l, "go build") {
+			continue
+		}
+		for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/..."} {
+			if !strings.Contains(l, want) {
+				t.Errorf("Dockerfile go build lacks %s: %s", want, l)
+			}
+		}
+		if !regexp.MustCompile(`-ldflags[= ]["']?-s -w["']?`).MatchString(l) {
+			t.Errorf(`Dockerfile go build lacks -ldflags "-s -w": %s`, l)
+		}
+		if m := regexp.MustCompile(`-o\s+(\S+/)\s`).FindStringSubmatch(l); m != nil {
+			outDir = m[1]
+		}
+	}
+	if outDir == "" {
+		t.Fatal("Dockerfile: no `go build ... -o <dir>/ ./cmd/...` in the first stage")
+	}
+
+	// The runtime stage: no shell, no fixed entrypoint, every binary.
+	final := stages[len(stages)-1]
+	if !strings.HasPrefix(final.base, "gcr.io/distroless/static") && final.base != "scratch" {
+		t.Errorf("final stage FROM %s, want distroless static or scratch", final.base)
+	}
+	binDir := ""
+	var defaultCmd []string
+	for _, l := range final.lines {
+		fields := strings.Fields(l)
+		switch strings.ToUpper(fields[0]) {
+		case "ENTRYPOINT":
+			t.Errorf("final stage has %q: compose picks the binary with its command", l)
+		case "COPY":
+			if len(fields) == 4 && fields[1] == "--from="+build.name && fields[2] == outDir {
+				binDir = fields[3]
+			}
+		case "CMD":
+			if err := json.Unmarshal([]byte(strings.TrimSpace(l[len("CMD"):])), &defaultCmd); err != nil {
+				t.Errorf("CMD is not in exec (JSON) form, which an image without a shell needs: %v", err)
+			}
+		}
+	}
+	if binDir == "" {
+		t.Fatalf("final stage copies no %s from stage %q", outDir, build.name)
+	}
+	// The default command, if any, runs a binary of the image with its real flags.
+	if len(defaultCmd) > 0 {
+		dir, bin := path.Split(defaultCmd[0])
+		flags, err := config.FlagNames(bin)
+		if err != nil || path.Clean(dir) != path.Clean(binDir) {
+			t.Errorf("CMD runs %s, which is not a binary in %s (%v)", defaultCmd[0], binDir, err)
+		}
+		for _, arg := range defaultCmd[1:] {
+			name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+			if !strings.HasPrefix(arg, "-") || !slices.Contains(flags, name) {
+				t.Errorf("CMD argument %q is not a flag of %s", arg, bin)
+			}
+		}
+	}
+
+	// Every command in the compose file is a binary the image holds.
+	cmds, err := os.ReadDir(filepath.Join("..", "cmd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var binaries []string
+	for _, c := range cmds {
+		if c.IsDir() {
+			binaries = append(binaries, c.Name())
+		}
+	}
+	for _, p := range processes {
+		if !slices.Contains(binaries, p) {
+			t.Errorf("cmd/%s is missing", p)
+		}
+	}
+	f := loadCompose(t)
+	for _, name := range sortedNames(f) {
+		s := f.Services[name]
+		if s.Build == nil {
+			continue
+		}
+		cmd := append(words(s.Entrypoint), words(s.Command)...)
+		if len(cmd) == 0 {
+			t.Errorf("service %s names no binary", name)
+			continue
+		}
+		if dir, bin := path.Split(cmd[0]); path.Clean(dir) != path.Clean(binDir) || !slices.Contains(binaries, bin) {
+			t.Errorf("service %s runs %s; the image has %v in %s", name, cmd[0], binaries, binDir)
+		}
+	}
+
+	// The ignore file next to the Dockerfile must keep what the build needs.
+	ignore, err := os.ReadFile("Dockerfile.dockerignore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(ignore), "\n") {
+		l = strings.Trim(strings.TrimSpace(l), "/")
+		for _, need := range []string{"go.mod", "go.sum", "cmd", "internal", "pkg", "*", "**"} {
+			if l == need {
+				t.Errorf("Dockerfile.dockerignore drops %s, which go build ./cmd/... needs", l)
+			}
+		}
+	}
+}
+
+func TestMakefileClusterTarget(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^cluster:.*\n(\t.*\n)*`)
+	rule := re.Find(b)
+	if rule == nil {
+		t.Fatal("Makefile has no cluster target")
+	}
+	if !strings.Contains(string(rule), "deployments/local-cluster.sh") {
+		t.Errorf("make cluster does not run deployments/local-cluster.sh:\n%s", rule)
+	}
+	if fi, err := os.Stat("local-cluster.sh"); err != nil || fi.Mode()&0o111 == 0 {
+		t.Errorf("local-cluster.sh is not executable: %v", err)
+	}
+}
+
+func moduleGoVersion(tb testing.TB) string {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "go.mod"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(b)
+	if m == nil {
+		tb.Fatal("go.mod has no go directive")
+	}
+	return string(m[1])
+}
+
+// freePorts returns n ports that were free a moment ago.
+func freePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	var out []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return out
+}
+
+// freeOffset finds an offset at which the nine ports of the local cluster are free.
+func freeOffset(tb testing.TB) int {
+	tb.Helper()
+	for range 50 {
+		off := 20000 + rand.IntN(20000)
+		free := true
+		for _, base := range []int{4222, 6222, 8222} {
+			for i := range 3 {
+				l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i+off))
+				if err != nil {
+					free = false
+					break
+				}
+				l.Close()
+			}
+		}
+		if free {
+			return off
+		}
+	}
+	tb.Fatal("found no port offset with nine free ports")
+	return 0
+}
