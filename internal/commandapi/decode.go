@@ -181,7 +181,12 @@ func parseIfMatch(c *fiber.Ctx) (*int, error) {
 	if h == "" || h == "*" {
 		return nil, nil
 	}
-	v, err := strconv.Atoi(strings.Trim(strings.TrimPrefix(h, "W/"), `"`))
+	// An entity tag is quoted (RFC 9110 8.8.3): "1 or 1" is not one.
+	tag := strings.TrimPrefix(h, "W/")
+	if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		return nil, badRequest(`If-Match must be an ETag of this API, such as "3"`)
+	}
+	v, err := strconv.Atoi(tag[1 : len(tag)-1])
 	if err != nil || v < 1 {
 		return nil, badRequest(`If-Match must be an ETag of this API, such as "3"`)
 	}

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -29,9 +30,6 @@ import (
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
 	HeaderEventSeq       = "X-Event-Seq"
-	// maxAttempts bounds how often a write that lost a race to another
-	// instance is decided again on fresh state.
-	maxAttempts = 16
 )
 
 // EventStore is what the command API needs of the event log.
@@ -88,8 +86,10 @@ type result struct {
 }
 
 // write decides cmd on the article's current state and appends the event.
-// A write that loses a race is decided again on fresh state, so an
-// unconditional write is never lost and a conditional one fails with 412.
+// A write that loses a race is decided again on fresh state until the write
+// timeout, so an unconditional write is never lost and a conditional one
+// fails with 412. A decision that appends nothing (no change, 412, 404) is
+// not checked by JetStream, so a cached state is confirmed current first.
 // With an Idempotency-Key, a retry answers the original result.
 func (s *Service) write(ctx context.Context, id string, fresh bool, key, requestHash string, mk func(domain.Meta) domain.Command) (result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.writeTimeout)
@@ -101,7 +101,8 @@ func (s *Service) write(ctx context.Context, id string, fresh bool, key, request
 		// A server-generated UUIDv7 has no events; the append still checks.
 		agg.loaded, agg.state, agg.seq = true, domain.State{}, 0
 	}
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		cached := agg.loaded && !fresh
 		if !agg.loaded {
 			st, seq, err := s.store.State(ctx, id, 0)
 			if err != nil {
@@ -115,6 +116,19 @@ func (s *Service) write(ctx context.Context, id string, fresh bool, key, request
 		}
 		meta := domain.Meta{EventID: evID.String(), At: time.Now().UTC().Truncate(time.Microsecond)}
 		evs, err := domain.Decide(agg.state, mk(meta))
+		unchecked := (err == nil && len(evs) == 0) || errors.Is(err, domain.ErrPreconditionFailed) ||
+			(errors.Is(err, domain.ErrNotFound) && !agg.state.Deleted)
+		if unchecked && cached {
+			// Another instance may have moved the article on since we cached it.
+			ok, cerr := s.current(ctx, id, agg)
+			if cerr != nil {
+				return result{}, cerr
+			}
+			if !ok {
+				agg.loaded = false
+				continue
+			}
+		}
 		if err != nil && key != "" && agg.state.Exists() {
 			// A retry of a delete, or of a write with If-Match, cannot be
 			// decided again: recognise it by the last event's message id.
@@ -135,8 +149,12 @@ func (s *Service) write(ctx context.Context, id string, fresh bool, key, request
 		}
 		ack, err := s.store.Append(ctx, e, agg.seq, msgID, requestHash)
 		if errors.Is(err, domain.ErrConflict) {
+			// Another instance appended first: catch up and decide again.
 			s.conflicts.Inc()
-			agg.loaded = false
+			agg.loaded = s.catchUp(ctx, id, agg)
+			if attempt >= 3 && !pause(ctx, attempt) {
+				break
+			}
 			continue
 		}
 		if err != nil {
@@ -154,10 +172,55 @@ func (s *Service) write(ctx context.Context, id string, fresh bool, key, request
 		agg.state, agg.seq = st, ack.Seq
 		return result{state: st, seq: ack.Seq}, nil
 	}
+	agg.loaded = false
 	if fresh {
 		s.aggs.forget(id)
 	}
-	return result{}, fmt.Errorf("article %s: %d writers raced; retry: %w", id, maxAttempts, domain.ErrConflict)
+	return result{}, fmt.Errorf("article %s: other writers kept winning until the write timeout; retry: %w", id, domain.ErrConflict)
+}
+
+// current reports whether the aggregate still ends at the article's last event.
+func (s *Service) current(ctx context.Context, id string, agg *aggregate) (bool, error) {
+	last, err := s.store.Last(ctx, id)
+	if errors.Is(err, domain.ErrNotFound) {
+		return agg.seq == 0, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return last.Seq == agg.seq, nil
+}
+
+// catchUp brings the aggregate forward after a lost race. In the common case
+// one other write got in, and applying the article's last event is enough;
+// otherwise it reports false and the next attempt loads the whole article.
+// Reading one message instead of the whole history keeps the loser's next
+// attempt quick, so a busy instance does not starve another one.
+func (s *Service) catchUp(ctx context.Context, id string, agg *aggregate) bool {
+	last, err := s.store.Last(ctx, id)
+	if err != nil || last.Event.Version != agg.state.Article.Version+1 {
+		return false
+	}
+	st, err := domain.Apply(agg.state, last.Event)
+	if err != nil {
+		return false
+	}
+	agg.state, agg.seq = st, last.Seq
+	return true
+}
+
+// pause waits a short random while before another attempt, growing with
+// attempt, so writers on different instances stop colliding in lockstep.
+func pause(ctx context.Context, attempt int) bool {
+	d := time.Duration(1+rand.IntN(min(attempt, 20))) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // original returns the result of the earlier write that a retry duplicated.

@@ -133,5 +133,8 @@ func Serve(ctx context.Context, app *fiber.App, ln net.Listener, log *slog.Logge
 	if err := app.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("http shutdown", "err", err)
 	}
+	// A shutdown that comes before fasthttp has registered ln does nothing
+	// and Listener would serve for ever; a closed ln makes it return nil.
+	_ = ln.Close()
 	return <-errc
 }

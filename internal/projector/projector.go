@@ -130,13 +130,24 @@ func (p *Projector) consume(ctx context.Context, msgs chan<- jetstream.Msg) erro
 		attempt = 0
 		select {
 		case <-ctx.Done():
-			cc.Stop()
+			// Drain, not Stop: Stop drops the messages the client has
+			// buffered, which then sit unacknowledged on the server for
+			// AckWait (30s) before any other instance gets them, holding
+			// the ack floor back. Drain hands them to the loop first.
+			cc.Drain()
 			<-cc.Closed()
 			return nil
 		case <-lost:
 			p.log.Info("projector: consumer was deleted; binding again")
 			cc.Stop()
 			<-cc.Closed()
+			// Give whoever deleted it (a rebuild) time to create it again.
+			// Creating it at once races the server's removal of the old
+			// consumer's directory, which can leave the new one without
+			// its store (err 10012 on every later update).
+			if !sleep(ctx, 500*time.Millisecond) {
+				return nil
+			}
 		}
 	}
 	return nil
@@ -228,8 +239,10 @@ func (p *Projector) apply(ctx context.Context, id string, items []item) error {
 		cur, ok := p.cache.get(id)
 		confirmed := false
 		if !ok {
-			if items[0].ev.Version == 1 {
+			if items[0].ev.Version == 1 && attempt == 0 {
 				// A create: optimistically assume no snapshot; Create checks.
+				// If one exists (a redelivery after a crash between the KV
+				// write and the ack), the next attempt reads it.
 				cur = cached{}
 			} else {
 				var err error
@@ -239,18 +252,19 @@ func (p *Projector) apply(ctx context.Context, id string, items []item) error {
 				confirmed = true
 			}
 		}
-		next, dirty, err := p.fold(ctx, id, cur, confirmed, items)
+		next, dirty, n, err := p.fold(ctx, id, cur, confirmed, items)
 		if errors.Is(err, errStale) {
 			p.cache.forget(id)
 			if cur, err = p.load(ctx, id); err != nil {
 				return err
 			}
-			next, dirty, err = p.fold(ctx, id, cur, true, items)
+			next, dirty, n, err = p.fold(ctx, id, cur, true, items)
 		}
 		if err != nil {
 			return err
 		}
 		if !dirty {
+			n.count(&p.m)
 			return nil
 		}
 		rev, err := p.write(ctx, next, cur.rev)
@@ -264,6 +278,7 @@ func (p *Projector) apply(ctx context.Context, id string, items []item) error {
 		}
 		next.rev = rev
 		p.cache.put(id, next)
+		n.count(&p.m)
 		return nil
 	}
 	p.cache.forget(id)
@@ -272,42 +287,53 @@ func (p *Projector) apply(ctx context.Context, id string, items []item) error {
 
 var errStale = errors.New("cached snapshot may be stale")
 
+// tally is what one fold did, counted once its snapshot write succeeds, so
+// that an attempt lost to a compare-and-set race is not counted.
+type tally struct{ applied, duplicates, replays int }
+
+func (t tally) count(m *metrics) {
+	m.applied.Add(float64(t.applied))
+	m.duplicates.Add(float64(t.duplicates))
+	m.replays.Add(float64(t.replays))
+}
+
 // fold applies items onto cur. A duplicate seen only by the cache is
 // confirmed against KV first (the bucket may have been purged by a rebuild).
-func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed bool, items []item) (cached, bool, error) {
+func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed bool, items []item) (cached, bool, tally, error) {
 	next := cur
 	dirty := false
+	var n tally
 	for _, it := range items {
 		v := next.state.Article.Version
 		switch {
 		case it.ev.Version <= v:
 			if !confirmed && !dirty {
-				return cur, false, errStale
+				return cur, false, n, errStale
 			}
-			p.m.duplicates.Inc()
+			n.duplicates++
 		case it.ev.Version == v+1:
 			st, err := domain.Apply(next.state, it.ev)
 			if err != nil {
-				return cur, false, fmt.Errorf("apply seq %d: %w", it.seq, err)
+				return cur, false, n, fmt.Errorf("apply seq %d: %w", it.seq, err)
 			}
 			next.state, next.seq, dirty = st, it.seq, true
-			p.m.applied.Inc()
+			n.applied++
 		default:
 			// The predecessor is not in KV (another instance holds it, or
 			// the snapshot was removed): rebuild the article from the stream.
 			st, seq, err := p.store.State(ctx, id, it.seq)
 			if err != nil {
-				return cur, false, err
+				return cur, false, n, err
 			}
 			if st.Article.Version != it.ev.Version {
-				return cur, false, fmt.Errorf("replay of %s up to seq %d gave v%d, want v%d", id, it.seq, st.Article.Version, it.ev.Version)
+				return cur, false, n, fmt.Errorf("replay of %s up to seq %d gave v%d, want v%d", id, it.seq, st.Article.Version, it.ev.Version)
 			}
 			next.state, next.seq, dirty = st, seq, true
-			p.m.replays.Inc()
-			p.m.applied.Inc()
+			n.replays++
+			n.applied++
 		}
 	}
-	return next, dirty, nil
+	return next, dirty, n, nil
 }
 
 func (p *Projector) load(ctx context.Context, id string) (cached, error) {

@@ -41,8 +41,18 @@ func Reset(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, s
 	if err := js.DeleteConsumer(ctx, events.StreamName, natsx.Consumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return 0, fmt.Errorf("delete consumer: %w", err)
 	}
-	if _, err := js.CreateOrUpdateConsumer(ctx, events.StreamName, natsx.ConsumerConfig()); err != nil {
-		return 0, fmt.Errorf("create consumer: %w", err)
+	// A consumer created (by a running projector) while the server was
+	// still removing the old one's directory has lost its store: every
+	// update fails (err 10012). Delete such a one and create it again.
+	for attempt := 0; ; attempt++ {
+		_, err := js.CreateOrUpdateConsumer(ctx, events.StreamName, natsx.ConsumerConfig())
+		if err == nil {
+			break
+		}
+		if attempt == 4 || !sleep(ctx, 100*time.Millisecond) {
+			return 0, fmt.Errorf("create consumer: %w", err)
+		}
+		_ = js.DeleteConsumer(ctx, events.StreamName, natsx.Consumer)
 	}
 	return info.State.LastSeq, nil
 }
