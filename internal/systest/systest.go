@@ -117,6 +117,9 @@ func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 		s.TB.Fatal(err)
 	}
 	s.TB.Cleanup(func() { _ = r.Stop() })
+	// Cleanups run last-in first-out: idle client connections are closed
+	// before the server stops, so its graceful shutdown need not wait for them.
+	s.TB.Cleanup(s.Client.CloseIdleConnections)
 	natstest.WaitFor(s.TB, 30*time.Second, func() error {
 		resp, err := s.Client.Get("http://" + r.Addr + "/readyz")
 		if err != nil {
@@ -139,6 +142,7 @@ func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 		s.TB.Fatal(err)
 	}
 	s.TB.Cleanup(func() { _ = r.Stop() })
+	s.TB.Cleanup(s.Client.CloseIdleConnections)
 	return r
 }
 
