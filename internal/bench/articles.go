@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/inkstream/inkstream/pkg/domain"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// The articles the benchmark writes: a title, about 1 KB of content, an
+// author, three tags. Every POST, PUT and event has this shape.
+
+// content is the article body: about 1 000 characters.
+var content = strings.Repeat("Event sourcing keeps every change as an immutable fact; the read side folds them. ", 12)
+
+var tags = []string{"bench", "nats", "go"}
+
+func title(kind string, n int) string { return "Benchmark " + kind + " article " + strconv.Itoa(n) }
+
+// articleRequest is the body of a POST or PUT; the slug is left to the
+// server to derive from the title.
+type articleRequest struct {
+	Title    string   `json:"title"`
+	Content  string   `json:"content"`
+	AuthorID string   `json:"author_id"`
+	Status   string   `json:"status"`
+	Tags     []string `json:"tags"`
+}
+
+// articleBody is the JSON body of a POST or PUT.
+func articleBody(titleText string, author int) []byte {
+	b, _ := json.Marshal(articleRequest{
+		Title: titleText, Content: content, AuthorID: "author-" + strconv.Itoa(author%16),
+		Status: string(domain.StatusDraft), Tags: tags,
+	})
+	return b
+}
+
+// articleData is the data of the ArticleCreated event the command API
+// writes for articleBody(titleText, author).
+func articleData(titleText string, author int) events.ArticleData {
+	return events.ArticleData{
+		Title: titleText, Slug: domain.Slugify(titleText), Content: content,
+		AuthorID: "author-" + strconv.Itoa(author%16), Status: string(domain.StatusDraft), Tags: tags,
+	}
+}
+
+// eventMsg is an event message exactly as natsx.EventStore.Append publishes
+// it: the envelope on articles.<id>.<verb> with Nats-Msg-Id (the event id),
+// the expected last sequence of the article's subjects and the event type.
+// prefix replaces "articles" for the raw-publish baseline's own stream.
+func eventMsg(prefix string, e events.Envelope, expect uint64) (*nats.Msg, error) {
+	data, err := events.Encode(e)
+	if err != nil {
+		return nil, err
+	}
+	subject := events.Subject(e.ArticleID, e.Type)
+	filter := events.ArticleSubjects(e.ArticleID)
+	if prefix != events.SubjectPrefix {
+		subject = prefix + strings.TrimPrefix(subject, events.SubjectPrefix)
+		filter = prefix + strings.TrimPrefix(filter, events.SubjectPrefix)
+	}
+	hdr := nats.Header{}
+	hdr.Set(jetstream.MsgIDHeader, e.ID)
+	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, filter)
+	hdr.Set(events.HeaderEventType, string(e.Type))
+	return &nats.Msg{Subject: subject, Header: hdr, Data: data}, nil
+}
+
+// createdEvent is the ArticleCreated event of a new article.
+func createdEvent(articleID string, n int) (events.Envelope, error) {
+	evID, err := uuid.NewV7()
+	if err != nil {
+		return events.Envelope{}, err
+	}
+	t := title("replayed", n)
+	return events.NewEnvelope(evID.String(), events.ArticleCreated, articleID, 1,
+		time.Now().UTC().Truncate(time.Microsecond), articleData(t, n))
+}
+
+var statuses = []string{string(domain.StatusUnderReview), string(domain.StatusPublished), string(domain.StatusDraft)}
+
+// updatedEvent is version v (≥ 2) of an article: in turn a new title (and
+// so slug), a new status, new content — what the command API writes for a
+// PUT or PATCH that changes those fields.
+func updatedEvent(articleID string, n, v int) (events.Envelope, error) {
+	evID, err := uuid.NewV7()
+	if err != nil {
+		return events.Envelope{}, err
+	}
+	var c events.ArticleChanges
+	switch v % 3 {
+	case 2:
+		t := fmt.Sprintf("%s, revision %d", title("replayed", n), v)
+		s := domain.Slugify(t)
+		c.Title, c.Slug = &t, &s
+	case 0:
+		s := statuses[(v/3)%len(statuses)]
+		c.Status = &s
+	case 1:
+		s := fmt.Sprintf("Revision %d. %s", v, content)
+		c.Content = &s
+	}
+	return events.NewEnvelope(evID.String(), events.ArticleUpdated, articleID, v,
+		time.Now().UTC().Truncate(time.Microsecond), c)
+}

@@ -1,0 +1,201 @@
+// Package bench is inkstream's benchmark harness (cmd/inkbench, `make
+// bench`): it starts nats-server and the three services as separate
+// processes on loopback, loads them, runs the raw baselines (a bare Fiber
+// app, raw JetStream publishing) in the same run, and reports every figure
+// against the performance targets of DESIGN.md in bench/results.md and
+// bench/results.json. It builds nothing: the binaries come from -bin.
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is one benchmark invocation.
+type Config struct {
+	Short          bool
+	Runs           int           // repeat everything; medians are reported
+	BinDir         string        // command-api, projector, query-api, inkbench, nats-server
+	OutDir         string        // results.md, results.json
+	Duration       time.Duration // of each load
+	Conns          int           // connections (and publishers) of the closed-loop loads
+	SeedArticles   int           // articles the GET, list and PUT loads use
+	VisibilityRate int           // writes/s of the write → visible load
+	ReplayEvents   int           // events the projector replays
+	ColdArticles   int           // articles those events make, in KV for the cold start
+	ReplayTimeout  time.Duration // the replay figure is partial after this
+	Pprof          bool          // start the services with -pprof
+	Command        string        // the command line, for the header
+
+	// Log receives progress lines; Out receives the table.
+	Log, Out io.Writer
+	// OnStart, if set, is told of every child process started.
+	OnStart func(name string, pid int)
+}
+
+// Main is cmd/inkbench: flags, then Run. "inkbench serve-fiber" is the
+// raw Fiber baseline server that the harness runs as a child.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "serve-fiber" {
+		return serveFiber(ctx, args[1:], stderr)
+	}
+	cfg := Config{Log: stderr, Out: stdout, Command: commandLine(args)}
+	fs := flag.NewFlagSet("inkbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.BoolVar(&cfg.Short, "short", false, "short mode: 3 s loads, replay of 100 000 events, cold start with 10 000 articles (about 1 minute)")
+	fs.IntVar(&cfg.Runs, "runs", 1, "repeat the whole measurement N times and report the median of each figure and ratio")
+	fs.StringVar(&cfg.BinDir, "bin", "./bin", "directory with command-api, projector, query-api, inkbench and nats-server (make build)")
+	fs.StringVar(&cfg.OutDir, "out", "./bench", "directory for results.md and results.json")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each load (default 10s, 3s with -short)")
+	fs.IntVar(&cfg.Conns, "conns", 64, "connections of the closed-loop loads and publishers of the raw publish baseline")
+	fs.IntVar(&cfg.SeedArticles, "seed-articles", 1000, "articles created before the loads (GET, list and PUT use them)")
+	fs.IntVar(&cfg.VisibilityRate, "visibility-rate", 5000, "writes/s of the write → visible load")
+	fs.IntVar(&cfg.ReplayEvents, "replay-events", 0, "events of the projector replay (default 1 000 000, 100 000 with -short)")
+	fs.IntVar(&cfg.ColdArticles, "cold-articles", 0, "articles in KV for the query-api cold start, made by the replayed events (default 100 000, 10 000 with -short)")
+	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the replay as timed out (partial rate) after this (default 4m, 60s with -short)")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/results.md and -out/results.json.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	_, err := Run(ctx, cfg)
+	return err
+}
+
+func commandLine(args []string) string {
+	parts := []string{os.Args[0]}
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts = append(parts, a)
+	}
+	return strings.Join(parts, " ")
+}
+
+// defaults fills what the mode decides and checks the rest.
+func (c *Config) defaults() error {
+	d, replayTimeout, events, articles := 10*time.Second, 4*time.Minute, 1_000_000, 100_000
+	if c.Short {
+		d, replayTimeout, events, articles = 3*time.Second, time.Minute, 100_000, 10_000
+	}
+	if c.Duration == 0 {
+		c.Duration = d
+	}
+	if c.ReplayEvents == 0 {
+		c.ReplayEvents = events
+	}
+	if c.ColdArticles == 0 {
+		c.ColdArticles = min(articles, c.ReplayEvents)
+	}
+	if c.ReplayTimeout == 0 {
+		c.ReplayTimeout = replayTimeout
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	if c.Out == nil {
+		c.Out = io.Discard
+	}
+	var errs []error
+	if c.Runs < 1 {
+		errs = append(errs, errors.New("-runs must be at least 1"))
+	}
+	if c.Duration < 100*time.Millisecond {
+		errs = append(errs, errors.New("-duration must be at least 100ms"))
+	}
+	if c.Conns < 1 || c.Conns > 1024 {
+		errs = append(errs, errors.New("-conns must be 1 to 1024"))
+	}
+	if c.SeedArticles < c.Conns {
+		errs = append(errs, fmt.Errorf("-seed-articles must be at least -conns (%d): each PUT connection updates its own articles", c.Conns))
+	}
+	if c.VisibilityRate < 1 {
+		errs = append(errs, errors.New("-visibility-rate must be at least 1"))
+	}
+	if c.ColdArticles < 1 || c.ReplayEvents < c.ColdArticles {
+		errs = append(errs, errors.New("-cold-articles must be at least 1 and at most -replay-events (each article gets replay-events/cold-articles events)"))
+	}
+	if c.ReplayTimeout < time.Second {
+		errs = append(errs, errors.New("-replay-timeout must be at least 1s"))
+	}
+	if c.BinDir == "" {
+		c.BinDir = "./bin"
+	}
+	if c.OutDir == "" {
+		c.OutDir = "./bench"
+	}
+	abs, err := filepath.Abs(c.BinDir)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.BinDir = abs
+	for _, name := range []string{"nats-server", "command-api", "projector", "query-api", "inkbench"} {
+		if st, err := os.Stat(filepath.Join(c.BinDir, name)); err != nil || st.IsDir() {
+			errs = append(errs, fmt.Errorf("%s is missing from %s: run `make build` (or pass -bin)", name, c.BinDir))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// warmup is the unmeasured lead-in of each load.
+func (c *Config) warmup() time.Duration { return min(c.Duration/5, time.Second) }
+
+func (c *Config) bin(name string) string { return filepath.Join(c.BinDir, name) }
+
+func (c *Config) mode() string {
+	if c.Short {
+		return "short"
+	}
+	if c.Duration == 10*time.Second && c.ReplayEvents == 1_000_000 && c.ColdArticles == 100_000 {
+		return "full"
+	}
+	return "custom"
+}
+
+// Run runs the benchmark cfg.Runs times, writes results.md and results.json
+// to cfg.OutDir, prints the table and returns the report. Every process it
+// starts is stopped before it returns, also on error and when ctx ends.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
+	}
+	rep := &Report{Meta: meta(cfg, began)}
+	for i := range cfg.Runs {
+		r := &runner{cfg: &cfg, logf: func(format string, args ...any) {
+			logf("run %d/%d: %s", i+1, cfg.Runs, fmt.Sprintf(format, args...))
+		}}
+		res, err := r.run(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("run %d/%d: %w", i+1, cfg.Runs, err)
+		}
+		rep.Runs = append(rep.Runs, res)
+	}
+	rep.Median = median(rep.Runs)
+	rep.Targets = targets(rep.Median)
+	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
+	md, err := write(cfg.OutDir, *rep)
+	if err != nil {
+		return nil, fmt.Errorf("write results: %w", err)
+	}
+	fmt.Fprint(cfg.Out, md)
+	logf("wrote %s and %s", filepath.Join(cfg.OutDir, "results.md"), filepath.Join(cfg.OutDir, "results.json"))
+	return rep, nil
+}

@@ -1,0 +1,240 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds the services, inkbench and nats-server once per test
+// binary, without -race whatever the test runs with.
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "inkbench-test-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, args := range [][]string{
+			{"build", "-o", binDir + string(filepath.Separator), "./cmd/..."},
+			{"build", "-o", filepath.Join(binDir, "nats-server"), "github.com/nats-io/nats-server/v2"},
+		} {
+			cmd := exec.Command("go", args...)
+			cmd.Dir = filepath.Join("..", "..")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = errors.Join(err, errors.New(string(out)))
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build binaries: %v", buildErr)
+	}
+	return binDir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// tiny is a configuration that exercises every part of the harness in
+// about half a minute. Its figures mean nothing.
+func tiny(t *testing.T, pids *[]int, mu *sync.Mutex) Config {
+	return Config{
+		BinDir: binaries(t), OutDir: t.TempDir(), Runs: 1, Duration: time.Second, Conns: 64,
+		SeedArticles: 200, VisibilityRate: 500, ReplayEvents: 10_000, ColdArticles: 2_000, ReplayTimeout: time.Minute,
+		Command: "go test ./internal/bench", Log: t.Output(),
+		OnStart: func(_ string, pid int) {
+			mu.Lock()
+			*pids = append(*pids, pid)
+			mu.Unlock()
+		},
+	}
+}
+
+// assertAllStopped fails for every started process that still exists.
+func assertAllStopped(t *testing.T, pids []int) {
+	t.Helper()
+	if len(pids) == 0 {
+		t.Fatal("no process was started")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("process %d still exists after Run returned (kill 0: %v)", pid, err)
+		}
+	}
+}
+
+// TestShortBench runs the whole harness in a tiny mode so it cannot rot: it
+// asserts the table has every row and results.json parses, and nothing
+// about performance.
+func TestShortBench(t *testing.T) {
+	var pids []int
+	var mu sync.Mutex
+	cfg := tiny(t, &pids, &mu)
+	var out bytes.Buffer
+	cfg.Out = &out
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertAllStopped(t, pids)
+
+	md, err := os.ReadFile(filepath.Join(cfg.OutDir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(md, out.Bytes()) {
+		t.Error("the printed table differs from results.md")
+	}
+	for _, want := range []string{
+		"- date: ", "- go version: go", "- CPU: ", "- command: `go test ./internal/bench`",
+		"| baseline: raw Fiber GET by id from a map, 64 conns |",
+		"| GET /api/articles/{id} (cached), 64 conns |",
+		"| GET /api/articles?limit=20, 64 conns |",
+		"| baseline: raw sync JetStream publish, 64 publishers |",
+		"| POST /api/articles, 64 conns |",
+		"| PUT /api/articles/{id}, 64 conns |",
+		"| write → visible in query API at 500 writes/s |",
+		"| projector replay of 10 000 events (2 000 articles) |",
+		"| query-api cold start, 2 000 articles in KV |",
+		"| peak RSS: raw Fiber baseline |", "| peak RSS: nats-server (loads) |", "| peak RSS: command-api |",
+		"| peak RSS: projector (loads) |", "| peak RSS: query-api (loads) |", "| peak RSS: nats-server (replay) |",
+		"| peak RSS: projector (replay of 10 000 events) |", "| peak RSS: query-api (cold start, 2 000 articles) |",
+		"≥ 0.8× raw Fiber and p99 ≤ 5 ms", "≥ 0.7× raw JetStream publish and ≥ 10 000/s",
+		"p99 ≤ 20 ms at 500 writes/s", "≥ 50 000 events/s",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("results.md:\n%s", md)
+	}
+
+	raw, err := os.ReadFile(filepath.Join(cfg.OutDir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		t.Fatalf("results.json: %v", err)
+	}
+	if len(got.Runs) != 1 || len(got.Targets) != 4 || got.Meta.Mode != "custom" || got.Meta.ReplayEvents != 10_000 {
+		t.Errorf("results.json: %d runs, %d targets, mode %q, %d replay events", len(got.Runs), len(got.Targets), got.Meta.Mode, got.Meta.ReplayEvents)
+	}
+	m := got.Median
+	for name, l := range map[string]Load{"raw Fiber": m.RawFiber, "GET": m.Get, "list": m.List, "raw publish": m.RawPublish, "POST": m.Post, "PUT": m.Put} {
+		if l.Requests == 0 || l.Seconds == 0 {
+			t.Errorf("%s load made no successful requests: %+v", name, l)
+		}
+	}
+	if m.Visibility.Visible == 0 || m.Replay.Acked == 0 || m.ColdStart.Articles == 0 || len(m.RSS) != 8 {
+		t.Errorf("visibility %+v, replay %+v, cold start %+v, %d RSS figures", m.Visibility, m.Replay, m.ColdStart, len(m.RSS))
+	}
+	for _, p := range m.RSS {
+		if p.MiB <= 0 {
+			t.Errorf("no peak RSS for %s", p.Process)
+		}
+	}
+	if rep.Median.Ratios != got.Median.Ratios {
+		t.Errorf("returned ratios %+v, written %+v", rep.Median.Ratios, got.Median.Ratios)
+	}
+}
+
+// TestInterruptStopsEveryProcess cancels a run while it starts the
+// services, as Ctrl-C does: Run must return at once, with every process it
+// started stopped and its temporary directory gone.
+func TestInterruptStopsEveryProcess(t *testing.T) {
+	binaries(t) // before TMPDIR changes
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	var pids []int
+	var mu sync.Mutex
+	cfg := tiny(t, &pids, &mu)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	started := cfg.OnStart
+	cfg.OnStart = func(name string, pid int) {
+		started(name, pid)
+		if name == "query-api" {
+			cancel()
+		}
+	}
+	begin := time.Now()
+	_, err := Run(ctx, cfg)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after cancel: want context.Canceled, got %v", err)
+	}
+	if took := time.Since(begin); took > 30*time.Second {
+		t.Errorf("Run took %s to return after cancel", took)
+	}
+	assertAllStopped(t, pids)
+	if len(pids) != 4 {
+		t.Errorf("started %d processes before the cancel, want 4 (nats-server, command-api, projector, query-api)", len(pids))
+	}
+	left, _ := os.ReadDir(tmp)
+	if len(left) != 0 {
+		t.Errorf("temporary files left after an interrupted run: %v", left)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	if err := Main(t.Context(), []string{"-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-runs", "0"}, io.Discard, io.Discard)
+	for _, want := range []string{"-runs must be at least 1", "nats-server is missing from", "run `make build`"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad flags: want an error with %q, got %v", want, err)
+		}
+	}
+	if err := Main(t.Context(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+		t.Error("a stray argument was accepted")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	run := func(rps, p99 float64, errs int64, timedOut bool, rss float64) Result {
+		r := Result{Get: Load{RPS: rps, Errors: errs, Latency: Latency{P99: p99}}, RawFiber: Load{RPS: 100},
+			Replay: Replay{TimedOut: timedOut}, RSS: []RSS{{"a", rss}, {"b", 2 * rss}}}
+		r.ratios()
+		return r
+	}
+	m := median([]Result{run(90, 3, 0, false, 10), run(70, 9, 5, true, 30), run(80, 4, 1, false, 20)})
+	if m.Get.RPS != 80 || m.Get.P99 != 4 || m.Get.Errors != 1 || m.Ratios.GetVsRawFiber != 0.8 {
+		t.Errorf("median GET %+v, ratio %v", m.Get, m.Ratios.GetVsRawFiber)
+	}
+	if !m.Replay.TimedOut {
+		t.Error("a run that timed out must show in the median")
+	}
+	if len(m.RSS) != 2 || m.RSS[0] != (RSS{"a", 20}) || m.RSS[1] != (RSS{"b", 40}) {
+		t.Errorf("median RSS %+v", m.RSS)
+	}
+	if got := median([]Result{run(1, 1, 0, false, 1), run(3, 3, 0, false, 3)}); got.Get.RPS != 2 {
+		t.Errorf("median of two: %v, want 2", got.Get.RPS)
+	}
+}

@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Load is the outcome of one load: throughput of successful requests and
+// their latency. Failed requests count as errors and are left out of the
+// latencies.
+type Load struct {
+	Requests int64   `json:"requests"` // successful
+	Errors   int64   `json:"errors"`
+	Seconds  float64 `json:"seconds"` // measured span
+	RPS      float64 `json:"rps"`     // successful requests per second
+	Latency
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+}
+
+// Latency is a latency distribution in milliseconds.
+type Latency struct {
+	P50  float64 `json:"p50_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p999_ms"`
+	Max  float64 `json:"max_ms"`
+}
+
+// latencyOf sorts ds and reads its percentiles (nearest rank).
+func latencyOf(ds []time.Duration) Latency {
+	if len(ds) == 0 {
+		return Latency{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) float64 {
+		i := int(q*float64(len(ds))+0.999999) - 1
+		i = min(max(i, 0), len(ds)-1)
+		return ms(ds[i])
+	}
+	return Latency{P50: at(0.50), P99: at(0.99), P999: at(0.999), Max: ms(ds[len(ds)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// errorKinds merges per-worker error counts.
+type errorKinds map[string]int64
+
+// add counts one error of a kind; past 20 kinds the rest are "other".
+func (e errorKinds) add(kind string) {
+	if len(kind) > 120 {
+		kind = kind[:120]
+	}
+	if _, ok := e[kind]; !ok && len(e) >= 20 {
+		kind = "other"
+	}
+	e[kind]++
+}
+
+// statusKind names an unexpected status for errorKinds.
+func statusKind(code int) string {
+	return fmt.Sprintf("status %d %s", code, http.StatusText(code))
+}
+
+func (e errorKinds) String() string {
+	var parts []string
+	for k, n := range e {
+		parts = append(parts, fmt.Sprintf("%d× %s", n, k))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
+}
+
+// closedLoop describes a load of conns workers, each with its own
+// connection, each sending the next request as soon as the previous one
+// has been answered: "at conns connections".
+type closedLoop struct {
+	addr     string // host:port, always loopback
+	conns    int
+	warmup   time.Duration // run first, not measured
+	duration time.Duration
+	// build fills request number i of worker w.
+	build func(w, i int, req *fasthttp.Request)
+	// want is the status code of success.
+	want int
+	// check, if set, is called on each successful response of worker w.
+	check func(w int, resp *fasthttp.Response)
+}
+
+// clientFor returns a client with exactly one connection to addr.
+func clientFor(addr string, conns int) *fasthttp.HostClient {
+	return &fasthttp.HostClient{
+		Addr:                      addr,
+		MaxConns:                  conns,
+		ReadTimeout:               10 * time.Second,
+		WriteTimeout:              10 * time.Second,
+		MaxIdleConnDuration:       time.Minute,
+		MaxConnWaitTimeout:        10 * time.Second,
+		MaxIdemponentCallAttempts: 1, // a failure is an error, not a silent retry
+		NoDefaultUserAgentHeader:  true,
+	}
+}
+
+// run runs the warm-up, then the measured load. Each phase's request count
+// is bounded by its duration; ctx ends it early (the result then is an error).
+func (l closedLoop) run(ctx context.Context) (Load, error) {
+	clients := make([]*fasthttp.HostClient, l.conns)
+	for i := range clients {
+		clients[i] = clientFor(l.addr, 1)
+	}
+	defer func() {
+		for _, c := range clients {
+			c.CloseIdleConnections()
+		}
+	}()
+	counters := make([]int, l.conns) // request numbers keep counting across phases
+	if l.warmup > 0 {
+		if _, err := l.phase(ctx, clients, counters, l.warmup); err != nil {
+			return Load{}, err
+		}
+	}
+	return l.phase(ctx, clients, counters, l.duration)
+}
+
+type workerResult struct {
+	lat    []time.Duration
+	errors int64
+	kinds  errorKinds
+}
+
+func (l closedLoop) phase(ctx context.Context, clients []*fasthttp.HostClient, counters []int, d time.Duration) (Load, error) {
+	results := make([]workerResult, len(clients))
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &results[w]
+			r.kinds = errorKinds{}
+			r.lat = make([]time.Duration, 0, 4096)
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			c := clients[w]
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					return
+				}
+				req.Reset()
+				resp.Reset()
+				l.build(w, counters[w], req)
+				counters[w]++
+				err := c.Do(req, resp)
+				took := time.Since(t0)
+				switch {
+				case err != nil:
+					r.errors++
+					r.kinds.add("transport: " + err.Error())
+				case resp.StatusCode() != l.want:
+					r.errors++
+					r.kinds.add(statusKind(resp.StatusCode()))
+				default:
+					r.lat = append(r.lat, took)
+					if l.check != nil {
+						l.check(w, resp)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Load{}, err
+	}
+	return merge(results, time.Since(start)), nil
+}

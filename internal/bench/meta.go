@@ -1,0 +1,72 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"debug/buildinfo"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// meta describes the machine, the toolchain and the invocation.
+func meta(cfg Config, began time.Time) Meta {
+	m := Meta{
+		Date:           began.UTC().Format(time.RFC3339),
+		GoVersion:      goVersion(),
+		BinaryGo:       "unknown",
+		CPU:            "unknown",
+		Cores:          runtime.NumCPU(),
+		GOMAXPROCS:     runtime.GOMAXPROCS(0),
+		Command:        cfg.Command,
+		Mode:           cfg.mode(),
+		Runs:           cfg.Runs,
+		DurationS:      cfg.Duration.Seconds(),
+		WarmupS:        cfg.warmup().Seconds(),
+		Connections:    cfg.Conns,
+		SeedArticles:   cfg.SeedArticles,
+		VisibilityRate: cfg.VisibilityRate,
+		ReplayEvents:   cfg.ReplayEvents,
+		ColdArticles:   cfg.ColdArticles,
+	}
+	if bi, err := buildinfo.ReadFile(cfg.bin("query-api")); err == nil {
+		m.BinaryGo = bi.GoVersion
+	}
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		defer f.Close()
+		cores := 0
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			k, v, ok := strings.Cut(sc.Text(), ":")
+			if !ok {
+				continue
+			}
+			switch strings.TrimSpace(k) {
+			case "model name":
+				if m.CPU == "unknown" {
+					m.CPU = strings.TrimSpace(v)
+				}
+			case "processor":
+				cores++
+			}
+		}
+		if cores > 0 {
+			m.Cores = cores
+		}
+	}
+	return m
+}
+
+// goVersion is the output of `go version`, or this binary's Go version
+// when no go command is at hand.
+func goVersion() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "go", "version").Output()
+	if err != nil {
+		return runtime.Version() + " (no go command; the version inkbench was built with)"
+	}
+	return strings.TrimSpace(string(out))
+}

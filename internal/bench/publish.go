@@ -1,0 +1,335 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// natsDefaults is the NATS configuration the services run with by default
+// (their flags' defaults), pointed at url.
+func natsDefaults(url string) (config.NATS, error) {
+	cfg, err := config.ParseProjector("inkbench", nil, func(string) string { return "" }, nopWriter{})
+	if err != nil {
+		return config.NATS{}, err
+	}
+	cfg.NATS.URL = url
+	cfg.NATS.Name = "inkbench"
+	return cfg.NATS, nil
+}
+
+type nopWriter struct{}
+
+func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// connectJS dials the harness's own connection to the server p and waits
+// until JetStream answers.
+func connectJS(ctx context.Context, p *proc, url string) (*nats.Conn, jetstream.JetStream, error) {
+	var nc *nats.Conn
+	var js jetstream.JetStream
+	err := poll(ctx, p, "JetStream at "+url, 20*time.Millisecond, 30*time.Second, func() (bool, error) {
+		c, err := nats.Connect(url, nats.Name("inkbench"), nats.Timeout(time.Second), nats.MaxReconnects(-1))
+		if err != nil {
+			return false, err
+		}
+		j, err := jetstream.New(c, jetstream.WithPublishAsyncMaxPending(2*publishWindow),
+			jetstream.WithPublishAsyncTimeout(30*time.Second))
+		if err == nil {
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			_, err = j.AccountInfo(actx)
+			cancel()
+		}
+		if err != nil {
+			c.Close()
+			return false, err
+		}
+		nc, js = c, j
+		return true, nil
+	})
+	return nc, js, err
+}
+
+// rawStream is the stream of the raw-publish baseline: stream ARTICLES's
+// configuration under another name and subjects, so the baseline's events
+// do not reach the projector and the read model.
+const (
+	rawStream  = "BENCH_RAW"
+	rawSubject = "benchraw"
+)
+
+// rawPublish is the baseline of POST: conns goroutines on one connection
+// (as the command API has one), each publishing an ArticleCreated event of
+// the POST's size with the command API's headers and waiting for its ack
+// (js.PublishMsg), back to back, for the duration.
+func rawPublish(ctx context.Context, js jetstream.JetStream, ncfg config.NATS, conns int, warmup, duration time.Duration) (Load, error) {
+	sc := natsx.StreamConfig(ncfg)
+	sc.Name, sc.Subjects, sc.Description = rawStream, []string{rawSubject + ".>"}, "inkbench raw publish baseline"
+	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		return Load{}, fmt.Errorf("create stream %s: %w", rawStream, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = js.DeleteStream(dctx, rawStream)
+	}()
+	var n atomic.Int64 // article numbers
+	run := func(d time.Duration) (Load, error) {
+		results := make([]workerResult, conns)
+		start := time.Now()
+		deadline := start.Add(d)
+		var wg sync.WaitGroup
+		for w := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := &results[w]
+				r.kinds = errorKinds{}
+				r.lat = make([]time.Duration, 0, 4096)
+				for ctx.Err() == nil {
+					t0 := time.Now()
+					if !t0.Before(deadline) {
+						return
+					}
+					err := publishOne(ctx, js, int(n.Add(1)))
+					took := time.Since(t0)
+					if err != nil {
+						r.errors++
+						r.kinds.add(err.Error())
+						continue
+					}
+					r.lat = append(r.lat, took)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return Load{}, err
+		}
+		return merge(results, time.Since(start)), nil
+	}
+	if warmup > 0 {
+		if _, err := run(warmup); err != nil {
+			return Load{}, err
+		}
+	}
+	return run(duration)
+}
+
+// publishOne builds and synchronously publishes one create event, as the
+// command API does for a POST (its event encoding included).
+func publishOne(ctx context.Context, js jetstream.JetStream, n int) error {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	evID, err := uuid.NewV7()
+	if err != nil {
+		return err
+	}
+	e, err := events.NewEnvelope(evID.String(), events.ArticleCreated, id.String(), 1,
+		time.Now().UTC().Truncate(time.Microsecond), articleData(title("posted", n), n))
+	if err != nil {
+		return err
+	}
+	msg, err := eventMsg(rawSubject, e, 0)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = js.PublishMsg(pctx, msg)
+	return err
+}
+
+// merge folds the workers' results of a load that took elapsed.
+func merge(results []workerResult, elapsed time.Duration) Load {
+	var all []time.Duration
+	out := Load{Seconds: elapsed.Seconds()}
+	kinds := errorKinds{}
+	for _, r := range results {
+		all = append(all, r.lat...)
+		out.Errors += r.errors
+		for k, n := range r.kinds {
+			kinds[k] += n
+		}
+	}
+	out.Requests = int64(len(all))
+	out.RPS = float64(out.Requests) / elapsed.Seconds()
+	out.Latency = latencyOf(all)
+	if len(kinds) > 0 {
+		out.ErrorKinds = kinds
+	}
+	return out
+}
+
+// publishWindow bounds the asynchronous publishes awaiting their ack.
+const publishWindow = 4096
+
+// publishHistory writes the history of `articles` articles, `total` events
+// in all (the first total%articles articles get one more), straight to
+// stream ARTICLES with asynchronous publishes: valid envelopes with the
+// headers the command API sets, the expected last sequence included. It
+// publishes in rounds — every article's version 1, then every version 2, …
+// — so an article's events are spread over the stream as they are in real
+// life, and each round knows the sequences its expectations name. It
+// returns the stream's last sequence.
+func publishHistory(ctx context.Context, js jetstream.JetStream, articles, total int) (uint64, error) {
+	if articles < 1 || total < articles {
+		return 0, fmt.Errorf("history of %d events for %d articles: need at least one event per article", total, articles)
+	}
+	ids := make([]string, articles)
+	for i := range ids {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return 0, err
+		}
+		ids[i] = u.String()
+	}
+	seqs := make([]uint64, articles)
+	base, extra := total/articles, total%articles
+	rounds := base
+	if extra > 0 {
+		rounds++
+	}
+	for round := range rounds {
+		n := articles
+		if round == base {
+			n = extra
+		}
+		if err := publishRound(ctx, js, ids[:n], seqs, round+1); err != nil {
+			return 0, fmt.Errorf("publish version %d of %d articles: %w", round+1, n, err)
+		}
+	}
+	s, err := js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if info.State.Msgs != uint64(total) {
+		return 0, fmt.Errorf("stream %s holds %d messages after publishing %d", events.StreamName, info.State.Msgs, total)
+	}
+	return info.State.LastSeq, nil
+}
+
+// publishRound publishes version v of each article asynchronously, at
+// most publishWindow awaiting their acks, and records their sequences.
+func publishRound(ctx context.Context, js jetstream.JetStream, ids []string, seqs []uint64, v int) error {
+	type pending struct {
+		article int
+		ack     jetstream.PubAckFuture
+	}
+	ch := make(chan pending, publishWindow)
+	var failed int
+	var firstErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for p := range ch {
+			select {
+			case ack := <-p.ack.Ok():
+				seqs[p.article] = ack.Sequence
+			case err := <-p.ack.Err():
+				if failed++; firstErr == nil {
+					firstErr = err
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	err := func() error {
+		defer close(ch)
+		for a, id := range ids {
+			var e events.Envelope
+			var err error
+			if v == 1 {
+				e, err = createdEvent(id, a)
+			} else {
+				e, err = updatedEvent(id, a, v)
+			}
+			if err != nil {
+				return err
+			}
+			msg, err := eventMsg(events.SubjectPrefix, e, seqs[a])
+			if err != nil {
+				return err
+			}
+			f, err := js.PublishMsgAsync(msg)
+			if err != nil {
+				return err
+			}
+			select {
+			case ch <- pending{article: a, ack: f}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}()
+	<-done
+	switch {
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case firstErr != nil:
+		return fmt.Errorf("%d publishes failed, the first: %w", failed, firstErr)
+	}
+	return nil
+}
+
+// ackFloor is the stream sequence up to which consumer projector has
+// acknowledged everything.
+func ackFloor(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(cctx, events.StreamName, natsx.Consumer)
+	if err != nil {
+		return 0, err
+	}
+	return cons.CachedInfo().AckFloor.Stream, nil
+}
+
+// lastSeq is the last sequence of stream ARTICLES.
+func lastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	s, err := js.Stream(cctx, events.StreamName)
+	if err != nil {
+		return 0, err
+	}
+	return s.CachedInfo().State.LastSeq, nil
+}
+
+// waitProjected waits until consumer projector has acknowledged every
+// event up to target. It returns when it saw that and the last ack floor
+// it read (below target on error).
+func waitProjected(ctx context.Context, js jetstream.JetStream, p *proc, target uint64, interval, timeout time.Duration) (time.Time, uint64, error) {
+	var floor uint64
+	var at time.Time
+	err := poll(ctx, p, fmt.Sprintf("projector to acknowledge up to sequence %d", target), interval, timeout, func() (bool, error) {
+		f, err := ackFloor(ctx, js)
+		if err != nil {
+			return false, err
+		}
+		floor, at = f, time.Now()
+		return f >= target, nil
+	})
+	if err != nil {
+		return at, floor, fmt.Errorf("%w (acknowledged up to %d)", err, floor)
+	}
+	return at, floor, nil
+}
