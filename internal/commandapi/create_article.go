@@ -18,9 +18,6 @@ func (s *Service) createArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := fields.Normalize("article").Validate(); err != nil {
-		return err
-	}
 	key, hash, err := idempotency(c)
 	if err != nil {
 		return err

@@ -67,9 +67,12 @@ func decodeArticle(body []byte) (domain.Fields, error) {
 	if err := decodeStrict(body, &req); err != nil {
 		return domain.Fields{}, err
 	}
-	for name, v := range map[string]json.RawMessage{"id": req.ID, "version": req.Version, "created_at": req.CreatedAt, "updated_at": req.UpdatedAt} {
-		if v != nil {
-			return domain.Fields{}, fieldError(name, "is read-only")
+	for _, ro := range [...]struct {
+		name string
+		v    json.RawMessage
+	}{{"id", req.ID}, {"version", req.Version}, {"created_at", req.CreatedAt}, {"updated_at", req.UpdatedAt}} {
+		if ro.v != nil {
+			return domain.Fields{}, fieldError(ro.name, "is read-only")
 		}
 	}
 	return domain.Fields{Title: req.Title, Slug: req.Slug, Content: req.Content, AuthorID: req.AuthorID, Status: req.Status, Tags: req.Tags}, nil

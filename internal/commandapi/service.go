@@ -57,6 +57,9 @@ type Service struct {
 
 // New returns the write service.
 func New(store EventStore, cacheSize int, writeTimeout time.Duration, reg prometheus.Registerer, log *slog.Logger) *Service {
+	// UUIDv7s for ids and event ids come from a pool of random bytes
+	// instead of a read of the system's random source each.
+	uuid.EnableRandPool()
 	s := &Service{
 		store:        store,
 		aggs:         newAggregates(cacheSize),

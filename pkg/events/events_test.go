@@ -410,3 +410,27 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeFastPathMatchesEncodingJSON(t *testing.T) {
+	for _, e := range []events.Envelope{
+		{ID: "0191e7b0-0000-7000-8000-000000000001", Type: events.ArticleCreated, ArticleID: "0191e7b0-0000-7000-8000-000000000002", Version: 1,
+			OccurredAt: time.Date(2026, 11, 23, 10, 0, 0, 123456000, time.UTC), Data: json.RawMessage(`{"title":"T","tags":["a"]}`)},
+		{ID: "e", Type: events.ArticleDeleted, ArticleID: "a", Version: 12, OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{ID: "e<&>", Type: events.ArticleUpdated, ArticleID: "ä\"", Version: 2, OccurredAt: time.Date(2026, 1, 2, 3, 4, 5, 1, time.FixedZone("X", 3600)), Data: json.RawMessage(`{"status":"published"}`)},
+	} {
+		got, err := events.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(e.Data) == 0 {
+			e.Data = json.RawMessage("{}")
+		}
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("Encode:\n got %s\nwant %s", got, want)
+		}
+	}
+}
