@@ -56,7 +56,6 @@ func articleData(titleText string, author int) events.ArticleData {
 // eventMsg is an event message exactly as natsx.EventStore.Append publishes
 // it: the envelope on articles.<id>.<verb> with Nats-Msg-Id (the event id),
 // the expected last sequence of the article's subjects and the event type.
-// prefix replaces "articles" for the raw-publish baseline's own stream.
 func eventMsg(prefix string, e events.Envelope, expect uint64) (*nats.Msg, error) {
 	data, err := events.Encode(e)
 	if err != nil {

@@ -59,29 +59,10 @@ func connectJS(ctx context.Context, p *proc, url string) (*nats.Conn, jetstream.
 	return nc, js, err
 }
 
-// rawStream is the stream of the raw-publish baseline: stream ARTICLES's
-// configuration under another name and subjects, so the baseline's events
-// do not reach the projector and the read model.
-const (
-	rawStream  = "BENCH_RAW"
-	rawSubject = "benchraw"
-)
-
-// rawPublish is the baseline of POST: conns goroutines on one connection
-// (as the command API has one), each publishing an ArticleCreated event of
-// the POST's size with the command API's headers and waiting for its ack
-// (js.PublishMsg), back to back, for the duration.
-func rawPublish(ctx context.Context, js jetstream.JetStream, ncfg config.NATS, conns int, warmup, duration time.Duration) (Load, error) {
-	sc := natsx.StreamConfig(ncfg)
-	sc.Name, sc.Subjects, sc.Description = rawStream, []string{rawSubject + ".>"}, "inkbench raw publish baseline"
-	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-		return Load{}, fmt.Errorf("create stream %s: %w", rawStream, err)
-	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = js.DeleteStream(dctx, rawStream)
-	}()
+// rawPublish publishes the POST's event straight into stream ARTICLES, so
+// the projector and the query API do the same work behind it as behind the
+// POST load: the comparison isolates what the command API adds.
+func rawPublish(ctx context.Context, js jetstream.JetStream, conns int, warmup, duration time.Duration) (Load, error) {
 	var n atomic.Int64 // article numbers
 	run := func(d time.Duration) (Load, error) {
 		results := make([]workerResult, conns)
@@ -141,7 +122,7 @@ func publishOne(ctx context.Context, js jetstream.JetStream, n int) error {
 	if err != nil {
 		return err
 	}
-	msg, err := eventMsg(rawSubject, e, 0)
+	msg, err := eventMsg(events.SubjectPrefix, e, 0)
 	if err != nil {
 		return err
 	}

@@ -298,7 +298,7 @@ func markdown(rep Report) string {
 		"their default flags. Loads at %d connections are closed loops (each connection sends its next request when the previous one is answered) "+
 		"over %s seeded articles; req/s counts successful answers, latencies are of successful requests. "+
 		"Baselines run in the same run against the same server: a bare Fiber v2 app (a child process) serving the query API's own article JSON from a Go map, "+
-		"and js.PublishMsg of the POST's event (same size and headers, own stream) from %d goroutines on one connection, waiting for each ack. "+
+		"and js.PublishMsg of the POST's event (same size and headers, into stream ARTICLES, so the projector and query API do the same work behind it) from %d goroutines on one connection, waiting for each ack. "+
 		"Write → visible: POSTs at a fixed rate (vegeta), then GET /api/articles/{id} on the query API back to back until 200, timed from the POST's response. "+
 		"Replay: the events are published straight to a fresh server with no projector running, then one projector process is started and timed until "+
 		"consumer projector's ack floor is the stream's last sequence. Cold start: the read model the replay built, a fresh query-api process, timed from exec to /readyz 200.\n\n",

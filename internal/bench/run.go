@@ -213,15 +213,16 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	}
 
 	// POST next to its baseline.
-	ncfg, err := natsDefaults(url)
-	if err != nil {
-		return err
-	}
 	r.logf("baseline: raw sync JetStream publish: %d publishers, %s warm-up + %s", c.Conns, c.warmup(), c.Duration)
-	if res.RawPublish, err = rawPublish(ctx, js, ncfg, c.Conns, c.warmup(), c.Duration); err != nil {
+	if res.RawPublish, err = rawPublish(ctx, js, c.Conns, c.warmup(), c.Duration); err != nil {
 		return fmt.Errorf("raw publish: %w", err)
 	}
 	r.logf("baseline: raw sync JetStream publish: %s", summary(res.RawPublish))
+	// The projector folds the baseline's events too; let it catch up so
+	// the POST load does not inherit a backlog.
+	if _, err := r.settle(ctx, js, proj); err != nil {
+		return fmt.Errorf("after raw publish: %w", err)
+	}
 	if res.Post, err = r.load(ctx, "POST /api/articles", closedLoop{addr: cmdAddr, build: post(cmdAddr), want: http.StatusCreated}, all...); err != nil {
 		return err
 	}
