@@ -184,7 +184,7 @@ func ParseProjector(name string, args []string, getenv func(string) string, out 
 
 func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
 	fs.StringVar(&c.Listen, listen, DefaultProjectorListen, "projector health and metrics listen address")
-	fs.IntVar(&c.Batch, "batch", 1000, "messages the projector fetches per pull")
+	fs.IntVar(&c.Batch, "batch", 5000, "most messages the projector folds together (it takes what has arrived, up to this)")
 	fs.IntVar(&c.CacheSize, "projector-cache", 200_000, "snapshots the projector keeps in memory")
 }
 
