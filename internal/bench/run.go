@@ -244,7 +244,7 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if res.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, queryAddr: queryAddr, rate: c.VisibilityRate, duration: c.Duration,
+	if res.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, queryAddr: queryAddr, ids: ids, sample: max(c.VisibilityRate/250, 1), rate: c.VisibilityRate, duration: c.Duration,
 		pollTimeout: 10 * time.Second, js: js, projector: proj}).run(ctx); err != nil {
 		return fmt.Errorf("write → visible: %w", err)
 	}

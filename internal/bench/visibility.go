@@ -20,10 +20,12 @@ import (
 type Visibility struct {
 	Rate        int     `json:"rate"`          // writes/s asked for
 	Achieved    float64 `json:"achieved_rate"` // writes/s sent
-	Writes      int64   `json:"writes"`        // POSTs answered 201
+	Writes      int64   `json:"writes"`        // PUTs answered 200
 	WriteErrors int64   `json:"write_errors"`
-	// Visible is how many of those the query API served; the latency runs
-	// from the POST's response to the first 200 of GET /api/articles/{id}.
+	// Sampled is how many writes were followed by polls; Visible how many of
+	// those the query API served: the latency runs from the PUT's response
+	// to the first GET /api/articles/{id} whose ETag is that version or later.
+	Sampled    int64   `json:"sampled"`
 	Visible    int64   `json:"visible"`
 	PollErrors int64   `json:"poll_errors"` // failed polls and articles never visible within the timeout
 	Polls      int64   `json:"polls"`       // GETs sent in all
@@ -43,8 +45,18 @@ type Visibility struct {
 // created article polls GET /api/articles/{id} on the query API back to
 // back until it answers 200. Requests are bounded: rate × duration POSTs,
 // and polls of one article stop after pollTimeout.
+// visibilityLoad PUTs the seeded articles (which the query API's view
+// holds) at rate per second for duration (an open-loop, rate-limited
+// generator: vegeta); after every sample-th answered write it polls
+// GET /api/articles/{id} on the query API, 1 ms apart, until the ETag shows
+// that version: the time the projector and the view's KV watch take, since
+// a read without a token is served from the view as it is. Requests are
+// bounded: rate × duration PUTs, and polls of one write stop after
+// pollTimeout.
 type visibilityLoad struct {
 	commandAddr, queryAddr string
+	ids                    []string
+	sample                 int
 	rate                   int
 	duration               time.Duration
 	pollTimeout            time.Duration
@@ -61,7 +73,7 @@ func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 	hdr := http.Header{"Content-Type": []string{"application/json"}}
 	targeter := func(t *vegeta.Target) error {
 		i := int(n.Add(1))
-		t.Method, t.URL, t.Header = http.MethodPost, "http://"+v.commandAddr+"/api/articles", hdr
+		t.Method, t.URL, t.Header = http.MethodPut, "http://"+v.commandAddr+"/api/articles/"+v.ids[i%len(v.ids)], hdr
 		t.Body = articleBody(title("visibility", i), i)
 		return nil
 	}
@@ -93,6 +105,7 @@ func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 		last       time.Time
 		writeErrs  int64
 		writesSent int64
+		sampled    int64
 	)
 	for res := range atk.Attack(vegeta.Targeter(targeter), vegeta.Rate{Freq: v.rate, Per: time.Second}, v.duration, "visibility") {
 		writesSent++
@@ -102,11 +115,11 @@ func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 		if res.Timestamp.After(last) {
 			last = res.Timestamp
 		}
-		if res.Code != http.StatusCreated {
+		if res.Code != http.StatusOK {
 			writeErrs++
-			kind := "POST " + statusKind(int(res.Code))
+			kind := "PUT " + statusKind(int(res.Code))
 			if res.Code == 0 {
-				kind = "POST transport: " + res.Error
+				kind = "PUT transport: " + res.Error
 			}
 			mu.Lock()
 			kinds.add(kind)
@@ -121,12 +134,17 @@ func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 		if s, err := strconv.ParseUint(res.Headers.Get("X-Event-Seq"), 10, 64); err == nil && s > maxSeq {
 			maxSeq = s
 		}
-		loc := res.Headers.Get("Location")
+		if len(writeLat)%max(v.sample, 1) != 0 {
+			continue
+		}
+		loc := res.URL
 		id := loc[strings.LastIndexByte(loc, '/')+1:]
+		version, _ := strconv.Atoi(strings.Trim(res.Headers.Get("ETag"), `"`))
+		sampled++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, np, err := v.poll(ctx, poller, id, end)
+			d, np, err := v.poll(ctx, poller, id, version, end)
 			polls.Add(np)
 			mu.Lock()
 			defer mu.Unlock()
@@ -160,7 +178,7 @@ func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 	if writesSent > 1 && last.After(first) {
 		out.Achieved = float64(writesSent-1) / last.Sub(first).Seconds()
 	}
-	out.Visible, out.PollErrors, out.Polls = int64(len(visible)), pollErrs, polls.Load()
+	out.Sampled, out.Visible, out.PollErrors, out.Polls = sampled, int64(len(visible)), pollErrs, polls.Load()
 	out.Latency = latencyOf(visible)
 	out.WriteP99 = latencyOf(writeLat).P99
 	if len(kinds) > 0 {
@@ -171,9 +189,9 @@ func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 
 var errNeverVisible = errors.New("article not visible in the query API within the poll timeout")
 
-// poll GETs the article until the query API answers 200 and returns the
-// time from since to that answer and the number of GETs sent.
-func (v visibilityLoad) poll(ctx context.Context, c *fasthttp.HostClient, id string, since time.Time) (time.Duration, int64, error) {
+// poll GETs the article until the query API serves version (or later) and
+// returns the time from since to that answer and the number of GETs sent.
+func (v visibilityLoad) poll(ctx context.Context, c *fasthttp.HostClient, id string, version int, since time.Time) (time.Duration, int64, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -191,12 +209,20 @@ func (v visibilityLoad) poll(ctx context.Context, c *fasthttp.HostClient, id str
 		case err != nil:
 			return 0, n, fmt.Errorf("GET transport: %w", err)
 		case resp.StatusCode() == http.StatusOK:
-			return now.Sub(since), n, nil
+			if got, _ := strconv.Atoi(strings.Trim(string(resp.Header.Peek("ETag")), `"`)); got >= version {
+				return now.Sub(since), n, nil
+			}
 		case resp.StatusCode() != http.StatusNotFound:
 			return 0, n, errors.New("GET " + statusKind(resp.StatusCode()))
 		}
 		if now.After(deadline) {
 			return 0, n, errNeverVisible
+		}
+		t := time.NewTimer(time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
 		}
 	}
 	return 0, n, ctx.Err()
