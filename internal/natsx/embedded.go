@@ -2,6 +2,8 @@ package natsx
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,6 +59,16 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		opts.Cluster.Port = o.ClusterPort
 		opts.Routes = server.RoutesFromStr(strings.Join(o.Routes, ","))
 	}
+	// nats-server does not report a busy port: it only never gets ready.
+	// Fail at once instead, so a busy port fails at start.
+	for _, l := range []struct {
+		host string
+		port int
+	}{{opts.Host, opts.Port}, {opts.HTTPHost, opts.HTTPPort}, {opts.Cluster.Host, opts.Cluster.Port}} {
+		if err := checkFree(l.host, l.port); err != nil {
+			return nil, err
+		}
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats-server: %w", err)
@@ -70,4 +82,15 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		return nil, fmt.Errorf("nats-server did not start on %s:%d", o.Host, o.Port)
 	}
 	return s, nil
+}
+
+func checkFree(host string, port int) error {
+	if port <= 0 {
+		return nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("nats-server: %w", err)
+	}
+	return l.Close()
 }
