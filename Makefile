@@ -30,7 +30,7 @@ lint:
 bench: build
 	$(BIN)/inkbench -bin $(BIN) -out bench $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
 
-## cluster: 3-node NATS JetStream cluster + two of each service on loopback, replicas 3 (Ctrl-C stops it; see deployments/SCALING.md)
+## cluster: 3-node NATS JetStream cluster + two of each service on loopback, replicas 3 (Ctrl-C stops it; see README "Scale out")
 cluster:
 	GO="$(GO)" BIN="$(BIN)" exec bash deployments/local-cluster.sh up
 
