@@ -54,10 +54,3 @@ func (s *snapshots) forget(id string) {
 	delete(s.m, id)
 	s.mu.Unlock()
 }
-
-// reset forgets everything (after a rebuild purged the bucket).
-func (s *snapshots) reset() {
-	s.mu.Lock()
-	s.m = make(map[string]cached)
-	s.mu.Unlock()
-}
