@@ -26,20 +26,5 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := config.ParseProjector("projector", args, getenv, stderr)
-	if err != nil {
-		return err
-	}
-	r, err := app.StartProjector(ctx, cfg, cfg.Logger(stderr))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped by a signal while starting: a clean stop
-		}
-		return err
-	}
-	select {
-	case <-ctx.Done():
-	case <-r.Done():
-	}
-	return r.Stop()
+	return app.RunRole(ctx, "projector", args, getenv, stderr, config.ParseProjector, app.StartProjector)
 }
