@@ -1,18 +1,17 @@
 package commandapi
 
 import (
-	"fmt"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
 // deleteArticle handles DELETE /api/articles/{id}: a tombstone event.
 func (s *Service) deleteArticle(c *fiber.Ctx) error {
-	id, err := articleID(c)
+	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err
 	}
@@ -31,15 +30,4 @@ func (s *Service) deleteArticle(c *fiber.Ctx) error {
 		return err
 	}
 	return respond(c, http.StatusNoContent, r)
-}
-
-// articleID returns the {id} of the path. Ids are UUIDs; anything else
-// cannot name an article, and would not be a valid subject token.
-func articleID(c *fiber.Ctx) (string, error) {
-	id := c.Params("id")
-	u, err := uuid.Parse(id)
-	if err != nil || u.String() != id {
-		return "", fmt.Errorf("article %q: %w", id, domain.ErrNotFound)
-	}
-	return id, nil
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -16,7 +17,7 @@ func (s *Service) patchArticle(c *fiber.Ctx) error {
 	if err := checkContentType(c, MIMEMergePatch, fiber.MIMEApplicationJSON); err != nil {
 		return err
 	}
-	id, err := articleID(c)
+	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -13,7 +14,7 @@ func (s *Service) replaceArticle(c *fiber.Ctx) error {
 	if err := checkContentType(c, fiber.MIMEApplicationJSON); err != nil {
 		return err
 	}
-	id, err := articleID(c)
+	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err
 	}

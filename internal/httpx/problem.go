@@ -7,10 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
 
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/pkg/domain"
@@ -129,4 +131,16 @@ func WriteProblem(c *fiber.Ctx, p *Problem) error {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// ArticleID returns the {id} of the path as a string of its own (Fiber's
+// values point into a buffer that the next request reuses). Ids are UUIDs;
+// anything else cannot name an article, nor be a subject token: 404.
+func ArticleID(c *fiber.Ctx) (string, error) {
+	id := c.Params("id")
+	u, err := uuid.Parse(id)
+	if err != nil || u.String() != id {
+		return "", fmt.Errorf("article %q: %w", id, domain.ErrNotFound)
+	}
+	return u.String(), nil
 }

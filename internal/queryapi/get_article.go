@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/google/uuid"
 
 	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/pkg/domain"
@@ -14,7 +13,7 @@ import (
 
 // getArticle handles GET /api/articles/{id}.
 func (s *Service) getArticle(c *fiber.Ctx) error {
-	id, err := articleID(c)
+	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err
 	}
@@ -35,15 +34,6 @@ func (s *Service) getArticle(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return c.Send(e.body)
-}
-
-func articleID(c *fiber.Ctx) (string, error) {
-	id := c.Params("id")
-	u, err := uuid.Parse(id)
-	if err != nil || u.String() != id {
-		return "", fmt.Errorf("article %q: %w", id, domain.ErrNotFound)
-	}
-	return id, nil
 }
 
 func badRequest(detail string) error { return httpx.NewProblem(http.StatusBadRequest, detail) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
@@ -15,7 +16,7 @@ import (
 // versions folds the article's events and returns its last N states,
 // newest first, and whether it is deleted.
 func (s *Service) versions(c *fiber.Ctx) (string, []domain.Article, error) {
-	id, err := articleID(c)
+	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return "", nil, err
 	}
@@ -88,7 +89,7 @@ type auditEvent struct {
 // listEvents handles GET /api/articles/{id}/events: every event of the
 // article from the stream, deleted articles included.
 func (s *Service) listEvents(c *fiber.Ctx) error {
-	id, err := articleID(c)
+	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err
 	}
