@@ -1,135 +1,34 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"net"
 	"net/http"
-	"regexp"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-// syncBuffer collects the log of a run while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// env is a getenv that knows only the given name=value pairs.
-func env(pairs ...string) func(string) string {
-	m := map[string]string{}
-	for _, p := range pairs {
-		k, v, _ := strings.Cut(p, "=")
-		m[k] = v
-	}
-	return func(k string) string { return m[k] }
-}
-
-// busyAddr holds a listening port for the rest of the test.
-func busyAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.Close() })
-	return l.Addr().String()
-}
-
-// runBriefly calls run, which must return on its own, within a deadline.
-func runBriefly(tb testing.TB, args []string, getenv func(string) string) (string, error) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out syncBuffer
-	err := run(ctx, args, getenv, &out)
-	if ctx.Err() != nil {
-		tb.Fatalf("run %v did not return before its context ended (err %v)", args, err)
-	}
-	return out.String(), err
-}
-
 func TestHelpListsFlags(t *testing.T) {
-	out, err := runBriefly(t, []string{"-h"}, env())
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("-h: %v, want flag.ErrHelp", err)
-	}
-	for _, f := range []string{"-listen", "-nats-url", "-batch", "-projector-cache", "-provision", "-pprof", "INKSTREAM_", "NATS_URL"} {
-		if !strings.Contains(out, f) {
-			t.Errorf("-h output lacks %s:\n%s", f, out)
-		}
-	}
+	cmdtest.Help(t, run, []string{"-h"}, "-listen", "-nats-url", "-batch", "-projector-cache", "-provision", "-pprof", "INKSTREAM_", "NATS_URL")
 }
 
 func TestBadConfigurationIsAnError(t *testing.T) {
-	for _, c := range []struct {
-		name    string
-		args    []string
-		env     []string
-		mention string // the error names the flag or variable
-	}{
-		{"batch not a number", []string{"-batch=abc"}, nil, "batch"},
-		{"batch 0", []string{"-batch=0"}, nil, "batch"},
-		{"batch 10001", []string{"-batch=10001"}, nil, "batch"},
-		{"cache negative", []string{"-projector-cache=-1"}, nil, "projector-cache"},
-		{"unknown flag", []string{"-no-such-flag"}, nil, "no-such-flag"},
-		{"env batch not a number", nil, []string{"INKSTREAM_BATCH=abc"}, "INKSTREAM_BATCH"},
-		{"env cache not a number", nil, []string{"INKSTREAM_PROJECTOR_CACHE=lots"}, "INKSTREAM_PROJECTOR_CACHE"},
-		{"env log level unknown", nil, []string{"INKSTREAM_LOG_LEVEL=loud"}, "log-level"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := runBriefly(t, c.args, env(c.env...))
-			if err == nil || errors.Is(err, flag.ErrHelp) {
-				t.Fatalf("run %v %v: %v, want a configuration error", c.args, c.env, err)
-			}
-			if !strings.Contains(err.Error(), c.mention) {
-				t.Errorf("error %q does not name %s", err, c.mention)
-			}
-		})
-	}
-}
-func TestBusyPortFailsAtStart(t *testing.T) {
-	addr := busyAddr(t)
-	// No NATS server: the port is checked before NATS is dialled.
-	for name, c := range map[string]struct {
-		args []string
-		env  func(string) string
-	}{
-		"flag": {[]string{"-listen", addr, "-nats-url", "nats://127.0.0.1:1"}, env()},
-		"env":  {nil, env("INKSTREAM_LISTEN="+addr, "NATS_URL=nats://127.0.0.1:1")},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := runBriefly(t, c.args, c.env)
-			if !errors.Is(err, syscall.EADDRINUSE) {
-				t.Fatalf("run on busy %s: %v, want EADDRINUSE", addr, err)
-			}
-		})
-	}
+	cmdtest.BadConfig(t, run,
+		cmdtest.BadConfigCase{Name: "batch not a number", Args: []string{"-batch=abc"}, Mention: "batch"},
+		cmdtest.BadConfigCase{Name: "batch 0", Args: []string{"-batch=0"}, Mention: "batch"},
+		cmdtest.BadConfigCase{Name: "batch 10001", Args: []string{"-batch=10001"}, Mention: "batch"},
+		cmdtest.BadConfigCase{Name: "cache negative", Args: []string{"-projector-cache=-1"}, Mention: "projector-cache"},
+		cmdtest.BadConfigCase{Name: "env batch not a number", Env: []string{"INKSTREAM_BATCH=abc"}, Mention: "INKSTREAM_BATCH"},
+		cmdtest.BadConfigCase{Name: "env cache not a number", Env: []string{"INKSTREAM_PROJECTOR_CACHE=lots"}, Mention: "INKSTREAM_PROJECTOR_CACHE"},
+		cmdtest.BadConfigCase{Name: "env log level unknown", Env: []string{"INKSTREAM_LOG_LEVEL=loud"}, Mention: "log-level"},
+	)
 }
 
-var listening = regexp.MustCompile(`msg="projector health listening" addr=(\S+)`)
+func TestBusyPortFailsAtStart(t *testing.T) {
+	cmdtest.BusyPort(t, run, "-listen", "INKSTREAM_LISTEN")
+}
 
 // TestServesAndStopsCleanly runs the projector against a real NATS (URL
 // from -nats-url) next to a command API without projectors of its own: an
@@ -138,40 +37,8 @@ var listening = regexp.MustCompile(`msg="projector health listening" addr=(\S+)`
 func TestServesAndStopsCleanly(t *testing.T) {
 	srv := natstest.RunServer(t)
 	s := systest.Start(t, srv.URL(), 1, 0)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0", "-nats-url", srv.URL()}, env("NATS_URL=nats://127.0.0.1:1"), &out)
-	}()
-	var base string
-	natstest.WaitFor(t, 20*time.Second, func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v\n%s", err, out.String())
-		default:
-		}
-		m := listening.FindStringSubmatch(out.String())
-		if m == nil {
-			return fmt.Errorf("not listening yet:\n%s", out.String())
-		}
-		base = "http://" + m[1]
-		return nil
-	})
-	c := &http.Client{Timeout: 10 * time.Second}
-	natstest.WaitFor(t, 20*time.Second, func() error {
-		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-			r, err := systest.Do(c, http.MethodGet, base+path, nil)
-			if err != nil {
-				return err
-			}
-			if r.Status != http.StatusOK {
-				return fmt.Errorf("GET %s: %d %s", path, r.Status, r.Body)
-			}
-		}
-		return nil
-	})
+	sv := cmdtest.Serve(t, run, "projector health listening", []string{"-listen", "127.0.0.1:0", "-nats-url", srv.URL()}, cmdtest.Env("NATS_URL="+cmdtest.UnreachableNATS))
+	natstest.WaitFor(t, cmdtest.Timeout, sv.OpsOK)
 	r := s.Do(http.MethodPost, s.Cmd()+"/api/articles", map[string]any{"title": "Projected", "content": "c", "author_id": "a"})
 	if r.Status != http.StatusCreated {
 		t.Fatalf("POST: %d %s", r.Status, r.Body)
@@ -179,20 +46,8 @@ func TestServesAndStopsCleanly(t *testing.T) {
 	s.WaitProjected(20 * time.Second)
 	var a struct{ ID string }
 	r.JSON(t, &a)
-	if _, err := s.Res.KV.Get(ctx, a.ID); err != nil {
+	if _, err := s.Res.KV.Get(natstest.Context(t), a.ID); err != nil {
 		t.Fatalf("snapshot of %s: %v", a.ID, err)
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after cancel: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of cancel")
-	}
-	if _, err := systest.Do(c, http.MethodGet, base+"/healthz", nil); err == nil {
-		t.Fatal("still serving after run returned")
-	}
+	sv.StopCleanly(t, sv.Base)
 }

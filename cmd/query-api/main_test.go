@@ -1,196 +1,50 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"net"
 	"net/http"
-	"regexp"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-// syncBuffer collects the log of a run while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// env is a getenv that knows only the given name=value pairs.
-func env(pairs ...string) func(string) string {
-	m := map[string]string{}
-	for _, p := range pairs {
-		k, v, _ := strings.Cut(p, "=")
-		m[k] = v
-	}
-	return func(k string) string { return m[k] }
-}
-
-// busyAddr holds a listening port for the rest of the test.
-func busyAddr(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { l.Close() })
-	return l.Addr().String()
-}
-
-// runBriefly calls run, which must return on its own, within a deadline.
-func runBriefly(tb testing.TB, args []string, getenv func(string) string) (string, error) {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out syncBuffer
-	err := run(ctx, args, getenv, &out)
-	if ctx.Err() != nil {
-		tb.Fatalf("run %v did not return before its context ended (err %v)", args, err)
-	}
-	return out.String(), err
-}
-
 func TestHelpListsFlags(t *testing.T) {
-	out, err := runBriefly(t, []string{"-h"}, env())
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("-h: %v, want flag.ErrHelp", err)
-	}
-	for _, f := range []string{"-listen", "-nats-url", "-versions", "-min-seq-wait", "-kv-replicas", "-log-format", "INKSTREAM_", "NATS_URL"} {
-		if !strings.Contains(out, f) {
-			t.Errorf("-h output lacks %s:\n%s", f, out)
-		}
-	}
+	cmdtest.Help(t, run, []string{"-h"}, "-listen", "-nats-url", "-versions", "-min-seq-wait", "-kv-replicas", "-log-format", "INKSTREAM_", "NATS_URL")
 }
 
 func TestBadConfigurationIsAnError(t *testing.T) {
-	for _, c := range []struct {
-		name    string
-		args    []string
-		env     []string
-		mention string // the error names the flag or variable
-	}{
-		{"versions not a number", []string{"-versions=abc"}, nil, "versions"},
-		{"versions 0", []string{"-versions=0"}, nil, "versions"},
-		{"min-seq-wait not a duration", []string{"-min-seq-wait=soon"}, nil, "min-seq-wait"},
-		{"min-seq-wait negative", []string{"-min-seq-wait=-1s"}, nil, "min-seq-wait"},
-		{"duplicate window too short", []string{"-duplicate-window=1ms"}, nil, "duplicate-window"},
-		{"empty NATS URL", []string{"-nats-url="}, nil, "nats-url"},
-		{"unknown flag", []string{"-no-such-flag"}, nil, "no-such-flag"},
-		{"env versions not a number", nil, []string{"INKSTREAM_VERSIONS=abc"}, "INKSTREAM_VERSIONS"},
-		{"env min-seq-wait not a duration", nil, []string{"INKSTREAM_MIN_SEQ_WAIT=soon"}, "INKSTREAM_MIN_SEQ_WAIT"},
-		{"env kv replicas not a number", nil, []string{"INKSTREAM_KV_REPLICAS=three"}, "INKSTREAM_KV_REPLICAS"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			_, err := runBriefly(t, c.args, env(c.env...))
-			if err == nil || errors.Is(err, flag.ErrHelp) {
-				t.Fatalf("run %v %v: %v, want a configuration error", c.args, c.env, err)
-			}
-			if !strings.Contains(err.Error(), c.mention) {
-				t.Errorf("error %q does not name %s", err, c.mention)
-			}
-		})
-	}
-}
-func TestBusyPortFailsAtStart(t *testing.T) {
-	addr := busyAddr(t)
-	// No NATS server: the port is checked before NATS is dialled.
-	for name, c := range map[string]struct {
-		args []string
-		env  func(string) string
-	}{
-		"flag": {[]string{"-listen", addr, "-nats-url", "nats://127.0.0.1:1"}, env()},
-		"env":  {nil, env("INKSTREAM_LISTEN="+addr, "NATS_URL=nats://127.0.0.1:1")},
-	} {
-		t.Run(name, func(t *testing.T) {
-			_, err := runBriefly(t, c.args, c.env)
-			if !errors.Is(err, syscall.EADDRINUSE) {
-				t.Fatalf("run on busy %s: %v, want EADDRINUSE", addr, err)
-			}
-		})
-	}
+	cmdtest.BadConfig(t, run,
+		cmdtest.BadConfigCase{Name: "versions not a number", Args: []string{"-versions=abc"}, Mention: "versions"},
+		cmdtest.BadConfigCase{Name: "versions 0", Args: []string{"-versions=0"}, Mention: "versions"},
+		cmdtest.BadConfigCase{Name: "min-seq-wait not a duration", Args: []string{"-min-seq-wait=soon"}, Mention: "min-seq-wait"},
+		cmdtest.BadConfigCase{Name: "min-seq-wait negative", Args: []string{"-min-seq-wait=-1s"}, Mention: "min-seq-wait"},
+		cmdtest.BadConfigCase{Name: "duplicate window too short", Args: []string{"-duplicate-window=1ms"}, Mention: "duplicate-window"},
+		cmdtest.BadConfigCase{Name: "empty NATS URL", Args: []string{"-nats-url="}, Mention: "nats-url"},
+		cmdtest.BadConfigCase{Name: "env versions not a number", Env: []string{"INKSTREAM_VERSIONS=abc"}, Mention: "INKSTREAM_VERSIONS"},
+		cmdtest.BadConfigCase{Name: "env min-seq-wait not a duration", Env: []string{"INKSTREAM_MIN_SEQ_WAIT=soon"}, Mention: "INKSTREAM_MIN_SEQ_WAIT"},
+		cmdtest.BadConfigCase{Name: "env kv replicas not a number", Env: []string{"INKSTREAM_KV_REPLICAS=three"}, Mention: "INKSTREAM_KV_REPLICAS"},
+	)
 }
 
-var listening = regexp.MustCompile(`msg="query API listening" addr=(\S+)`)
+func TestBusyPortFailsAtStart(t *testing.T) {
+	cmdtest.BusyPort(t, run, "-listen", "INKSTREAM_LISTEN")
+}
 
 // TestServesAndStopsCleanly starts the query API against a real NATS (URL
 // from INKSTREAM_NATS_URL), reads from it, and stops it by cancelling the
 // context, as SIGINT does: run returns nil.
 func TestServesAndStopsCleanly(t *testing.T) {
 	srv := natstest.RunServer(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out syncBuffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-listen", "127.0.0.1:0"}, env("INKSTREAM_NATS_URL="+srv.URL(), "NATS_URL=nats://127.0.0.1:1"), &out)
-	}()
-	var base string
-	natstest.WaitFor(t, 20*time.Second, func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v\n%s", err, out.String())
-		default:
-		}
-		m := listening.FindStringSubmatch(out.String())
-		if m == nil {
-			return fmt.Errorf("not listening yet:\n%s", out.String())
-		}
-		base = "http://" + m[1]
-		return nil
-	})
-	c := &http.Client{Timeout: 10 * time.Second}
-	natstest.WaitFor(t, 20*time.Second, func() error {
-		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
-			r, err := systest.Do(c, http.MethodGet, base+path, nil)
-			if err != nil {
-				return err
-			}
-			if r.Status != http.StatusOK {
-				return fmt.Errorf("GET %s: %d %s", path, r.Status, r.Body)
-			}
-		}
-		return nil
-	})
-	r, err := systest.Do(c, http.MethodGet, base+"/api/articles", nil)
+	sv := cmdtest.Serve(t, run, "query API listening", []string{"-listen", "127.0.0.1:0"}, cmdtest.Env("INKSTREAM_NATS_URL="+srv.URL(), "NATS_URL="+cmdtest.UnreachableNATS))
+	natstest.WaitFor(t, cmdtest.Timeout, sv.OpsOK)
+	r, err := systest.Do(sv.Client, http.MethodGet, sv.Base+"/api/articles", nil)
 	if err != nil || r.Status != http.StatusOK || string(r.Body) != `{"items":[]}` {
 		t.Fatalf("GET /api/articles: %v %d %s", err, r.Status, r.Body)
 	}
-	r, err = systest.Do(c, http.MethodGet, base+"/api/articles/0196b5c2-7d1e-7a3b-8c4d-5e6f7a8b9c0d", nil)
+	r, err = systest.Do(sv.Client, http.MethodGet, sv.Base+"/api/articles/0196b5c2-7d1e-7a3b-8c4d-5e6f7a8b9c0d", nil)
 	if err != nil || r.Status != http.StatusNotFound {
 		t.Fatalf("GET unknown article: %v %d %s", err, r.Status, r.Body)
 	}
-
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after cancel: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("run did not return within 20s of cancel")
-	}
-	if _, err := systest.Do(c, http.MethodGet, base+"/healthz", nil); err == nil {
-		t.Fatal("still serving after run returned")
-	}
+	sv.StopCleanly(t, sv.Base)
 }
