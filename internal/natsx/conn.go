@@ -64,7 +64,10 @@ func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, err
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	// An async publish whose ack is lost (its stream leader stepped down or
+	// died) would otherwise stay pending for ever and keep a slot of the
+	// 4096: time it out, so it resolves with an error and frees its slot.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)

@@ -2,6 +2,7 @@ package natsx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -114,15 +115,58 @@ func (s *EventStore) Append(ctx context.Context, e events.Envelope, expect uint6
 	}
 }
 
-// Last returns the last event of an article. Errors: domain.ErrNotFound when
+// Last returns the last event of an article as the stream leader has it.
+// It does not use a direct get: any replica answers those, and a follower
+// may not yet hold a write that was already acknowledged, so a direct get
+// can return an older event than the writer's own (a stale read-your-writes
+// check, a retried append not recognised). Errors: domain.ErrNotFound when
 // the article has no events, ErrUnavailable.
 func (s *EventStore) Last(ctx context.Context, articleID string) (StoredEvent, error) {
-	raw, err := s.stream.GetLastMsgForSubject(ctx, events.ArticleSubjects(articleID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return StoredEvent{}, fmt.Errorf("article %s: %w", articleID, domain.ErrNotFound)
+	req, err := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{events.ArticleSubjects(articleID)})
+	if err != nil {
+		return StoredEvent{}, err
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	prefix := s.js.Options().APIPrefix
+	if prefix == "" {
+		prefix = jetstream.DefaultAPIPrefix
+	}
+	reply, err := s.js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET."+events.StreamName, req)
 	if err != nil {
 		return StoredEvent{}, fmt.Errorf("last event of %s: %w: %v", articleID, ErrUnavailable, err)
+	}
+	var resp struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Subject string    `json:"subject"`
+			Seq     uint64    `json:"seq"`
+			Header  []byte    `json:"hdrs"`
+			Data    []byte    `json:"data"`
+			Time    time.Time `json:"time"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return StoredEvent{}, fmt.Errorf("last event of %s: %w", articleID, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return StoredEvent{}, fmt.Errorf("article %s: %w", articleID, domain.ErrNotFound)
+	case resp.Error != nil:
+		return StoredEvent{}, fmt.Errorf("last event of %s: %w: %v", articleID, ErrUnavailable, resp.Error)
+	case resp.Message == nil:
+		return StoredEvent{}, fmt.Errorf("last event of %s: %w: empty answer", articleID, ErrUnavailable)
+	}
+	raw := &jetstream.RawStreamMsg{Subject: resp.Message.Subject, Sequence: resp.Message.Seq, Data: resp.Message.Data, Time: resp.Message.Time}
+	if len(resp.Message.Header) > 0 {
+		if raw.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+			return StoredEvent{}, fmt.Errorf("last event of %s: %w", articleID, err)
+		}
 	}
 	return decodeRaw(raw)
 }

@@ -277,8 +277,11 @@ func (p *Projector) pipeline(groups map[string][]item, order []string) []string 
 		}
 		inflight = append(inflight, pending{id: id, next: next, n: n, fut: fut})
 	}
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
+	// One deadline for the whole batch, and one that stays expired: a put
+	// whose ack is lost (its KV leader stepped down or died) never
+	// resolves, and a timer's single tick would release only the first.
+	wait, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for _, pd := range inflight {
 		select {
 		case ack := <-pd.fut.Ok():
@@ -294,7 +297,7 @@ func (p *Projector) pipeline(groups map[string][]item, order []string) []string 
 			}
 			p.cache.forget(pd.id)
 			slow = append(slow, pd.id)
-		case <-timeout.C:
+		case <-wait.Done():
 			p.cache.forget(pd.id)
 			slow = append(slow, pd.id)
 		}

@@ -159,7 +159,7 @@ func (s *Service) article(ctx context.Context, id string, token uint64) (*entry,
 		if e = s.waitFor(ctx, id, last.Seq); e != nil {
 			return e, nil
 		}
-		return s.replay(ctx, id)
+		return s.replay(ctx, id, last.Seq)
 	}
 	kve, err := s.kv.Get(ctx, id)
 	switch {
@@ -172,7 +172,7 @@ func (s *Service) article(ctx context.Context, id string, token uint64) (*entry,
 		s.view.put(e, 0)
 		return e, nil
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return s.replay(ctx, id)
+		return s.replay(ctx, id, 0)
 	default:
 		return nil, fmt.Errorf("kv get %s: %w: %v", id, natsx.ErrUnavailable, err)
 	}
@@ -198,11 +198,31 @@ func (s *Service) waitFor(ctx context.Context, id string, seq uint64) *entry {
 	}
 }
 
-// replay rebuilds an article from its events; nil if it has none.
-func (s *Service) replay(ctx context.Context, id string) (*entry, error) {
-	evs, err := s.store.Load(ctx, id, 0)
-	if err != nil {
-		return nil, err
+// replay rebuilds an article from its events; nil if it has none. With
+// want > 0 the events read must reach stream sequence want: batch gets are
+// answered by any replica, and a follower may lag behind a write that was
+// already acknowledged, so a short read is retried for up to MinSeqWait.
+func (s *Service) replay(ctx context.Context, id string, want uint64) (*entry, error) {
+	deadline := time.Now().Add(s.opts.MinSeqWait)
+	var evs []natsx.StoredEvent
+	for {
+		var err error
+		if evs, err = s.store.Load(ctx, id, 0); err != nil {
+			return nil, err
+		}
+		if want == 0 || (len(evs) > 0 && evs[len(evs)-1].Seq >= want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("replay %s: the replica read is behind seq %d: %w", id, want, natsx.ErrUnavailable)
+		}
+		t := time.NewTimer(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("replay %s: %w: %v", id, natsx.ErrUnavailable, ctx.Err())
+		case <-t.C:
+		}
 	}
 	if len(evs) == 0 {
 		return nil, nil

@@ -1,0 +1,975 @@
+package systest_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/inkstream/inkstream/internal/app"
+	"github.com/inkstream/inkstream/internal/natstest"
+	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/projector"
+	"github.com/inkstream/inkstream/internal/systest"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// clStart runs a three-node JetStream cluster and a system on it with
+// stream and bucket at three replicas.
+func clStart(tb testing.TB, projectors int) (*natstest.Cluster, *systest.System) {
+	tb.Helper()
+	c := natstest.RunCluster(tb, 3)
+	return c, systest.Start(tb, c.URL(), 3, projectors)
+}
+
+// clNodes is a cluster whose nodes a test can kill and start again.
+type clNodes interface {
+	URL() string
+	NodeURL(i int) string
+	Len() int
+	Name(i int) string
+	Kill(tb testing.TB, i int)
+	Restart(tb testing.TB, i int)
+}
+
+// clInProcess is an in-process cluster; Kill is nats-server's Shutdown,
+// which hands the leadership of every raft group the node leads over first.
+type clInProcess struct{ *natstest.Cluster }
+
+func (c clInProcess) Len() int             { return len(c.Nodes) }
+func (c clInProcess) NodeURL(i int) string { return c.Nodes[i].URL() }
+func (c clInProcess) Name(i int) string    { return c.Nodes[i].Name() }
+func (c clInProcess) Kill(tb testing.TB, i int) {
+	c.Nodes[i].Shutdown()
+	c.Nodes[i].WaitForShutdown()
+}
+
+// clEnvNode carries a child node's options from clProcs to
+// TestClusterHelperNode.
+const clEnvNode = "INKSTREAM_TEST_CLUSTER_NODE"
+
+// TestClusterHelperNode is the body of a cluster node that clProcs runs in
+// a child process (this test binary again), so that a test can kill it
+// with SIGKILL. Run by go test it does nothing.
+func TestClusterHelperNode(t *testing.T) {
+	cfg := os.Getenv(clEnvNode)
+	if cfg == "" {
+		return
+	}
+	var o natsx.EmbeddedOptions
+	if err := json.Unmarshal([]byte(cfg), &o); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(2)
+	}
+	srv, err := natsx.StartEmbedded(o)
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(2)
+	}
+	fmt.Println("ready")
+	// Serve until the parent closes stdin (or kills us, or dies).
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	srv.Shutdown()
+	os.Exit(0)
+}
+
+// clProcs is a JetStream cluster whose nodes run in child processes; Kill
+// is SIGKILL, a crash: nothing is handed over, nothing flushed.
+type clProcs struct {
+	opts  []natsx.EmbeddedOptions
+	procs []*exec.Cmd
+}
+
+// clRunProcs starts n nodes in child processes and waits until JetStream
+// has a meta leader. They are killed when the test ends.
+func clRunProcs(tb testing.TB, n int) *clProcs {
+	tb.Helper()
+	c := &clProcs{procs: make([]*exec.Cmd, n)}
+	routes := make([]string, n)
+	clusterPorts := make([]int, n)
+	for i := range clusterPorts {
+		clusterPorts[i] = clFreePort(tb)
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i])
+	}
+	for i := 0; i < n; i++ {
+		c.opts = append(c.opts, natsx.EmbeddedOptions{
+			ServerName: fmt.Sprintf("n%d", i+1), Port: clFreePort(tb), StoreDir: tb.TempDir(),
+			ClusterName: "inkstream-crash", ClusterPort: clusterPorts[i], Routes: routes, NoLog: true,
+		})
+	}
+	tb.Cleanup(func() {
+		for i := range c.procs {
+			c.kill(i)
+		}
+	})
+	// Start them together: each waits for its routes before it is ready.
+	errs := make(chan error, n)
+	for i := range c.opts {
+		go func() { errs <- c.start(i) }()
+	}
+	for range c.opts {
+		if err := <-errs; err != nil {
+			tb.Fatal(err)
+		}
+	}
+	nc, err := nats.Connect(c.URL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	natstest.WaitFor(tb, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
+	return c
+}
+
+// start runs node i and waits until it accepts connections.
+func (c *clProcs) start(i int) error {
+	cfg, err := json.Marshal(c.opts[i])
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestClusterHelperNode$", "-test.count=1")
+	cmd.Env = append(os.Environ(), clEnvNode+"="+string(cfg))
+	if _, err := cmd.StdinPipe(); err != nil {
+		return err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start node %s: %w", c.opts[i].ServerName, err)
+	}
+	c.procs[i] = cmd
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		last := "exited"
+		for sc.Scan() {
+			if last = sc.Text(); last == "ready" || strings.HasPrefix(last, "error:") {
+				break
+			}
+		}
+		ready <- last
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case line := <-ready:
+		if line != "ready" {
+			return fmt.Errorf("node %s: %s", c.opts[i].ServerName, line)
+		}
+		return nil
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("node %s did not start within a minute", c.opts[i].ServerName)
+	}
+}
+
+func (c *clProcs) kill(i int) {
+	if cmd := c.procs[i]; cmd != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		c.procs[i] = nil
+	}
+}
+
+func (c *clProcs) URL() string {
+	var urls []string
+	for i := range c.opts {
+		urls = append(urls, c.NodeURL(i))
+	}
+	return strings.Join(urls, ",")
+}
+
+func (c *clProcs) NodeURL(i int) string { return fmt.Sprintf("nats://127.0.0.1:%d", c.opts[i].Port) }
+
+func (c *clProcs) Len() int                  { return len(c.opts) }
+func (c *clProcs) Name(i int) string         { return c.opts[i].ServerName }
+func (c *clProcs) Kill(tb testing.TB, i int) { c.kill(i) }
+func (c *clProcs) Restart(tb testing.TB, i int) {
+	tb.Helper()
+	if err := c.start(i); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func clFreePort(tb testing.TB) int {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// clClient is an HTTP client for concurrent writers: enough idle
+// connections that load does not churn sockets.
+func clClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Timeout: 20 * time.Second, Transport: tr}
+}
+
+// clAck is one write answered with a 2xx.
+type clAck struct {
+	method  string
+	marker  string // the content sent: unique per logical write
+	article string
+	version int
+	seq     uint64
+	done    time.Time // when the 2xx arrived
+}
+
+// clLoad counts what concurrent writers saw.
+type clLoad struct {
+	client  *http.Client
+	cmd     string
+	acked   atomic.Int64
+	status5 atomic.Int64 // 503 answers
+	reqErrs atomic.Int64 // transport errors (connection reset, timeout)
+	retries atomic.Int64
+	mu      sync.Mutex
+	acks    []clAck
+	failed  []string // writes that never got a 2xx, or got an unexpected answer
+}
+
+// send sends one logical write, retrying 503s and transport errors with the
+// same Idempotency-Key (so a retry can never duplicate it), up to maxTries.
+func (l *clLoad) send(tick *time.Ticker, method, path, marker string, body any) (clAck, bool) {
+	const maxTries = 30
+	for attempt := 0; attempt < maxTries; attempt++ {
+		if attempt > 0 {
+			l.retries.Add(1)
+			<-tick.C
+		}
+		r, err := systest.Do(l.client, method, l.cmd+path, body, "Idempotency-Key", marker)
+		if err != nil {
+			l.reqErrs.Add(1)
+			continue
+		}
+		switch {
+		case r.Status == http.StatusServiceUnavailable:
+			l.status5.Add(1)
+			continue
+		case r.Status/100 != 2:
+			l.fail(fmt.Sprintf("%s %s (%s): %d %s", method, path, marker, r.Status, r.Body))
+			return clAck{}, false
+		}
+		var a struct {
+			ID      string `json:"id"`
+			Version int    `json:"version"`
+		}
+		if err := json.Unmarshal(r.Body, &a); err != nil || a.ID == "" || r.Seq() == 0 {
+			l.fail(fmt.Sprintf("%s %s (%s): bad 2xx answer %q seq %q: %v", method, path, marker, r.Body, r.Header.Get("X-Event-Seq"), err))
+			return clAck{}, false
+		}
+		w := clAck{method: method, marker: marker, article: a.ID, version: a.Version, seq: r.Seq(), done: time.Now()}
+		l.mu.Lock()
+		l.acks = append(l.acks, w)
+		l.mu.Unlock()
+		l.acked.Add(1)
+		return w, true
+	}
+	l.fail(fmt.Sprintf("%s %s (%s): no 2xx after %d tries", method, path, marker, maxTries))
+	return clAck{}, false
+}
+
+func (l *clLoad) fail(s string) {
+	l.mu.Lock()
+	l.failed = append(l.failed, s)
+	l.mu.Unlock()
+}
+
+// writer sends n writes: creates of its own articles and replacements of
+// them (no two writers share an article, so every answer is predictable).
+// A pace above zero spaces its writes at least that far apart.
+func (l *clLoad) writer(w, n int, pace time.Duration, stop <-chan struct{}) {
+	rng := rand.New(rand.NewPCG(uint64(w), 7))
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var paced <-chan time.Time
+	if pace > 0 {
+		pt := time.NewTicker(pace)
+		defer pt.Stop()
+		paced = pt.C
+	}
+	var mine []string
+	for i := 0; i < n; i++ {
+		if paced != nil {
+			select {
+			case <-stop:
+				return
+			case <-paced:
+			}
+		}
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		marker := fmt.Sprintf("w%d-%04d", w, i)
+		if len(mine) == 0 || i%4 == 0 {
+			body := map[string]any{"title": "Article " + marker, "content": marker, "author_id": fmt.Sprintf("writer-%d", w), "tags": []string{"load"}}
+			if a, ok := l.send(tick, http.MethodPost, "/api/articles", marker, body); ok {
+				mine = append(mine, a.article)
+			}
+			continue
+		}
+		id := mine[rng.IntN(len(mine))]
+		body := map[string]any{"title": "Updated " + marker, "content": marker, "author_id": fmt.Sprintf("writer-%d", w), "status": "published"}
+		l.send(tick, http.MethodPut, "/api/articles/"+id, marker, body)
+	}
+}
+
+// clStreamEvents reads every event of stream ARTICLES in order.
+func clStreamEvents(tb testing.TB, s *systest.System) []natsx.StoredEvent {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	info, err := s.Res.Stream.Info(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	cons, err := s.Res.Stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer it.Stop()
+	var out []natsx.StoredEvent
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			tb.Fatalf("read stream after %d events: %v", len(out), err)
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		e, err := events.Decode(m.Data())
+		if err != nil {
+			tb.Fatalf("seq %d: %v", md.Sequence.Stream, err)
+		}
+		out = append(out, natsx.StoredEvent{Seq: md.Sequence.Stream, MsgID: m.Headers().Get(jetstream.MsgIDHeader), Event: e})
+		if md.Sequence.Stream >= info.State.LastSeq {
+			return out
+		}
+	}
+}
+
+// clContent is the content an event sets ("" when it leaves it alone).
+func clContent(tb testing.TB, e events.Envelope) string {
+	tb.Helper()
+	var d struct {
+		Content *string `json:"content"`
+	}
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		tb.Fatalf("event %s: %v", e.ID, err)
+	}
+	if d.Content == nil {
+		return ""
+	}
+	return *d.Content
+}
+
+// clCheckLog asserts the stream holds no duplicate: no two events with the
+// same article and version, no message id twice, versions 1..n per article
+// in stream order. It returns the events by sequence and the event count
+// of each article.
+func clCheckLog(tb testing.TB, evs []natsx.StoredEvent) (map[uint64]natsx.StoredEvent, map[string]int) {
+	tb.Helper()
+	bySeq := make(map[uint64]natsx.StoredEvent, len(evs))
+	msgIDs := make(map[string]uint64, len(evs))
+	counts := make(map[string]int)
+	for _, se := range evs {
+		bySeq[se.Seq] = se
+		if se.MsgID == "" {
+			tb.Errorf("seq %d has no Nats-Msg-Id", se.Seq)
+		} else if prev, dup := msgIDs[se.MsgID]; dup {
+			tb.Errorf("Nats-Msg-Id %s at seq %d and %d", se.MsgID, prev, se.Seq)
+		}
+		msgIDs[se.MsgID] = se.Seq
+		id := se.Event.ArticleID
+		counts[id]++
+		if se.Event.Version != counts[id] {
+			tb.Errorf("article %s: event %d of the stream (seq %d) has version %d (a duplicate or a gap)", id, counts[id], se.Seq, se.Event.Version)
+		}
+	}
+	return bySeq, counts
+}
+
+// clCheckSnapshots asserts that the bucket equals the fold of the stream and
+// that every snapshot has applied each event of its article exactly once.
+func clCheckSnapshots(tb testing.TB, s *systest.System, counts map[string]int) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	diffs, n, err := projector.Verify(ctx, s.Conn.JS, s.Res.Stream, s.Res.KV)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, d := range diffs {
+		tb.Errorf("read model: %s", d)
+	}
+	if n != len(counts) {
+		tb.Errorf("verify folded %d articles, the stream has %d", n, len(counts))
+	}
+	snaps, bad, err := projector.Snapshots(ctx, s.Res.KV)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for k, err := range bad {
+		tb.Errorf("snapshot %s unreadable: %v", k, err)
+	}
+	if len(snaps) != len(counts) {
+		tb.Errorf("%d snapshots for %d articles", len(snaps), len(counts))
+	}
+	for id, c := range counts {
+		if snap, ok := snaps[id]; !ok {
+			tb.Errorf("article %s: no snapshot", id)
+		} else if snap.Article.Version != c {
+			tb.Errorf("article %s: snapshot at version %d, stream has %d events", id, snap.Article.Version, c)
+		}
+	}
+}
+
+// clLeader is the index in c.Nodes of the leader of stream name.
+func clLeader(tb testing.TB, c clNodes, js jetstream.JetStream, name string) int {
+	tb.Helper()
+	idx := -1
+	natstest.WaitFor(tb, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		str, err := js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		info, err := str.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader == "" {
+			return fmt.Errorf("stream %s has no leader", name)
+		}
+		for i := 0; i < c.Len(); i++ {
+			if c.Name(i) == info.Cluster.Leader {
+				idx = i
+				return nil
+			}
+		}
+		return fmt.Errorf("stream %s leader %q is not a node of the cluster", name, info.Cluster.Leader)
+	})
+	return idx
+}
+
+// clGatherLeaders moves the leadership of the bucket's stream and of the
+// projector consumer to the node that leads stream ARTICLES, so that
+// killing that node takes every leader at once.
+func clGatherLeaders(tb testing.TB, c clNodes, s *systest.System) {
+	tb.Helper()
+	js := s.Conn.JS
+	natstest.WaitFor(tb, 30*time.Second, func() error {
+		leader := c.Name(clLeader(tb, c, js, events.StreamName))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req := []byte(`{"placement":{"preferred":"` + leader + `"}}`)
+		if kv := c.Name(clLeader(tb, c, js, "KV_"+natsx.Bucket)); kv != leader {
+			_, _ = s.Conn.NC.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN.KV_"+natsx.Bucket, req)
+			return fmt.Errorf("bucket led by %s, stream by %s", kv, leader)
+		}
+		cons, err := js.Consumer(ctx, events.StreamName, natsx.Consumer)
+		if err != nil {
+			return err
+		}
+		if cl := cons.CachedInfo().Cluster; cl == nil || cl.Leader != leader {
+			_, _ = s.Conn.NC.RequestWithContext(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+events.StreamName+"."+natsx.Consumer, req)
+			return fmt.Errorf("consumer not led by %s (%+v)", leader, cl)
+		}
+		return nil
+	})
+}
+
+// clWaitCurrent waits until stream name has a leader and want
+// current followers with no lag.
+func clWaitCurrent(tb testing.TB, js jetstream.JetStream, name string, want int, timeout time.Duration) {
+	tb.Helper()
+	natstest.WaitFor(tb, timeout, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		str, err := js.Stream(ctx, name)
+		if err != nil {
+			return err
+		}
+		info, err := str.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster == nil || info.Cluster.Leader == "" {
+			return fmt.Errorf("stream %s has no leader", name)
+		}
+		current := 0
+		for _, p := range info.Cluster.Replicas {
+			if p.Current && !p.Offline && p.Lag == 0 {
+				current++
+			}
+		}
+		if current < want {
+			return fmt.Errorf("stream %s: %d of %d followers current (%+v)", name, current, want, info.Cluster.Replicas)
+		}
+		return nil
+	})
+}
+
+// clAckFloor is the stream sequence up to which the projector consumer has
+// acknowledged everything.
+func clAckFloor(s *systest.System) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cons, err := s.Conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
+	if err != nil {
+		return 0, err
+	}
+	return cons.CachedInfo().AckFloor.Stream, nil
+}
+
+// clDelivered is the last stream sequence the projector consumer delivered.
+func clDelivered(s *systest.System) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cons, err := s.Conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
+	if err != nil {
+		return 0, err
+	}
+	return cons.CachedInfo().Delivered.Stream, nil
+}
+
+// clLastSeq is the last sequence of stream ARTICLES.
+func clLastSeq(s *systest.System) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := s.Res.Stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}
+
+// TestClusterFailoverUnderLoad kills the node that leads stream ARTICLES
+// (and, gathered there first, the bucket's stream and the projector
+// consumer) in the middle of 2 000+ concurrent writes. Every acknowledged
+// write must be in the stream exactly once, nothing may be written twice,
+// the writers must resume once a new leader is elected, the killed node
+// must catch up when it comes back, and the read model must equal the fold
+// of the stream. It logs how long writes were unavailable.
+//
+// The node goes two ways. "shutdown": nats-server's Shutdown (in process)
+// first steps down every raft group the node leads, handing leadership to
+// a current follower: a clean stop or rolling restart. "crash": the nodes
+// run in child processes and the leader's gets SIGKILL, so nothing is
+// handed over and the followers elect a leader once they miss its
+// heartbeats (raft election timeout, 4-9s in nats-server).
+//
+// Most of the time after the writes is the projector consumer's AckWait
+// (30s): acks in flight to the consumer leader when it goes are lost, and
+// those messages come back only then.
+func TestClusterFailoverUnderLoad(t *testing.T) {
+	t.Run("shutdown", func(t *testing.T) { clFailover(t, clInProcess{natstest.RunCluster(t, 3)}) })
+	t.Run("crash", func(t *testing.T) { clFailover(t, clRunProcs(t, 3)) })
+}
+
+func clFailover(t *testing.T, c clNodes) {
+	const (
+		writers   = 8
+		perWriter = 260 // 2 080 writes
+		killAfter = 1000
+	)
+	s := systest.Start(t, c.URL(), 3, 0)
+	clGatherLeaders(t, c, s)
+	// The projector talks to the two other nodes only: its puts in flight
+	// to the bucket's leader when it goes are lost, not failed by a
+	// reconnect (the harder case).
+	doomed := clLeader(t, c, s.Conn.JS, events.StreamName)
+	var others []string
+	for i := 0; i < c.Len(); i++ {
+		if i != doomed {
+			others = append(others, c.NodeURL(i))
+		}
+	}
+	proj, err := app.StartProjector(natstest.Context(t), systest.ProjectorConfig(strings.Join(others, ","), 3), systest.Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proj.Stop() })
+	load := &clLoad{client: clClient(), cmd: s.Cmd()}
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			load.writer(w, perWriter, 0, stop)
+		}()
+	}
+	t.Cleanup(func() { halt(); wg.Wait() })
+
+	natstest.WaitFor(t, 60*time.Second, func() error {
+		if n := load.acked.Load(); n < killAfter {
+			return fmt.Errorf("%d of %d writes acknowledged before the kill", n, killAfter)
+		}
+		return nil
+	})
+	victim := clLeader(t, c, s.Conn.JS, events.StreamName)
+	if victim != doomed {
+		t.Logf("stream leadership moved from %s to %s during the load", c.Name(doomed), c.Name(victim))
+	}
+	kvLeader := clLeader(t, c, s.Conn.JS, "KV_"+natsx.Bucket)
+	consLeader := "?"
+	if cons, err := s.Conn.JS.Consumer(context.Background(), events.StreamName, natsx.Consumer); err == nil && cons.CachedInfo().Cluster != nil {
+		consLeader = cons.CachedInfo().Cluster.Leader
+	}
+	ackedAtKill := load.acked.Load()
+	killAt := time.Now()
+	c.Kill(t, victim)
+	killed := time.Now() // the node is gone: later answers come from a new leader
+	t.Logf("killed %s, leader of the stream (bucket: %s, consumer: %s), after %d acknowledged writes, %v into the load; took %v",
+		c.Name(victim), c.Name(kvLeader), consLeader, ackedAtKill, killAt.Sub(start).Round(time.Millisecond), time.Since(killAt).Round(time.Millisecond))
+	newLeader := clLeader(t, c, s.Conn.JS, events.StreamName)
+	t.Logf("new stream leader %s, seen %v after the kill", c.Name(newLeader), time.Since(killAt).Round(time.Millisecond))
+
+	wg.Wait()
+	elapsed := time.Since(start)
+	load.mu.Lock()
+	acks := slices.Clone(load.acks)
+	failed := slices.Clone(load.failed)
+	load.mu.Unlock()
+	for _, f := range failed {
+		t.Errorf("write failed: %s", f)
+	}
+	if len(acks) < writers*perWriter-len(failed) {
+		t.Errorf("%d writes acknowledged, want %d", len(acks), writers*perWriter-len(failed))
+	}
+	t.Logf("%d writes acknowledged in %v; %d answers 503, %d request errors, %d retries",
+		len(acks), elapsed.Round(time.Millisecond), load.status5.Load(), load.reqErrs.Load(), load.retries.Load())
+
+	// Unavailability: the largest gap between consecutive 2xx completions
+	// from shortly before the kill on.
+	slices.SortFunc(acks, func(a, b clAck) int { return a.done.Compare(b.done) })
+	var gap time.Duration
+	var gapFrom, gapTo time.Time
+	after := 0
+	for i := 1; i < len(acks); i++ {
+		if acks[i].done.After(killed) {
+			after++
+		}
+		if acks[i].done.Before(killAt.Add(-time.Second)) {
+			continue
+		}
+		if d := acks[i].done.Sub(acks[i-1].done); d > gap {
+			gap, gapFrom, gapTo = d, acks[i-1].done, acks[i].done
+		}
+	}
+	t.Logf("longest write unavailability around the kill: %v (from %v to %v after the kill); %d writes acknowledged once the node was gone",
+		gap.Round(time.Millisecond), gapFrom.Sub(killAt).Round(time.Millisecond), gapTo.Sub(killAt).Round(time.Millisecond), after)
+	if after <= writers {
+		// Up to one write per writer may have been answered on its way.
+		t.Fatalf("%d writes acknowledged once the node was gone: writers did not resume", after)
+	}
+	if gap > 20*time.Second {
+		t.Errorf("writes were unavailable for %v; want at most a leader election", gap)
+	}
+
+	// The killed node comes back and catches up; then the cluster is whole.
+	c.Restart(t, victim)
+	clWaitCurrent(t, s.Conn.JS, events.StreamName, 2, 60*time.Second)
+	clWaitCurrent(t, s.Conn.JS, "KV_"+natsx.Bucket, 2, 60*time.Second)
+	t.Logf("node %s restarted and current %v after the kill", c.Name(victim), time.Since(killAt).Round(time.Millisecond))
+
+	// Every acknowledged write is in the stream exactly once.
+	evs := clStreamEvents(t, s)
+	bySeq, counts := clCheckLog(t, evs)
+	markers := make(map[string]int)
+	for _, se := range evs {
+		if m := clContent(t, se.Event); m != "" {
+			markers[m]++
+		}
+	}
+	for m, n := range markers {
+		if n > 1 {
+			t.Errorf("write %s is in the stream %d times", m, n)
+		}
+	}
+	for _, a := range acks {
+		se, ok := bySeq[a.seq]
+		switch {
+		case !ok:
+			t.Errorf("%s %s acknowledged at seq %d: no such event", a.method, a.marker, a.seq)
+		case se.Event.ArticleID != a.article || se.Event.Version != a.version:
+			t.Errorf("%s %s acknowledged as %s v%d at seq %d; the stream has %s v%d there", a.method, a.marker, a.article, a.version, a.seq, se.Event.ArticleID, se.Event.Version)
+		case clContent(t, se.Event) != a.marker:
+			t.Errorf("%s %s acknowledged at seq %d; the event there wrote %q", a.method, a.marker, a.seq, clContent(t, se.Event))
+		case markers[a.marker] != 1:
+			t.Errorf("%s %s acknowledged; in the stream %d times", a.method, a.marker, markers[a.marker])
+		}
+	}
+	t.Logf("stream: %d events of %d articles; %d distinct writes", len(evs), len(counts), len(markers))
+
+	// The read model settles on the fold of the stream.
+	s.WaitProjected(90 * time.Second)
+	clCheckSnapshots(t, s, counts)
+	t.Logf("read model verified %v after the kill", time.Since(killAt).Round(time.Millisecond))
+}
+
+// TestClusterProjectorKilledMidStream stops projectors while events flow
+// and starts others: the read model converges on the fold of the stream,
+// every event applied exactly once (each snapshot's version is the number
+// of events of its article). Stop is graceful and drains what the client
+// has buffered; in a cluster a stopped instance can still leave a few
+// messages unacknowledged (the consumer leader had them on the way when the
+// subscription went), which the survivors get after AckWait: the path of a
+// crash between delivery and ack.
+func TestClusterProjectorKilledMidStream(t *testing.T) {
+	_, s := clStart(t, 1)
+	p1 := s.Projectors[0]
+	load := &clLoad{client: clClient(), cmd: s.Cmd()}
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			load.writer(w, 3000, 10*time.Millisecond, stop)
+		}()
+	}
+	t.Cleanup(func() { halt(); wg.Wait() })
+
+	t0 := time.Now()
+	phase := func(what string) {
+		t.Helper()
+		f, _ := clAckFloor(s)
+		l, _ := clLastSeq(s)
+		t.Logf("%v: %s (ack floor %d, stream %d)", time.Since(t0).Round(time.Millisecond), what, f, l)
+	}
+	waitSeq := func(what string, f func(*systest.System) (uint64, error), want uint64) {
+		t.Helper()
+		natstest.WaitFor(t, 60*time.Second, func() error {
+			n, err := f(s)
+			if err != nil {
+				return err
+			}
+			if n < want {
+				return fmt.Errorf("%s at %d, want %d", what, n, want)
+			}
+			return nil
+		})
+	}
+	// The first projector dies in the middle of the stream.
+	waitSeq("projector ack floor", clAckFloor, 200)
+	phase("stopping projector 1")
+	if err := p1.Stop(); err != nil {
+		t.Errorf("stop projector 1: %v", err)
+	}
+	stopped1, err := clLastSeq(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Events pile up with no projector; then two others take over.
+	waitSeq("stream", clLastSeq, stopped1+150)
+	phase("starting projectors 2 and 3")
+	p2 := s.StartProjector()
+	s.StartProjector()
+	started, err := clLastSeq(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One of them dies too, while the other keeps going.
+	waitSeq("projector delivered", clDelivered, started+150)
+	phase("stopping projector 2")
+	if err := p2.Stop(); err != nil {
+		t.Errorf("stop projector 2: %v", err)
+	}
+	stopped2, err := clLastSeq(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSeq("stream", clLastSeq, stopped2+150)
+	halt()
+	wg.Wait()
+	phase("writers stopped")
+	load.mu.Lock()
+	for _, f := range load.failed {
+		t.Errorf("write failed: %s", f)
+	}
+	load.mu.Unlock()
+
+	// Anything the stopped instances left unacknowledged comes back after
+	// AckWait (30s): allow for it.
+	s.WaitProjected(90 * time.Second)
+	phase("projected")
+	evs := clStreamEvents(t, s)
+	_, counts := clCheckLog(t, evs)
+	clCheckSnapshots(t, s, counts)
+	t.Logf("%d events of %d articles; projector 1 stopped at seq %d, projector 2 at %d", len(evs), len(counts), stopped1, stopped2)
+}
+
+// TestClusterTwoQueryAPIsReadYourWrites writes through the command API and
+// reads through two query API instances: the write becomes visible in both,
+// and with the write's X-Min-Event-Seq neither ever serves an older state,
+// from its view or, with the projector stopped, replayed from the stream.
+func TestClusterTwoQueryAPIsReadYourWrites(t *testing.T) {
+	c, s := clStart(t, 1)
+	queries := []string{
+		"http://" + s.StartQueryAPI(systest.QueryConfig(c.URL(), 3)).Addr,
+		"http://" + s.StartQueryAPI(systest.QueryConfig(c.URL(), 3)).Addr,
+	}
+	client := clClient()
+
+	getVersion := func(base, id string, headers ...string) (int, string, error) {
+		r, err := systest.Do(client, http.MethodGet, base+"/api/articles/"+id, nil, headers...)
+		if err != nil {
+			return 0, "", err
+		}
+		if r.Status != http.StatusOK {
+			return 0, "", fmt.Errorf("GET %s from %s: %d %s", id, base, r.Status, r.Body)
+		}
+		var a struct {
+			Version int    `json:"version"`
+			Content string `json:"content"`
+		}
+		if err := json.Unmarshal(r.Body, &a); err != nil {
+			return 0, "", err
+		}
+		if etag := r.Header.Get("ETag"); etag != `"`+strconv.Itoa(a.Version)+`"` {
+			return 0, "", fmt.Errorf("GET %s from %s: ETag %s for version %d", id, base, etag, a.Version)
+		}
+		return a.Version, a.Content, nil
+	}
+
+	// A write becomes visible in both instances, without a token.
+	const nArticles = 3
+	var ids []string
+	for i := 0; i < nArticles; i++ {
+		r := s.Do(http.MethodPost, s.Cmd()+"/api/articles", map[string]any{"title": fmt.Sprintf("Read your writes %d", i), "content": "v1", "author_id": "ryw"})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
+		}
+		var a struct{ ID string }
+		r.JSON(t, &a)
+		ids = append(ids, a.ID)
+	}
+	for _, base := range queries {
+		for _, id := range ids {
+			natstest.WaitFor(t, 10*time.Second, func() error {
+				v, _, err := getVersion(base, id)
+				if err != nil {
+					return err
+				}
+				if v != 1 {
+					return fmt.Errorf("version %d", v)
+				}
+				return nil
+			})
+		}
+	}
+
+	// With the token, neither instance ever serves an older state.
+	versions := make([]int, nArticles)
+	for i := range versions {
+		versions[i] = 1
+	}
+	round := 0
+	rounds := func(iterations int) {
+		t.Helper()
+		exact := 0
+		for i := 0; i < iterations; i++ {
+			round++
+			k := round % nArticles
+			content := fmt.Sprintf("round %d", round)
+			r := s.Do(http.MethodPut, s.Cmd()+"/api/articles/"+ids[k], map[string]any{"title": fmt.Sprintf("Read your writes %d", k), "content": content, "author_id": "ryw"})
+			if r.Status != http.StatusOK {
+				t.Fatalf("update %d: %d %s", round, r.Status, r.Body)
+			}
+			versions[k]++
+			if r.Header.Get("ETag") != `"`+strconv.Itoa(versions[k])+`"` {
+				t.Fatalf("update %d: ETag %s, want version %d", round, r.Header.Get("ETag"), versions[k])
+			}
+			token := r.Header.Get("X-Event-Seq")
+			for _, base := range queries {
+				v, got, err := getVersion(base, ids[k], "X-Min-Event-Seq", token)
+				if err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				if v < versions[k] {
+					t.Fatalf("round %d: %s served version %d of %s after the write of version %d (token %s)", round, base, v, ids[k], versions[k], token)
+				}
+				if v == versions[k] {
+					exact++
+					if got != content {
+						t.Fatalf("round %d: %s served version %d with content %q, want %q", round, base, v, got, content)
+					}
+				}
+			}
+		}
+		if exact != 2*iterations {
+			t.Errorf("%d of %d reads served a later version than the one written (no other writer runs)", 2*iterations-exact, 2*iterations)
+		}
+	}
+	rounds(150)
+	// Without a projector the query APIs replay the article from the
+	// stream (after waiting briefly for their view): still never older.
+	if err := s.Projectors[0].Stop(); err != nil {
+		t.Errorf("stop projector: %v", err)
+	}
+	rounds(20)
+	s.StartProjector()
+
+	// Without a token both catch up with the last write too.
+	for _, base := range queries {
+		for k, id := range ids {
+			natstest.WaitFor(t, 10*time.Second, func() error {
+				v, _, err := getVersion(base, id)
+				if err != nil {
+					return err
+				}
+				if v != versions[k] {
+					return fmt.Errorf("%s: version %d, want %d", base, v, versions[k])
+				}
+				return nil
+			})
+		}
+	}
+}
