@@ -51,7 +51,9 @@ func ConsumerConfig() jetstream.ConsumerConfig {
 		Description:   "inkstream projector: folds events into bucket articles",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		// Short, so events a crashed or stopped projector held are redelivered
+		// soon; a slow batch redelivered early is harmless (compare-and-set).
+		AckWait:       10 * time.Second,
 		MaxAckPending: 50_000,
 		MaxDeliver:    -1,
 		MaxWaiting:    512,

@@ -134,7 +134,7 @@ func (p *Projector) consume(ctx context.Context, msgs chan<- jetstream.Msg) erro
 		case <-ctx.Done():
 			// Drain, not Stop: Stop drops the messages the client has
 			// buffered, which then sit unacknowledged on the server for
-			// AckWait (30s) before any other instance gets them, holding
+			// AckWait (10s) before any other instance gets them, holding
 			// the ack floor back. Drain hands them to the loop first.
 			cc.Drain()
 			<-cc.Closed()

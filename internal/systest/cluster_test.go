@@ -600,7 +600,7 @@ func clLastSeq(s *systest.System) (uint64, error) {
 // heartbeats (raft election timeout, 4-9s in nats-server).
 //
 // Most of the time after the writes is the projector consumer's AckWait
-// (30s): acks in flight to the consumer leader when it goes are lost, and
+// (10s): acks in flight to the consumer leader when it goes are lost, and
 // those messages come back only then.
 func TestClusterFailoverUnderLoad(t *testing.T) {
 	t.Run("shutdown", func(t *testing.T) { clFailover(t, clInProcess{natstest.RunCluster(t, 3)}) })
@@ -837,7 +837,7 @@ func TestClusterProjectorKilledMidStream(t *testing.T) {
 	load.mu.Unlock()
 
 	// Anything the stopped instances left unacknowledged comes back after
-	// AckWait (30s): allow for it.
+	// AckWait (10s): allow for it.
 	s.WaitProjected(90 * time.Second)
 	phase("projected")
 	evs := clStreamEvents(t, s)

@@ -54,7 +54,7 @@ func TestRestartKeepsAcknowledgedArticles(t *testing.T) {
 		t.Fatalf("after restart the stream holds %d events, want %d", n, msgs)
 	}
 	// At worst a message the stopping projector had taken comes back after
-	// AckWait (30s).
+	// AckWait (10s).
 	s.WaitProjected(40 * time.Second)
 	for id, a := range want {
 		snap := syExpectSnapshotIsFold(t, s, id)
