@@ -15,19 +15,7 @@ func (s *Service) deleteArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ifMatch, err := parseIfMatch(c)
-	if err != nil {
-		return err
-	}
-	key, hash, err := idempotency(c)
-	if err != nil {
-		return err
-	}
-	r, err := s.write(c.UserContext(), id, false, key, hash, func(m domain.Meta) domain.Command {
+	return s.change(c, id, http.StatusNoContent, func(m domain.Meta, ifMatch *int) domain.Command {
 		return domain.DeleteArticle{Meta: m, ID: id, IfMatch: ifMatch}
 	})
-	if err != nil {
-		return err
-	}
-	return respond(c, http.StatusNoContent, r)
 }

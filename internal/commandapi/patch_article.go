@@ -25,19 +25,7 @@ func (s *Service) patchArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	ifMatch, err := parseIfMatch(c)
-	if err != nil {
-		return err
-	}
-	key, hash, err := idempotency(c)
-	if err != nil {
-		return err
-	}
-	r, err := s.write(c.UserContext(), id, false, key, hash, func(m domain.Meta) domain.Command {
+	return s.change(c, id, http.StatusOK, func(m domain.Meta, ifMatch *int) domain.Command {
 		return domain.PatchArticle{Meta: m, ID: id, Patch: p, IfMatch: ifMatch}
 	})
-	if err != nil {
-		return err
-	}
-	return respond(c, http.StatusOK, r)
 }

@@ -226,6 +226,25 @@ func pause(ctx context.Context, attempt int) bool {
 	}
 }
 
+// change runs a write to an existing article (PUT, PATCH, DELETE): it
+// reads If-Match and Idempotency-Key, writes the command mk builds and
+// answers status with the result.
+func (s *Service) change(c *fiber.Ctx, id string, status int, mk func(m domain.Meta, ifMatch *int) domain.Command) error {
+	ifMatch, err := parseIfMatch(c)
+	if err != nil {
+		return err
+	}
+	key, hash, err := idempotency(c)
+	if err != nil {
+		return err
+	}
+	r, err := s.write(c.UserContext(), id, false, key, hash, func(m domain.Meta) domain.Command { return mk(m, ifMatch) })
+	if err != nil {
+		return err
+	}
+	return respond(c, status, r)
+}
+
 // original returns the result of the earlier write that a retry duplicated.
 func (s *Service) original(ctx context.Context, seq uint64, requestHash string) (result, error) {
 	se, err := s.store.Get(ctx, seq)
