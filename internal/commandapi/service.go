@@ -254,11 +254,20 @@ func (s *Service) original(ctx context.Context, seq uint64, requestHash string) 
 	if se.RequestHash != requestHash {
 		return result{}, natsx.ErrMismatch
 	}
-	st, last, err := s.store.State(ctx, se.Event.ArticleID, seq)
-	if err != nil {
-		return result{}, err
+	for attempt := 1; ; attempt++ {
+		st, last, err := s.store.State(ctx, se.Event.ArticleID, seq)
+		if err != nil {
+			return result{}, err
+		}
+		if last == seq {
+			return result{state: st, seq: last}, nil
+		}
+		// The batch read was answered by a follower that does not hold seq
+		// yet: the leader has it (Get above), so wait for the follower.
+		if !pause(ctx, attempt) {
+			return result{}, fmt.Errorf("state of %s at seq %d: %w", se.Event.ArticleID, seq, natsx.ErrUnavailable)
+		}
 	}
-	return result{state: st, seq: last}, nil
 }
 
 // idempotency returns the message id and request digest of a request with

@@ -116,15 +116,39 @@ func (s *EventStore) Append(ctx context.Context, e events.Envelope, expect uint6
 }
 
 // Last returns the last event of an article as the stream leader has it.
-// It does not use a direct get: any replica answers those, and a follower
-// may not yet hold a write that was already acknowledged, so a direct get
-// can return an older event than the writer's own (a stale read-your-writes
-// check, a retried append not recognised). Errors: domain.ErrNotFound when
-// the article has no events, ErrUnavailable.
+// Errors: domain.ErrNotFound when the article has no events, ErrUnavailable.
 func (s *EventStore) Last(ctx context.Context, articleID string) (StoredEvent, error) {
-	req, err := json.Marshal(struct {
+	se, err := s.leaderGet(ctx, struct {
 		LastFor string `json:"last_by_subj"`
 	}{events.ArticleSubjects(articleID)})
+	if errors.Is(err, domain.ErrNotFound) {
+		return se, fmt.Errorf("article %s: %w", articleID, err)
+	}
+	if err != nil {
+		return se, fmt.Errorf("last event of %s: %w", articleID, err)
+	}
+	return se, nil
+}
+
+// Get returns the event at stream sequence seq as the stream leader has it.
+// Errors: domain.ErrNotFound, ErrUnavailable.
+func (s *EventStore) Get(ctx context.Context, seq uint64) (StoredEvent, error) {
+	se, err := s.leaderGet(ctx, struct {
+		Seq uint64 `json:"seq"`
+	}{seq})
+	if err != nil {
+		return se, fmt.Errorf("event %d: %w", seq, err)
+	}
+	return se, nil
+}
+
+// leaderGet asks the stream leader for one message. It does not use a
+// direct get: any replica answers those, and a follower may not yet hold a
+// write that was already acknowledged, so a direct get can return an older
+// event than the writer's own (a stale read-your-writes check, a retried
+// append not recognised).
+func (s *EventStore) leaderGet(ctx context.Context, request any) (StoredEvent, error) {
+	req, err := json.Marshal(request)
 	if err != nil {
 		return StoredEvent{}, err
 	}
@@ -139,7 +163,7 @@ func (s *EventStore) Last(ctx context.Context, articleID string) (StoredEvent, e
 	}
 	reply, err := s.js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET."+events.StreamName, req)
 	if err != nil {
-		return StoredEvent{}, fmt.Errorf("last event of %s: %w: %v", articleID, ErrUnavailable, err)
+		return StoredEvent{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	var resp struct {
 		Error   *jetstream.APIError `json:"error"`
@@ -152,33 +176,21 @@ func (s *EventStore) Last(ctx context.Context, articleID string) (StoredEvent, e
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return StoredEvent{}, fmt.Errorf("last event of %s: %w", articleID, err)
+		return StoredEvent{}, err
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return StoredEvent{}, fmt.Errorf("article %s: %w", articleID, domain.ErrNotFound)
+		return StoredEvent{}, domain.ErrNotFound
 	case resp.Error != nil:
-		return StoredEvent{}, fmt.Errorf("last event of %s: %w: %v", articleID, ErrUnavailable, resp.Error)
+		return StoredEvent{}, fmt.Errorf("%w: %v", ErrUnavailable, resp.Error)
 	case resp.Message == nil:
-		return StoredEvent{}, fmt.Errorf("last event of %s: %w: empty answer", articleID, ErrUnavailable)
+		return StoredEvent{}, fmt.Errorf("%w: empty answer", ErrUnavailable)
 	}
 	raw := &jetstream.RawStreamMsg{Subject: resp.Message.Subject, Sequence: resp.Message.Seq, Data: resp.Message.Data, Time: resp.Message.Time}
 	if len(resp.Message.Header) > 0 {
 		if raw.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
-			return StoredEvent{}, fmt.Errorf("last event of %s: %w", articleID, err)
+			return StoredEvent{}, err
 		}
-	}
-	return decodeRaw(raw)
-}
-
-// Get returns the event at stream sequence seq.
-func (s *EventStore) Get(ctx context.Context, seq uint64) (StoredEvent, error) {
-	raw, err := s.stream.GetMsg(ctx, seq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return StoredEvent{}, fmt.Errorf("event %d: %w", seq, domain.ErrNotFound)
-	}
-	if err != nil {
-		return StoredEvent{}, fmt.Errorf("event %d: %w: %v", seq, ErrUnavailable, err)
 	}
 	return decodeRaw(raw)
 }
