@@ -31,6 +31,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/pkg/events"
 )
@@ -632,8 +633,7 @@ func startCluster(tb testing.TB, all []*server.Options) []string {
 		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", opts.Port))
 		servers = append(servers, s)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	natstest.WaitFor(tb, 30*time.Second, func() error {
 		leaders, current, routed := 0, 0, 0
 		for _, s := range servers {
 			if s.JetStreamIsLeader() {
@@ -647,14 +647,12 @@ func startCluster(tb testing.TB, all []*server.Options) []string {
 			}
 		}
 		if leaders == 1 && current == len(servers) && routed == len(servers) {
-			return urls
+			return nil
 		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("no JetStream cluster after 30s: %d meta leader(s), %d of %d servers current, %d routed",
-				leaders, current, len(servers), routed)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("no JetStream cluster yet: %d meta leader(s), %d of %d servers current, %d routed",
+			leaders, current, len(servers), routed)
+	})
+	return urls
 }
 
 // checkClusterServes connects as the services do (no credentials), provisions
