@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
@@ -518,13 +519,12 @@ func (c *upCluster) cleanup(t *testing.T) {
 				p.Release()
 			}
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for len(c.leftovers()) > 0 && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if left := c.leftovers(); len(left) > 0 {
-			t.Errorf("cleanup: processes %v survive SIGKILL", left)
-		}
+		natstest.WaitFor(t, 20*time.Second, func() error {
+			if left := c.leftovers(); len(left) > 0 {
+				return fmt.Errorf("cleanup: processes %v survive SIGKILL", left)
+			}
+			return nil
+		})
 	}
 	if t.Failed() {
 		t.Logf("%s output:\n%s", c.how, c.output())
