@@ -147,6 +147,14 @@ func TestLocalClusterUpWriteReadDown(t *testing.T) {
 		t.Fatalf("after SIGTERM, %s: %v; want exit status 0\n%s", c.how, c.waitErr, c.output())
 	}
 	t.Logf("stopped in %s", time.Since(stopped).Round(time.Millisecond))
+	// The script has exited, but its last lines may still be in the pipe:
+	// read to the end before looking for them. The pipe stays open past
+	// that only if a child of the script still holds it.
+	select {
+	case <-c.read:
+	case <-time.After(upStopTimeout):
+		t.Errorf("the script's output was still open %s after it exited (a child holds it)", upStopTimeout)
+	}
 	out := c.output()
 	for _, name := range upNames {
 		if !strings.Contains(out, "local-cluster: stopped "+name+"\n") {
