@@ -3,6 +3,7 @@ module github.com/inkstream/inkstream
 go 1.26.8
 
 require (
+	github.com/go-json-experiment/json v1.27.2
 	github.com/go-ozzo/ozzo-validation/v4 v4.4.1
 	github.com/gofiber/fiber/v2 v2.52.15
 	github.com/google/btree v1.1.3

@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,6 +33,7 @@ type Config struct {
 	ColdArticles   int           // articles those events make, in KV for the cold start
 	ReplayTimeout  time.Duration // the replay figure is partial after this
 	Pprof          bool          // start the services with -pprof
+	Only           string        // "" (everything), "loads" or "replay"
 	Command        string        // the command line, for the header
 
 	// Log receives progress lines; Out receives the table.
@@ -61,6 +63,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.ColdArticles, "cold-articles", 0, "articles in KV for the query-api cold start, made by the replayed events (default 100 000, 10 000 with -short)")
 	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the replay as timed out (partial rate) after this (default 4m, 60s with -short)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
+	fs.StringVar(&cfg.Only, "only", "", "run one part: loads (GET, list, POST, PUT, visibility and their baselines) or replay (replay and cold start)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/results.md and -out/results.json.")
 		fs.PrintDefaults()
@@ -129,6 +132,9 @@ func (c *Config) defaults() error {
 	if c.ColdArticles < 1 || c.ReplayEvents < c.ColdArticles {
 		errs = append(errs, errors.New("-cold-articles must be at least 1 and at most -replay-events (each article gets replay-events/cold-articles events)"))
 	}
+	if c.Only != "" && c.Only != "loads" && c.Only != "replay" {
+		errs = append(errs, fmt.Errorf("-only %q: want loads or replay", c.Only))
+	}
 	if c.ReplayTimeout < time.Second {
 		errs = append(errs, errors.New("-replay-timeout must be at least 1s"))
 	}
@@ -157,14 +163,20 @@ func (c *Config) warmup() time.Duration { return min(c.Duration/5, time.Second) 
 func (c *Config) bin(name string) string { return filepath.Join(c.BinDir, name) }
 
 func (c *Config) mode() string {
-	if c.Short {
-		return "short"
+	mode := "custom"
+	switch {
+	case c.Short:
+		mode = "short"
+	case c.Duration == 10*time.Second && c.ReplayEvents == 1_000_000 && c.ColdArticles == 100_000:
+		mode = "full"
 	}
-	if c.Duration == 10*time.Second && c.ReplayEvents == 1_000_000 && c.ColdArticles == 100_000 {
-		return "full"
+	if c.Only != "" {
+		mode += ", " + c.Only + " only"
 	}
-	return "custom"
+	return mode
 }
+
+func (c *Config) runs(part string) bool { return c.Only == "" || c.Only == part }
 
 // Run runs the benchmark cfg.Runs times, writes results.md and results.json
 // to cfg.OutDir, prints the table and returns the report. Every process it
@@ -190,6 +202,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep.Median = median(rep.Runs)
 	rep.Targets = targets(rep.Median)
+	if cfg.Only != "" {
+		// The part that did not run is not judged.
+		rep.Targets = slices.DeleteFunc(rep.Targets, func(t Target) bool { return (t.Name == "projector replay") != (cfg.Only == "replay") })
+	}
 	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
 	md, err := write(cfg.OutDir, *rep)
 	if err != nil {

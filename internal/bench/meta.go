@@ -22,6 +22,7 @@ func meta(cfg Config, began time.Time) Meta {
 		GOMAXPROCS:     runtime.GOMAXPROCS(0),
 		Command:        cfg.Command,
 		Mode:           cfg.mode(),
+		Only:           cfg.Only,
 		Runs:           cfg.Runs,
 		DurationS:      cfg.Duration.Seconds(),
 		WarmupS:        cfg.warmup().Seconds(),

@@ -78,6 +78,7 @@ type Meta struct {
 	GOMAXPROCS     int     `json:"gomaxprocs"`
 	Command        string  `json:"command"`
 	Mode           string  `json:"mode"`
+	Only           string  `json:"only,omitempty"` // loads or replay: the other part did not run
 	Runs           int     `json:"runs"`
 	DurationS      float64 `json:"duration_seconds"`
 	WarmupS        float64 `json:"warmup_seconds"`
@@ -238,34 +239,43 @@ func verdict(t Target) string {
 }
 
 // table renders the median as the one Markdown table.
-func table(m Result, ts []Target, conns int) string {
+func table(m Result, ts []Target, conns int, only string) string {
 	c := strconv.Itoa(conns)
-	rows := []row{
-		loadRow("baseline: raw Fiber GET by id from a map, "+c+" conns", m.RawFiber, "req/s"),
+	tg := map[string]Target{}
+	for _, t := range ts {
+		tg[t.Name] = t
 	}
-	get := loadRow("GET /api/articles/{id} (cached), "+c+" conns", m.Get, "req/s")
-	get.ratio, get.target, get.result = fmt.Sprintf("%.2f× raw Fiber", m.Ratios.GetVsRawFiber), ts[0].Target, verdict(ts[0])
-	rows = append(rows, get, loadRow("GET /api/articles?limit=20, "+c+" conns", m.List, "req/s"),
-		loadRow("baseline: raw sync JetStream publish, "+c+" publishers", m.RawPublish, "msg/s"))
-	post := loadRow("POST /api/articles, "+c+" conns", m.Post, "req/s")
-	post.ratio, post.target, post.result = fmt.Sprintf("%.2f× raw publish", m.Ratios.PostVsRawPublish), ts[1].Target, verdict(ts[1])
-	rows = append(rows, post, loadRow("PUT /api/articles/{id}, "+c+" conns", m.Put, "req/s"))
-	v := m.Visibility
-	rows = append(rows, row{
-		name:  fmt.Sprintf("write → visible in query API at %s writes/s", fmtInt(float64(v.Rate))),
-		value: fmtInt(v.Achieved) + " writes/s", p50: fmtMS(v.P50), p99: fmtMS(v.P99), p999: fmtMS(v.P999), max: fmtMS(v.Max),
-		errors: strconv.FormatInt(v.WriteErrors+v.PollErrors, 10), target: ts[2].Target, result: verdict(ts[2]),
-	})
-	r := m.Replay
-	replay := row{name: fmt.Sprintf("projector replay of %s events (%s articles)", fmtInt(float64(r.Events)), fmtInt(float64(r.Articles))),
-		value: fmtInt(r.EventsPerSec) + " events/s", target: ts[3].Target, result: verdict(ts[3])}
-	if r.TimedOut {
-		replay.errors = fmt.Sprintf("timed out at %s acked", fmtInt(float64(r.Acked)))
+	var rows []row
+	if only != "replay" {
+		rows = append(rows, loadRow("baseline: raw Fiber GET by id from a map, "+c+" conns", m.RawFiber, "req/s"))
 	}
-	rows = append(rows, replay, row{
-		name:  fmt.Sprintf("query-api cold start, %s articles in KV", fmtInt(float64(m.ColdStart.Articles))),
-		value: fmt.Sprintf("%.3f s", m.ColdStart.Seconds),
-	})
+	if only != "replay" {
+		get := loadRow("GET /api/articles/{id} (cached), "+c+" conns", m.Get, "req/s")
+		get.ratio, get.target, get.result = fmt.Sprintf("%.2f× raw Fiber", m.Ratios.GetVsRawFiber), tg["cached GET"].Target, verdict(tg["cached GET"])
+		rows = append(rows, get, loadRow("GET /api/articles?limit=20, "+c+" conns", m.List, "req/s"),
+			loadRow("baseline: raw sync JetStream publish, "+c+" publishers", m.RawPublish, "msg/s"))
+		post := loadRow("POST /api/articles, "+c+" conns", m.Post, "req/s")
+		post.ratio, post.target, post.result = fmt.Sprintf("%.2f× raw publish", m.Ratios.PostVsRawPublish), tg["POST"].Target, verdict(tg["POST"])
+		rows = append(rows, post, loadRow("PUT /api/articles/{id}, "+c+" conns", m.Put, "req/s"))
+		v := m.Visibility
+		rows = append(rows, row{
+			name:  fmt.Sprintf("write → visible in query API at %s writes/s", fmtInt(float64(v.Rate))),
+			value: fmtInt(v.Achieved) + " writes/s", p50: fmtMS(v.P50), p99: fmtMS(v.P99), p999: fmtMS(v.P999), max: fmtMS(v.Max),
+			errors: strconv.FormatInt(v.WriteErrors+v.PollErrors, 10), target: tg["write → visible"].Target, result: verdict(tg["write → visible"]),
+		})
+	}
+	if only != "loads" {
+		r := m.Replay
+		replay := row{name: fmt.Sprintf("projector replay of %s events (%s articles)", fmtInt(float64(r.Events)), fmtInt(float64(r.Articles))),
+			value: fmtInt(r.EventsPerSec) + " events/s", target: tg["projector replay"].Target, result: verdict(tg["projector replay"])}
+		if r.TimedOut {
+			replay.errors = fmt.Sprintf("timed out at %s acked", fmtInt(float64(r.Acked)))
+		}
+		rows = append(rows, replay, row{
+			name:  fmt.Sprintf("query-api cold start, %s articles in KV", fmtInt(float64(m.ColdStart.Articles))),
+			value: fmt.Sprintf("%.3f s", m.ColdStart.Seconds),
+		})
+	}
 	for _, p := range m.RSS {
 		rows = append(rows, row{name: "peak RSS: " + p.Process, value: fmt.Sprintf("%.1f MiB", p.MiB)})
 	}
@@ -292,7 +302,7 @@ func markdown(rep Report) string {
 		map[bool]string{true: ", every figure and ratio the median over the runs (each run in results.json)", false: ""}[meta.Runs > 1],
 		strconv.FormatFloat(meta.DurationS, 'f', -1, 64), strconv.FormatFloat(meta.WarmupS, 'f', -1, 64), meta.ElapsedS)
 	b.WriteString("\n")
-	b.WriteString(table(m, rep.Targets, meta.Connections))
+	b.WriteString(table(m, rep.Targets, meta.Connections, meta.Only))
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "How: one nats-server (JetStream, file store in a temp dir), command-api, projector and query-api as separate processes on loopback, "+
 		"their default flags. Loads at %d connections are closed loops (each connection sends its next request when the previous one is answered) "+
@@ -305,13 +315,17 @@ func markdown(rep Report) string {
 		meta.Connections, fmtInt(float64(meta.SeedArticles)), meta.Connections)
 	b.WriteString("Notes:\n\n")
 	v := m.Visibility
-	fmt.Fprintf(&b, "- write → visible: %s writes, %s sampled, %s GETs; %s reads were answered by replaying the article from the stream; "+
-		"the projector had acknowledged every write %s ms after the last write's response; PUT p99 at this rate %s ms.\n",
-		fmtInt(float64(v.Writes)), fmtInt(float64(v.Sampled)), fmtInt(float64(v.Polls)), fmtInt(float64(v.ReplaysOnMiss)), fmtMS(v.CatchUpMS), fmtMS(v.WriteP99))
-	fmt.Fprintf(&b, "- cached GET: %d reads missed the view during the load.\n", m.Notes.GetCacheMisses)
-	fmt.Fprintf(&b, "- projector backlog: drained %s ms after the POST load, %s ms after the PUT load.\n", fmtMS(m.Notes.PostCatchUpMS), fmtMS(m.Notes.PutCatchUpMS))
-	fmt.Fprintf(&b, "- replay: %.2f s in all, of which %.3f s until the projector's /readyz; writing the %s events beforehand took %.1f s (not part of the figure); the cold-start view held %s articles.\n",
-		m.Replay.Seconds, m.Replay.StartupSeconds, fmtInt(float64(m.Replay.Events)), m.Replay.PublishSeconds, fmtInt(float64(m.ColdStart.ViewArticles)))
+	if meta.Only != "replay" {
+		fmt.Fprintf(&b, "- write → visible: %s writes, %s sampled, %s GETs; %s reads were answered by replaying the article from the stream; "+
+			"the projector had acknowledged every write %s ms after the last write's response; PUT p99 at this rate %s ms.\n",
+			fmtInt(float64(v.Writes)), fmtInt(float64(v.Sampled)), fmtInt(float64(v.Polls)), fmtInt(float64(v.ReplaysOnMiss)), fmtMS(v.CatchUpMS), fmtMS(v.WriteP99))
+		fmt.Fprintf(&b, "- cached GET: %d reads missed the view during the load.\n", m.Notes.GetCacheMisses)
+		fmt.Fprintf(&b, "- projector backlog: drained %s ms after the POST load, %s ms after the PUT load.\n", fmtMS(m.Notes.PostCatchUpMS), fmtMS(m.Notes.PutCatchUpMS))
+	}
+	if meta.Only != "loads" {
+		fmt.Fprintf(&b, "- replay: %.2f s in all, of which %.3f s until the projector's /readyz; writing the %s events beforehand took %.1f s (not part of the figure); the cold-start view held %s articles.\n",
+			m.Replay.Seconds, m.Replay.StartupSeconds, fmtInt(float64(m.Replay.Events)), m.Replay.PublishSeconds, fmtInt(float64(m.ColdStart.ViewArticles)))
+	}
 	for _, l := range []struct {
 		name string
 		l    Load

@@ -53,11 +53,15 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			err = fmt.Errorf("%w\n(process logs kept in %s)", err, r.dir)
 		}
 	}()
-	if err = r.loads(ctx, &res); err != nil {
-		return res, err
+	if r.cfg.runs("loads") {
+		if err = r.loads(ctx, &res); err != nil {
+			return res, err
+		}
 	}
-	if err = r.replay(ctx, &res); err != nil {
-		return res, err
+	if r.cfg.runs("replay") {
+		if err = r.replay(ctx, &res); err != nil {
+			return res, err
+		}
 	}
 	res.ratios()
 	return res, nil
@@ -96,7 +100,15 @@ func (r *runner) startNATS(ctx context.Context, name, store string) (*proc, stri
 	var url string
 	p, _, err := r.startListening(name, r.cfg.bin("nats-server"), func(addr string) []string {
 		_, port, _ := net.SplitHostPort(addr)
-		return []string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", filepath.Join(r.dir, store), "-n", name}
+		args := []string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", filepath.Join(r.dir, store), "-n", name}
+		if r.cfg.Pprof {
+			if prof, err := freeAddr(); err == nil {
+				_, pport, _ := net.SplitHostPort(prof)
+				args = append(args, "--profile", pport)
+				r.logf("%s: pprof: http://127.0.0.1:%s/debug/pprof/", name, pport)
+			}
+		}
+		return args
 	}, func(p *proc, addr string, _ time.Time) error {
 		url = "nats://" + addr
 		var err error
@@ -530,9 +542,16 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 		return err
 	}
 	started := time.Now()
-	proj, err := r.ps.start("projector-replay", c.bin("projector"), "-nats-url", url, "-listen", addr)
+	args := []string{"-nats-url", url, "-listen", addr}
+	if c.Pprof {
+		args = append(args, "-pprof")
+	}
+	proj, err := r.ps.start("projector-replay", c.bin("projector"), args...)
 	if err != nil {
 		return err
+	}
+	if c.Pprof {
+		r.logf("projector-replay: pprof: http://%s/debug/pprof/", addr)
 	}
 	readyc := make(chan time.Duration, 1)
 	go func() {

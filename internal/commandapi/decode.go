@@ -2,7 +2,6 @@ package commandapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -103,6 +104,11 @@ func jsonError(err error) error {
 		if typ.Field == "" {
 			return badRequest("the request body must be a JSON object")
 		}
+		// An element of a list is named by its path (tags.0): the field
+		// is the list.
+		if field, _, nested := strings.Cut(typ.Field, "."); nested {
+			return fieldError(field, "must be a list of strings")
+		}
 		return fieldError(typ.Field, "must be a "+jsonKind(typ.Type.Kind().String()))
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return badRequest("malformed JSON: the body ends early")
@@ -170,6 +176,9 @@ func patchValue[T any](field string, raw json.RawMessage) (domain.Value[T], erro
 	if err := json.Unmarshal(raw, &v); err != nil {
 		var typ *json.UnmarshalTypeError
 		if errors.As(err, &typ) {
+			if typ.Field != "" { // an element of the list
+				return domain.Value[T]{}, fieldError(field, "must be a list of strings")
+			}
 			return domain.Value[T]{}, fieldError(field, "must be a "+jsonKind(typ.Type.Kind().String()))
 		}
 		return domain.Value[T]{}, fieldError(field, "is not valid JSON")

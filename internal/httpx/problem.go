@@ -5,11 +5,12 @@ package httpx
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,9 @@ func NewApp(name string, bodyLimit int, log *slog.Logger) *fiber.App {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           120 * time.Second,
 		StrictRouting:         false,
+		// encoding/json's semantics, about twice as fast.
+		JSONEncoder: json.Marshal,
+		JSONDecoder: json.Unmarshal,
 	})
 }
 

@@ -1,9 +1,10 @@
 package queryapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/gofiber/fiber/v2"
 

@@ -1,10 +1,11 @@
 package queryapi
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -103,7 +104,7 @@ func (s *Service) listEvents(c *fiber.Ctx) error {
 	out := make([]auditEvent, len(evs))
 	for i, se := range evs {
 		e := se.Event
-		out[i] = auditEvent{Seq: se.Seq, ID: e.ID, Type: e.Type, Version: e.Version, OccurredAt: e.OccurredAt, Data: e.Data}
+		out[i] = auditEvent{Seq: se.Seq, ID: e.ID, Type: e.Type, Version: e.Version, OccurredAt: e.OccurredAt, Data: json.RawMessage(e.Data)}
 	}
 	return c.JSON(fiber.Map{"items": out})
 }

@@ -4,8 +4,9 @@
 package readmodel
 
 import (
-	"encoding/json"
 	"fmt"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/inkstream/inkstream/pkg/domain"
 )

@@ -1,9 +1,10 @@
 package domain
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/inkstream/inkstream/pkg/events"
 )

@@ -12,6 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	// Marshal and Unmarshal with encoding/json's semantics, about twice as
+	// fast (measured by BenchmarkProjectEvent in internal/readmodel).
+	jsonx "github.com/go-json-experiment/json/v1"
 )
 
 // Type names an event type.
@@ -121,7 +125,7 @@ func Encode(e Envelope) ([]byte, error) {
 		e.Data = json.RawMessage("{}")
 	}
 	if !plain(e.ID) || !plain(string(e.Type)) || !plain(e.ArticleID) || e.OccurredAt.Year() < 0 || e.OccurredAt.Year() > 9999 {
-		b, err := json.Marshal(e)
+		b, err := jsonx.Marshal(e)
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 		}
@@ -129,7 +133,7 @@ func Encode(e Envelope) ([]byte, error) {
 	}
 	// The hot path of every write: the same bytes encoding/json writes,
 	// without reflection or a copy of the data.
-	if !json.Valid(e.Data) {
+	if !jsonx.Valid(e.Data) {
 		return nil, fmt.Errorf("encode event %s: %w: data is not valid JSON", e.ID, ErrMalformed)
 	}
 	b := make([]byte, 0, 160+len(e.Data))
@@ -164,7 +168,7 @@ func plain(s string) bool {
 // Decode parses an event and checks its envelope.
 func Decode(b []byte) (Envelope, error) {
 	var e Envelope
-	if err := json.Unmarshal(b, &e); err != nil {
+	if err := jsonx.Unmarshal(b, &e); err != nil {
 		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	switch e.Type {
@@ -183,7 +187,7 @@ func Decode(b []byte) (Envelope, error) {
 
 // NewEnvelope builds an envelope whose data is the JSON of data.
 func NewEnvelope(id string, t Type, articleID string, version int, at time.Time, data any) (Envelope, error) {
-	raw, err := json.Marshal(data)
+	raw, err := jsonx.Marshal(data)
 	if err != nil {
 		return Envelope{}, fmt.Errorf("encode %s data: %w", t, err)
 	}

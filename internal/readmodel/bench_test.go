@@ -1,0 +1,58 @@
+package readmodel_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/inkstream/inkstream/internal/readmodel"
+	"github.com/inkstream/inkstream/pkg/domain"
+	"github.com/inkstream/inkstream/pkg/events"
+)
+
+// BenchmarkProjectEvent is the projector's work per event: decode the
+// event, apply it, encode the snapshot (and the query side's decode of it).
+func BenchmarkProjectEvent(b *testing.B) {
+	at := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)
+	created, err := events.NewEnvelope("0193a1b2-0000-7000-8000-000000000001", events.ArticleCreated, "0193a1b2-0000-7000-8000-0000000000aa", 1, at,
+		events.ArticleData{Title: "Benchmarking a blog backend", Slug: "benchmarking-a-blog-backend",
+			Content: "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. " +
+				"Ut enim ad minim veniam, quis nostrud exercitation ullamco laboris nisi ut aliquip ex ea commodo consequat.",
+			AuthorID: "author-42", Status: "draft", Tags: []string{"go", "nats", "cqrs"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	title := "Benchmarking a blog backend, again"
+	updated, err := events.NewEnvelope("0193a1b2-0000-7000-8000-000000000002", events.ArticleUpdated, created.ArticleID, 2, at.Add(time.Second),
+		events.ArticleChanges{Title: &title})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cb, err := events.Encode(created)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ub, err := events.Encode(updated)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var st domain.State
+		for i, raw := range [][]byte{cb, ub} {
+			ev, err := events.Decode(raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if st, err = domain.Apply(st, ev); err != nil {
+				b.Fatal(err)
+			}
+			v, err := readmodel.Encode(readmodel.FromState(st, uint64(i+1)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := readmodel.Decode(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
