@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/gofiber/fiber/v2"
@@ -32,6 +33,10 @@ type articleRequest struct {
 	CreatedAt json.RawMessage `json:"created_at"`
 	UpdatedAt json.RawMessage `json:"updated_at"`
 }
+
+// strictV1 is encoding/json's decoding (case-insensitive names, duplicate
+// names and invalid UTF-8 allowed) with DisallowUnknownFields.
+var strictV1 = jsonv2.JoinOptions(json.DefaultOptionsV1(), jsonv2.RejectUnknownMembers(true))
 
 var readOnly = map[string]bool{"id": true, "version": true, "created_at": true, "updated_at": true}
 
@@ -82,6 +87,12 @@ func decodeArticle(body []byte) (domain.Fields, error) {
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("the request body is empty; send a JSON object")
+	}
+	// The fast path: one call with encoding/json's semantics plus unknown
+	// fields and trailing data rejected. A body it refuses is decoded again
+	// below, for the error message; v is then overwritten from scratch.
+	if jsonv2.Unmarshal(body, v, strictV1) == nil {
+		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
