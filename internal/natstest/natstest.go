@@ -77,6 +77,50 @@ func (c *Cluster) URL() string {
 // until JetStream has a meta leader.
 func RunCluster(tb testing.TB, n int) *Cluster {
 	tb.Helper()
+	var c *Cluster
+	var servers []*server.Server
+	for attempt := 1; ; attempt++ {
+		var err error
+		if c, servers, err = startCluster(tb, n); err == nil {
+			break
+		}
+		// A free port can be taken by another test between the probe and
+		// the server's listen; the server then never gets ready. Try
+		// again on other ports.
+		if attempt == 3 {
+			tb.Fatalf("start cluster node: %v", err)
+		}
+		tb.Logf("start cluster node: %v; trying other ports", err)
+	}
+	for i, s := range servers {
+		c.Nodes = append(c.Nodes, &Server{Server: s, StoreDir: c.opts[i].StoreDir, Port: c.opts[i].Port})
+	}
+	tb.Cleanup(func() {
+		for _, s := range c.Nodes {
+			s.Shutdown()
+		}
+		for _, s := range c.Nodes {
+			s.WaitForShutdown()
+		}
+	})
+	WaitFor(tb, 30*time.Second, func() error {
+		for _, s := range c.Nodes {
+			if !s.Running() {
+				continue
+			}
+			if s.JetStreamIsLeader() {
+				return nil
+			}
+		}
+		return fmt.Errorf("no JetStream meta leader yet")
+	})
+	return c
+}
+
+// startCluster starts n routed servers on fresh ports; on failure it stops
+// the ones that started.
+func startCluster(tb testing.TB, n int) (*Cluster, []*server.Server, error) {
+	tb.Helper()
 	c := &Cluster{}
 	clusterPorts := make([]int, n)
 	for i := range clusterPorts {
@@ -108,34 +152,22 @@ func RunCluster(tb testing.TB, n int) *Cluster {
 			errs <- err
 		}(i)
 	}
+	var err error
 	for range c.opts {
-		if err := <-errs; err != nil {
-			tb.Fatalf("start cluster node: %v", err)
+		if e := <-errs; e != nil && err == nil {
+			err = e
 		}
 	}
-	for i, s := range servers {
-		c.Nodes = append(c.Nodes, &Server{Server: s, StoreDir: c.opts[i].StoreDir, Port: c.opts[i].Port})
+	if err != nil {
+		for _, s := range servers {
+			if s != nil {
+				s.Shutdown()
+				s.WaitForShutdown()
+			}
+		}
+		return nil, nil, err
 	}
-	tb.Cleanup(func() {
-		for _, s := range c.Nodes {
-			s.Shutdown()
-		}
-		for _, s := range c.Nodes {
-			s.WaitForShutdown()
-		}
-	})
-	WaitFor(tb, 30*time.Second, func() error {
-		for _, s := range c.Nodes {
-			if !s.Running() {
-				continue
-			}
-			if s.JetStreamIsLeader() {
-				return nil
-			}
-		}
-		return fmt.Errorf("no JetStream meta leader yet")
-	})
-	return c
+	return c, servers, nil
 }
 
 // Restart starts a node that was shut down again, on its port and store.
