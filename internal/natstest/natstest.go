@@ -36,19 +36,24 @@ func (s *Server) Restart(tb testing.TB) {
 	s.Server = ns
 }
 
-// RunServer starts a JetStream server on a free port with its store in a
-// temporary directory, shut down when the test ends.
+// RunServer starts a JetStream server on a port it picks itself (so no
+// other test can take it in between) with its store in a temporary
+// directory, shut down when the test ends.
 func RunServer(tb testing.TB) *Server {
 	tb.Helper()
-	return RunServerAt(tb, tb.TempDir(), freePort(tb))
+	return RunServerAt(tb, tb.TempDir(), -1)
 }
 
-// RunServerAt starts a JetStream server on port with store dir.
+// RunServerAt starts a JetStream server on port (-1: one it picks) with
+// store dir.
 func RunServerAt(tb testing.TB, dir string, port int) *Server {
 	tb.Helper()
 	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: port, StoreDir: dir, NoLog: true})
 	if err != nil {
 		tb.Fatalf("start nats-server: %v", err)
+	}
+	if port <= 0 {
+		port = ns.Addr().(*net.TCPAddr).Port
 	}
 	s := &Server{Server: ns, StoreDir: dir, Port: port}
 	tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
