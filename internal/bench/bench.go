@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 )
@@ -201,11 +200,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Runs = append(rep.Runs, res)
 	}
 	rep.Median = median(rep.Runs)
-	rep.Targets = targets(rep.Median)
-	if cfg.Only != "" {
-		// The part that did not run is not judged.
-		rep.Targets = slices.DeleteFunc(rep.Targets, func(t Target) bool { return (t.Name == "projector replay") != (cfg.Only == "replay") })
-	}
+	rep.Targets = judged(rep.Median, cfg.Only)
 	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
 	md, err := write(cfg.OutDir, *rep)
 	if err != nil {

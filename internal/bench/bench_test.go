@@ -238,3 +238,42 @@ func TestMedian(t *testing.T) {
 		t.Errorf("median of two: %v, want 2", got.Get.RPS)
 	}
 }
+
+// TestOnlyOnePart checks -only: a bad value is refused, and the report of
+// one part neither shows nor judges the other.
+func TestOnlyOnePart(t *testing.T) {
+	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-only", "post"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `-only "post": want loads or replay`) {
+		t.Errorf("-only post: %v", err)
+	}
+	m := Result{Post: Load{RPS: 10}, RawPublish: Load{RPS: 20}, Replay: Replay{Events: 1000, EventsPerSec: 500}}
+	m.ratios()
+	for _, tc := range []struct {
+		only        string
+		show, leave []string
+	}{
+		{"replay", []string{"projector replay of 1 000 events", "query-api cold start", "- replay: "}, []string{"POST /api/articles", "raw Fiber", "- write → visible"}},
+		{"loads", []string{"POST /api/articles", "raw Fiber", "write → visible in query API", "- cached GET"}, []string{"projector replay", "cold start", "- replay: "}},
+		{"", []string{"POST /api/articles", "projector replay"}, nil},
+	} {
+		cfg := Config{Only: tc.only, Duration: 10 * time.Second}
+		ts := judged(m, tc.only)
+		if want := map[string]int{"": 4, "loads": 3, "replay": 1}[tc.only]; len(ts) != want {
+			t.Errorf("-only %q: %d targets judged, want %d", tc.only, len(ts), want)
+		}
+		md := markdown(Report{Meta: Meta{Mode: cfg.mode(), Only: tc.only, Connections: 64}, Median: m, Targets: ts})
+		if !strings.Contains(md, "- mode: custom"+map[bool]string{true: ", " + tc.only + " only", false: ""}[tc.only != ""]+";") {
+			t.Errorf("-only %q: mode line missing in\n%s", tc.only, md)
+		}
+		for _, want := range tc.show {
+			if !strings.Contains(md, want) {
+				t.Errorf("-only %q: %q missing from\n%s", tc.only, want, md)
+			}
+		}
+		for _, not := range tc.leave {
+			if strings.Contains(md, not) {
+				t.Errorf("-only %q: %q should not be in\n%s", tc.only, not, md)
+			}
+		}
+	}
+}

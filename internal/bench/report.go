@@ -222,6 +222,16 @@ func targets(m Result) []Target {
 	return []Target{get, post, vis, rep}
 }
 
+// judged is targets of the parts that ran: with -only, the other part's
+// figures are zero and not judged.
+func judged(m Result, only string) []Target {
+	ts := targets(m)
+	if only == "" {
+		return ts
+	}
+	return slices.DeleteFunc(ts, func(t Target) bool { return (t.Name == "projector replay") != (only == "replay") })
+}
+
 // row is one line of the table.
 type row struct {
 	name, value, p50, p99, p999, max, errors, ratio, target, result string
