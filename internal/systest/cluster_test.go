@@ -100,34 +100,38 @@ type clProcs struct {
 // has a meta leader. They are killed when the test ends.
 func clRunProcs(tb testing.TB, n int) *clProcs {
 	tb.Helper()
-	c := &clProcs{procs: make([]*exec.Cmd, n)}
-	routes := make([]string, n)
-	clusterPorts := make([]int, n)
-	for i := range clusterPorts {
-		clusterPorts[i] = clFreePort(tb)
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i])
-	}
-	for i := 0; i < n; i++ {
-		c.opts = append(c.opts, natsx.EmbeddedOptions{
-			ServerName: fmt.Sprintf("n%d", i+1), Port: clFreePort(tb), StoreDir: tb.TempDir(),
-			ClusterName: "inkstream-crash", ClusterPort: clusterPorts[i], Routes: routes, NoLog: true,
-		})
+	var c *clProcs
+	for attempt := 1; ; attempt++ {
+		c = clNewProcs(tb, n)
+		// Start them together: each waits for its routes before it is ready.
+		errs := make(chan error, n)
+		for i := range c.opts {
+			go func() { errs <- c.start(i) }()
+		}
+		var err error
+		for range c.opts {
+			if e := <-errs; e != nil && err == nil {
+				err = e
+			}
+		}
+		if err == nil {
+			break
+		}
+		for i := range c.procs {
+			c.kill(i)
+		}
+		// A probed free port can be taken by another test before the node
+		// listens; the node then never gets ready. Try other ports.
+		if attempt == 3 {
+			tb.Fatal(err)
+		}
+		tb.Logf("%v; trying other ports", err)
 	}
 	tb.Cleanup(func() {
 		for i := range c.procs {
 			c.kill(i)
 		}
 	})
-	// Start them together: each waits for its routes before it is ready.
-	errs := make(chan error, n)
-	for i := range c.opts {
-		go func() { errs <- c.start(i) }()
-	}
-	for range c.opts {
-		if err := <-errs; err != nil {
-			tb.Fatal(err)
-		}
-	}
 	nc, err := nats.Connect(c.URL())
 	if err != nil {
 		tb.Fatal(err)
@@ -143,6 +147,25 @@ func clRunProcs(tb testing.TB, n int) *clProcs {
 		_, err := js.AccountInfo(ctx)
 		return err
 	})
+	return c
+}
+
+// clNewProcs picks the ports and stores of n nodes.
+func clNewProcs(tb testing.TB, n int) *clProcs {
+	tb.Helper()
+	c := &clProcs{procs: make([]*exec.Cmd, n)}
+	routes := make([]string, n)
+	clusterPorts := make([]int, n)
+	for i := range clusterPorts {
+		clusterPorts[i] = clFreePort(tb)
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i])
+	}
+	for i := 0; i < n; i++ {
+		c.opts = append(c.opts, natsx.EmbeddedOptions{
+			ServerName: fmt.Sprintf("n%d", i+1), Port: clFreePort(tb), StoreDir: tb.TempDir(),
+			ClusterName: "inkstream-crash", ClusterPort: clusterPorts[i], Routes: routes, NoLog: true,
+		})
+	}
 	return c
 }
 
