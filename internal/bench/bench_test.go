@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -155,6 +156,15 @@ func TestShortBench(t *testing.T) {
 	if m.Visibility.Visible == 0 || m.Replay.Acked == 0 || m.ColdStart.Articles == 0 || len(m.RSS) != 8 {
 		t.Errorf("visibility %+v, replay %+v, cold start %+v, %d RSS figures", m.Visibility, m.Replay, m.ColdStart, len(m.RSS))
 	}
+	for name, l := range map[string]Load{"raw Fiber": m.RawFiber, "GET": m.Get, "raw publish": m.RawPublish, "POST": m.Post} {
+		var cores float64
+		for _, c := range l.CPU {
+			cores += c.Cores
+		}
+		if want := map[string]int{"raw Fiber": 2}[name]; (want == 0 && len(l.CPU) != 5) || (want != 0 && len(l.CPU) != want) || cores <= 0 {
+			t.Errorf("%s: CPU %+v; want the load generator and each process under load, some CPU used", name, l.CPU)
+		}
+	}
 	for _, p := range m.RSS {
 		if p.MiB <= 0 {
 			t.Errorf("no peak RSS for %s", p.Process)
@@ -274,6 +284,32 @@ func TestOnlyOnePart(t *testing.T) {
 			if strings.Contains(md, not) {
 				t.Errorf("-only %q: %q should not be in\n%s", tc.only, not, md)
 			}
+		}
+	}
+}
+
+// TestCPUTime checks the /proc reading the CPU split rests on: a busy
+// loop makes this process's CPU time grow, and by no more than the wall
+// time it ran times the cores.
+func TestCPUTime(t *testing.T) {
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatalf("cpuTime: %v", err)
+	}
+	spin := time.Now()
+	for {
+		now, err := cpuTime(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if grew := now - before; grew >= 100*time.Millisecond {
+			if wall := time.Since(spin); grew > wall*time.Duration(runtime.NumCPU())+2*clockTick {
+				t.Errorf("CPU time grew by %s in %s of wall time on %d cores", grew, wall, runtime.NumCPU())
+			}
+			return
+		}
+		if time.Since(spin) > 20*time.Second {
+			t.Fatalf("CPU time grew by only %s in 20s of busy loop", now-before)
 		}
 	}
 }

@@ -23,6 +23,7 @@ type Load struct {
 	RPS      float64 `json:"rps"`     // successful requests per second
 	Latency
 	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	CPU        []ProcCPU        `json:"cpu,omitempty"` // per process, over the measured span
 }
 
 // Latency is a latency distribution in milliseconds.
@@ -91,6 +92,8 @@ type closedLoop struct {
 	want int
 	// check, if set, is called on each successful response of worker w.
 	check func(w int, resp *fasthttp.Response)
+	// cpu, if set, measures the CPU of the measured phase.
+	cpu *cpuMeter
 }
 
 // clientFor returns a client with exactly one connection to addr.
@@ -125,7 +128,14 @@ func (l closedLoop) run(ctx context.Context) (Load, error) {
 			return Load{}, err
 		}
 	}
-	return l.phase(ctx, clients, counters, l.duration)
+	if l.cpu != nil {
+		l.cpu.begin()
+	}
+	res, err := l.phase(ctx, clients, counters, l.duration)
+	if err == nil && l.cpu != nil {
+		res.CPU = l.cpu.end(res.RPS)
+	}
+	return res, err
 }
 
 type workerResult struct {

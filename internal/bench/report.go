@@ -336,10 +336,11 @@ func markdown(rep Report) string {
 		fmt.Fprintf(&b, "- replay: %.2f s in all, of which %.3f s until the projector's /readyz; writing the %s events beforehand took %.1f s (not part of the figure); the cold-start view held %s articles.\n",
 			m.Replay.Seconds, m.Replay.StartupSeconds, fmtInt(float64(m.Replay.Events)), m.Replay.PublishSeconds, fmtInt(float64(m.ColdStart.ViewArticles)))
 	}
-	for _, l := range []struct {
+	loads := []struct {
 		name string
 		l    Load
-	}{{"raw Fiber", m.RawFiber}, {"GET", m.Get}, {"list", m.List}, {"raw publish", m.RawPublish}, {"POST", m.Post}, {"PUT", m.Put}} {
+	}{{"raw Fiber", m.RawFiber}, {"cached GET", m.Get}, {"list", m.List}, {"raw publish", m.RawPublish}, {"POST", m.Post}, {"PUT", m.Put}}
+	for _, l := range loads {
 		if len(l.l.ErrorKinds) > 0 {
 			fmt.Fprintf(&b, "- %s errors: %s\n", l.name, errorKinds(l.l.ErrorKinds))
 		}
@@ -347,10 +348,30 @@ func markdown(rep Report) string {
 	if len(v.ErrorKinds) > 0 {
 		fmt.Fprintf(&b, "- write → visible errors: %s\n", errorKinds(v.ErrorKinds))
 	}
-	if meta.Mode != "full" {
+	if meta.Only != "replay" {
+		b.WriteString("- CPU time per request by process, µs (share of one core), from /proc/<pid>/stat over each load:\n")
+		for _, l := range loads {
+			if len(l.l.CPU) > 0 {
+				fmt.Fprintf(&b, "  - %s: %s\n", l.name, cpuSplit(l.l.CPU))
+			}
+		}
+	}
+	if !strings.HasPrefix(meta.Mode, "full") {
 		b.WriteString("- not full mode: shorter loads and a smaller replay; PASS/FAIL is indicative only.\n")
 	}
 	return b.String()
+}
+
+// cpuSplit renders the CPU of each process and their sum.
+func cpuSplit(cs []ProcCPU) string {
+	var parts []string
+	var us, cores float64
+	for _, c := range cs {
+		parts = append(parts, fmt.Sprintf("%s %s (%.2f)", c.Process, fmtInt(c.USPerReq), c.Cores))
+		us += c.USPerReq
+		cores += c.Cores
+	}
+	return strings.Join(parts, ", ") + fmt.Sprintf("; all %s (%.2f)", fmtInt(us), cores)
 }
 
 // write stores results.md and results.json in dir.

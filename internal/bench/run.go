@@ -226,9 +226,12 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 
 	// POST next to its baseline.
 	r.logf("baseline: raw sync JetStream publish: %d publishers, %s warm-up + %s", c.Conns, c.warmup(), c.Duration)
+	cpu := newCPUMeter(all...)
+	cpu.begin() // the warm-up too: the rate is steady
 	if res.RawPublish, err = rawPublish(ctx, js, c.Conns, c.warmup(), c.Duration); err != nil {
 		return fmt.Errorf("raw publish: %w", err)
 	}
+	res.RawPublish.CPU = cpu.end(res.RawPublish.RPS)
 	r.logf("baseline: raw sync JetStream publish: %s", summary(res.RawPublish))
 	// The projector folds the baseline's events too; let it catch up so
 	// the POST load does not inherit a backlog.
@@ -306,6 +309,7 @@ func (r *runner) settle(ctx context.Context, js jetstream.JetStream, proj *proc)
 // and checks that the processes survived it.
 func (r *runner) load(ctx context.Context, name string, l closedLoop, procs ...*proc) (Load, error) {
 	l.conns, l.warmup, l.duration = r.cfg.Conns, r.cfg.warmup(), r.cfg.Duration
+	l.cpu = newCPUMeter(procs...)
 	r.logf("%s: %d connections, %s warm-up + %s", name, l.conns, l.warmup, l.duration)
 	res, err := l.run(ctx)
 	if err != nil {
