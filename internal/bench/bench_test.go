@@ -7,6 +7,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 var (
@@ -310,6 +314,47 @@ func TestCPUTime(t *testing.T) {
 		}
 		if time.Since(spin) > 20*time.Second {
 			t.Fatalf("CPU time grew by only %s in 20s of busy loop", now-before)
+		}
+	}
+}
+
+// TestInterleavedTakesTurns runs two loads against two servers in three
+// turns and checks from the servers' side that the measured slices
+// alternated, A B A B A B, after each one's warm-up.
+func TestInterleavedTakesTurns(t *testing.T) {
+	var mu sync.Mutex
+	var order []string // server of each request, in arrival order
+	server := func(name string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			mu.Lock()
+			if len(order) == 0 || order[len(order)-1] != name {
+				order = append(order, name)
+			}
+			mu.Unlock()
+			w.WriteHeader(http.StatusOK)
+		}))
+		t.Cleanup(srv.Close)
+		return strings.TrimPrefix(srv.URL, "http://")
+	}
+	a, b := server("A"), server("B")
+	loop := func(addr string) closedLoop {
+		return closedLoop{addr: addr, conns: 2, warmup: 50 * time.Millisecond, duration: 600 * time.Millisecond, want: http.StatusOK,
+			build: func(_, _ int, req *fasthttp.Request) { req.SetRequestURI("http://" + addr + "/") }}
+	}
+	out, err := interleaved(t.Context(), 3, loop(a), loop(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Warm-ups A then B, then three rounds of A, B: the server of the
+	// requests changes seven times.
+	if want := "ABABABAB"; strings.Join(order, "") != want {
+		t.Errorf("requests went to %s, want runs %s", strings.Join(order, ""), want)
+	}
+	for i, l := range out {
+		if l.Requests == 0 || l.Seconds < 0.5 || l.Seconds > 5 {
+			t.Errorf("load %d: %d requests over %.2f s, want some over about 0.6 s", i, l.Requests, l.Seconds)
 		}
 	}
 }

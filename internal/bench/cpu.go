@@ -20,12 +20,17 @@ type ProcCPU struct {
 const clockTick = 10 * time.Millisecond
 
 // cpuMeter measures the CPU of the load generator (this process) and of
-// the processes under load over one span.
+// the processes under load over one span, or over several: begin and
+// pause bracket each, end closes the last and reports them all.
 type cpuMeter struct {
-	names  []string
-	pids   []int
-	before []time.Duration
-	start  time.Time
+	names   []string
+	pids    []int
+	before  []time.Duration // at the last begin
+	used    []time.Duration // over the closed spans
+	start   time.Time
+	elapsed time.Duration // of the closed spans
+	running bool
+	failed  bool // /proc could not be read
 }
 
 func newCPUMeter(ps ...*proc) *cpuMeter {
@@ -34,33 +39,49 @@ func newCPUMeter(ps ...*proc) *cpuMeter {
 		m.names = append(m.names, p.name)
 		m.pids = append(m.pids, p.pid())
 	}
+	m.before = make([]time.Duration, len(m.pids))
+	m.used = make([]time.Duration, len(m.pids))
 	return m
 }
 
-// begin starts the span.
+// begin opens a span.
 func (m *cpuMeter) begin() {
-	m.before = make([]time.Duration, len(m.pids))
 	for i, pid := range m.pids {
-		m.before[i], _ = cpuTime(pid)
+		t, err := cpuTime(pid)
+		m.failed = m.failed || err != nil
+		m.before[i] = t
 	}
-	m.start = time.Now()
+	m.start, m.running = time.Now(), true
 }
 
-// end closes the span; rate is the load's requests per second over it.
-// Without /proc it returns nothing.
-func (m *cpuMeter) end(rate float64) []ProcCPU {
-	span := time.Since(m.start)
-	var out []ProcCPU
+// pause closes the open span.
+func (m *cpuMeter) pause() {
+	if !m.running {
+		return
+	}
+	m.elapsed += time.Since(m.start)
 	for i, pid := range m.pids {
-		after, err := cpuTime(pid)
-		if err != nil || m.before == nil || span <= 0 {
-			return nil
-		}
-		c := ProcCPU{Process: m.names[i], Cores: float64(after-m.before[i]) / float64(span)}
+		t, err := cpuTime(pid)
+		m.failed = m.failed || err != nil
+		m.used[i] += t - m.before[i]
+	}
+	m.running = false
+}
+
+// end closes the open span, if any, and reports each process's CPU over
+// the spans; rate is the load's requests per second over them. Without
+// /proc it returns nothing.
+func (m *cpuMeter) end(rate float64) []ProcCPU {
+	m.pause()
+	if m.failed || m.elapsed <= 0 {
+		return nil
+	}
+	out := make([]ProcCPU, len(m.pids))
+	for i := range m.pids {
+		out[i] = ProcCPU{Process: m.names[i], Cores: float64(m.used[i]) / float64(m.elapsed)}
 		if rate > 0 {
-			c.USPerReq = c.Cores / rate * 1e6
+			out[i].USPerReq = out[i].Cores / rate * 1e6
 		}
-		out = append(out, c)
 	}
 	return out
 }

@@ -113,29 +113,81 @@ func clientFor(addr string, conns int) *fasthttp.HostClient {
 // run runs the warm-up, then the measured load. Each phase's request count
 // is bounded by its duration; ctx ends it early (the result then is an error).
 func (l closedLoop) run(ctx context.Context) (Load, error) {
-	clients := make([]*fasthttp.HostClient, l.conns)
-	for i := range clients {
-		clients[i] = clientFor(l.addr, 1)
+	res, err := interleaved(ctx, 1, l)
+	if err != nil {
+		return Load{}, err
 	}
+	return res[0], nil
+}
+
+// interleaved runs the warm-ups of loops, then their measured loads in
+// turns: each load's duration is cut into rounds slices, and a slice of
+// each runs in turn, round after round. Loads compared with each other (a
+// target and its baseline) so share the machine's slow drifts, which on a
+// shared machine otherwise fall on one of them. Each result merges its
+// slices; its CPU figures cover them alone.
+func interleaved(ctx context.Context, rounds int, loops ...closedLoop) ([]Load, error) {
+	type state struct {
+		clients  []*fasthttp.HostClient
+		counters []int // request numbers keep counting across phases
+		results  []workerResult
+		elapsed  time.Duration
+	}
+	st := make([]state, len(loops))
 	defer func() {
-		for _, c := range clients {
-			c.CloseIdleConnections()
+		for _, s := range st {
+			for _, c := range s.clients {
+				c.CloseIdleConnections()
+			}
 		}
 	}()
-	counters := make([]int, l.conns) // request numbers keep counting across phases
-	if l.warmup > 0 {
-		if _, err := l.phase(ctx, clients, counters, l.warmup); err != nil {
-			return Load{}, err
+	for i, l := range loops {
+		st[i].clients = make([]*fasthttp.HostClient, l.conns)
+		for w := range st[i].clients {
+			st[i].clients[w] = clientFor(l.addr, 1)
+		}
+		st[i].counters = make([]int, l.conns)
+		st[i].results = make([]workerResult, l.conns)
+		if l.warmup > 0 {
+			if _, _, err := l.phase(ctx, st[i].clients, st[i].counters, l.warmup); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if l.cpu != nil {
-		l.cpu.begin()
+	for range rounds {
+		for i, l := range loops {
+			if l.cpu != nil {
+				l.cpu.begin()
+			}
+			res, took, err := l.phase(ctx, st[i].clients, st[i].counters, l.duration/time.Duration(rounds))
+			if err != nil {
+				return nil, err
+			}
+			if l.cpu != nil {
+				l.cpu.pause()
+			}
+			st[i].elapsed += took
+			for w, r := range res {
+				acc := &st[i].results[w]
+				acc.lat = append(acc.lat, r.lat...)
+				acc.errors += r.errors
+				if acc.kinds == nil {
+					acc.kinds = errorKinds{}
+				}
+				for k, n := range r.kinds {
+					acc.kinds[k] += n
+				}
+			}
+		}
 	}
-	res, err := l.phase(ctx, clients, counters, l.duration)
-	if err == nil && l.cpu != nil {
-		res.CPU = l.cpu.end(res.RPS)
+	out := make([]Load, len(loops))
+	for i, l := range loops {
+		out[i] = merge(st[i].results, st[i].elapsed)
+		if l.cpu != nil {
+			out[i].CPU = l.cpu.end(out[i].RPS)
+		}
 	}
-	return res, err
+	return out, nil
 }
 
 type workerResult struct {
@@ -144,7 +196,9 @@ type workerResult struct {
 	kinds  errorKinds
 }
 
-func (l closedLoop) phase(ctx context.Context, clients []*fasthttp.HostClient, counters []int, d time.Duration) (Load, error) {
+// phase runs the load for d and returns each worker's results and the
+// time it took.
+func (l closedLoop) phase(ctx context.Context, clients []*fasthttp.HostClient, counters []int, d time.Duration) ([]workerResult, time.Duration, error) {
 	results := make([]workerResult, len(clients))
 	start := time.Now()
 	deadline := start.Add(d)
@@ -189,7 +243,7 @@ func (l closedLoop) phase(ctx context.Context, clients []*fasthttp.HostClient, c
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return Load{}, err
+		return nil, 0, err
 	}
-	return merge(results, time.Since(start)), nil
+	return results, time.Since(start), nil
 }

@@ -317,7 +317,8 @@ func markdown(rep Report) string {
 	fmt.Fprintf(&b, "How: one nats-server (JetStream, file store in a temp dir), command-api, projector and query-api as separate processes on loopback, "+
 		"their default flags. Loads at %d connections are closed loops (each connection sends its next request when the previous one is answered) "+
 		"over %s seeded articles; req/s counts successful answers, latencies are of successful requests. "+
-		"Baselines run in the same run against the same server: a bare Fiber v2 app (a child process) serving the query API's own article JSON from a Go map, "+
+		"Baselines run in the same run against the same server: a bare Fiber v2 app (a child process) serving the query API's own article JSON from a Go map "+
+		"(it and the cached GET take turns, a quarter of their duration at a time, so the machine's drifts fall on both), "+
 		"and js.PublishMsg of the POST's event (same size and headers, into stream ARTICLES, so the projector and query API do the same work behind it) from %d goroutines on one connection, waiting for each ack. "+
 		"Write → visible: PUTs of the seeded articles at a fixed rate (vegeta); after a sample of them (about 250/s), GET /api/articles/{id} on the query API every 1 ms until its ETag shows the written version, timed from the PUT's response: the projector, KV and the view's watch, since a read without a token is served from the view. "+
 		"Replay: the events are published straight to a fresh server with no projector running, then one projector process is started and timed until "+

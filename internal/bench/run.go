@@ -202,15 +202,12 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 		return err
 	}
 
-	// The cached GET next to its baseline.
-	if res.RawFiber, err = r.rawFiber(ctx, ids, bodies, res); err != nil {
-		return err
-	}
+	// The cached GET next to its baseline, interleaved.
 	misses, err := metric(ctx, queryAddr, "inkstream_query_cache_misses_total")
 	if err != nil {
 		return err
 	}
-	if res.Get, err = r.load(ctx, "GET /api/articles/{id} (cached)", closedLoop{addr: queryAddr, build: getByID(queryAddr, ids), want: http.StatusOK}, all...); err != nil {
+	if res.RawFiber, res.Get, err = r.getVsRawFiber(ctx, ids, bodies, queryAddr, all, res); err != nil {
 		return err
 	}
 	after, err := metric(ctx, queryAddr, "inkstream_query_cache_misses_total")
@@ -330,16 +327,21 @@ func summary(l Load) string {
 	return s
 }
 
-// rawFiber runs the baseline of the cached GET: `inkbench serve-fiber`
-// with the articles' JSON, under the same load.
-func (r *runner) rawFiber(ctx context.Context, ids []string, bodies map[string]json.RawMessage, res *Result) (Load, error) {
+// getRounds is how many turns the cached GET and its raw Fiber baseline
+// take: each runs a quarter of its duration at a time.
+const getRounds = 4
+
+// getVsRawFiber measures the cached GET and its baseline, `inkbench
+// serve-fiber` answering the same articles' JSON from a map, under the
+// same load, in turns (interleaved).
+func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[string]json.RawMessage, queryAddr string, all []*proc, res *Result) (raw, get Load, err error) {
 	data := filepath.Join(r.dir, "articles.json")
 	b, err := json.Marshal(bodies)
 	if err != nil {
-		return Load{}, err
+		return raw, get, err
 	}
 	if err := os.WriteFile(data, b, 0o644); err != nil {
-		return Load{}, err
+		return raw, get, err
 	}
 	p, addr, err := r.startListening("fiber-baseline", r.cfg.bin("inkbench"), func(addr string) []string {
 		return []string{"serve-fiber", "-listen", addr, "-data", data}
@@ -348,12 +350,33 @@ func (r *runner) rawFiber(ctx context.Context, ids []string, bodies map[string]j
 		return err
 	})
 	if err != nil {
-		return Load{}, err
+		return raw, get, err
 	}
-	l, err := r.load(ctx, "baseline: raw Fiber GET by id", closedLoop{addr: addr, build: getByID(addr, ids), want: http.StatusOK}, p)
-	r.ps.stop(p, 5*time.Second)
-	res.RSS = append(res.RSS, RSS{"raw Fiber baseline", mib(p)})
-	return l, err
+	defer func() {
+		r.ps.stop(p, 5*time.Second)
+		res.RSS = append(res.RSS, RSS{"raw Fiber baseline", mib(p)})
+	}()
+	c := r.cfg
+	loops := []closedLoop{
+		{addr: addr, build: getByID(addr, ids), want: http.StatusOK, cpu: newCPUMeter(p)},
+		{addr: queryAddr, build: getByID(queryAddr, ids), want: http.StatusOK, cpu: newCPUMeter(all...)},
+	}
+	for i := range loops {
+		loops[i].conns, loops[i].warmup, loops[i].duration = c.Conns, c.warmup(), c.Duration
+	}
+	r.logf("baseline: raw Fiber GET by id and GET /api/articles/{id} (cached): %d connections, %s warm-up + %s each, in %d turns",
+		c.Conns, c.warmup(), c.Duration, getRounds)
+	out, err := interleaved(ctx, getRounds, loops...)
+	if err != nil {
+		return raw, get, fmt.Errorf("cached GET and raw Fiber: %w", err)
+	}
+	if err := alive(append(all, p)...); err != nil {
+		return raw, get, err
+	}
+	raw, get = out[0], out[1]
+	r.logf("baseline: raw Fiber GET by id: %s", summary(raw))
+	r.logf("GET /api/articles/{id} (cached): %s", summary(get))
+	return raw, get, nil
 }
 
 // getByID requests the articles in turn, each connection from its own offset.
