@@ -337,8 +337,8 @@ func TestInterleavedTakesTurns(t *testing.T) {
 		return strings.TrimPrefix(srv.URL, "http://")
 	}
 	a, b := server("A"), server("B")
-	loop := func(addr string) closedLoop {
-		return closedLoop{addr: addr, conns: 2, warmup: 50 * time.Millisecond, duration: 600 * time.Millisecond, want: http.StatusOK,
+	loop := func(addr string) *closedLoop {
+		return &closedLoop{addr: addr, conns: 2, warmup: 50 * time.Millisecond, duration: 600 * time.Millisecond, want: http.StatusOK,
 			build: func(_, _ int, req *fasthttp.Request) { req.SetRequestURI("http://" + addr + "/") }}
 	}
 	out, err := interleaved(t.Context(), 3, loop(a), loop(b))

@@ -94,6 +94,9 @@ type closedLoop struct {
 	check func(w int, resp *fasthttp.Response)
 	// cpu, if set, measures the CPU of the measured phase.
 	cpu *cpuMeter
+
+	clients  []*fasthttp.HostClient // one connection each, made by the first slice
+	counters []int                  // request numbers keep counting across slices
 }
 
 // clientFor returns a client with exactly one connection to addr.
@@ -113,60 +116,88 @@ func clientFor(addr string, conns int) *fasthttp.HostClient {
 // run runs the warm-up, then the measured load. Each phase's request count
 // is bounded by its duration; ctx ends it early (the result then is an error).
 func (l closedLoop) run(ctx context.Context) (Load, error) {
-	res, err := interleaved(ctx, 1, l)
+	res, err := interleaved(ctx, 1, &l)
 	if err != nil {
 		return Load{}, err
 	}
 	return res[0], nil
 }
 
-// interleaved runs the warm-ups of loops, then their measured loads in
+// turnTaker is a load that runs in slices, keeping its connections and
+// request numbers from one slice to the next.
+type turnTaker interface {
+	// spans returns the warm-up and the measured duration.
+	spans() (warmup, duration time.Duration)
+	// meter measures the CPU of the measured slices, if not nil.
+	meter() *cpuMeter
+	// slice runs the load for d and returns each worker's results and the
+	// time it took.
+	slice(ctx context.Context, d time.Duration) ([]workerResult, time.Duration, error)
+	// close releases the connections.
+	close()
+}
+
+func (l *closedLoop) spans() (time.Duration, time.Duration) { return l.warmup, l.duration }
+func (l *closedLoop) meter() *cpuMeter                      { return l.cpu }
+
+func (l *closedLoop) slice(ctx context.Context, d time.Duration) ([]workerResult, time.Duration, error) {
+	if l.clients == nil {
+		l.clients = make([]*fasthttp.HostClient, l.conns)
+		for w := range l.clients {
+			l.clients[w] = clientFor(l.addr, 1)
+		}
+		l.counters = make([]int, l.conns)
+	}
+	return l.phase(ctx, l.clients, l.counters, d)
+}
+
+func (l *closedLoop) close() {
+	for _, c := range l.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+// interleaved runs the warm-ups of loads, then their measured loads in
 // turns: each load's duration is cut into rounds slices, and a slice of
 // each runs in turn, round after round. Loads compared with each other (a
 // target and its baseline) so share the machine's slow drifts, which on a
 // shared machine otherwise fall on one of them. Each result merges its
 // slices; its CPU figures cover them alone.
-func interleaved(ctx context.Context, rounds int, loops ...closedLoop) ([]Load, error) {
+func interleaved(ctx context.Context, rounds int, loads ...turnTaker) ([]Load, error) {
 	type state struct {
-		clients  []*fasthttp.HostClient
-		counters []int // request numbers keep counting across phases
-		results  []workerResult
-		elapsed  time.Duration
+		results []workerResult
+		elapsed time.Duration
 	}
-	st := make([]state, len(loops))
+	st := make([]state, len(loads))
 	defer func() {
-		for _, s := range st {
-			for _, c := range s.clients {
-				c.CloseIdleConnections()
-			}
+		for _, l := range loads {
+			l.close()
 		}
 	}()
-	for i, l := range loops {
-		st[i].clients = make([]*fasthttp.HostClient, l.conns)
-		for w := range st[i].clients {
-			st[i].clients[w] = clientFor(l.addr, 1)
-		}
-		st[i].counters = make([]int, l.conns)
-		st[i].results = make([]workerResult, l.conns)
-		if l.warmup > 0 {
-			if _, _, err := l.phase(ctx, st[i].clients, st[i].counters, l.warmup); err != nil {
+	for _, l := range loads {
+		if warmup, _ := l.spans(); warmup > 0 {
+			if _, _, err := l.slice(ctx, warmup); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for range rounds {
-		for i, l := range loops {
-			if l.cpu != nil {
-				l.cpu.begin()
+		for i, l := range loads {
+			_, duration := l.spans()
+			if m := l.meter(); m != nil {
+				m.begin()
 			}
-			res, took, err := l.phase(ctx, st[i].clients, st[i].counters, l.duration/time.Duration(rounds))
+			res, took, err := l.slice(ctx, duration/time.Duration(rounds))
 			if err != nil {
 				return nil, err
 			}
-			if l.cpu != nil {
-				l.cpu.pause()
+			if m := l.meter(); m != nil {
+				m.pause()
 			}
 			st[i].elapsed += took
+			if st[i].results == nil {
+				st[i].results = make([]workerResult, len(res))
+			}
 			for w, r := range res {
 				acc := &st[i].results[w]
 				acc.lat = append(acc.lat, r.lat...)
@@ -180,11 +211,11 @@ func interleaved(ctx context.Context, rounds int, loops ...closedLoop) ([]Load, 
 			}
 		}
 	}
-	out := make([]Load, len(loops))
-	for i, l := range loops {
+	out := make([]Load, len(loads))
+	for i, l := range loads {
 		out[i] = merge(st[i].results, st[i].elapsed)
-		if l.cpu != nil {
-			out[i].CPU = l.cpu.end(out[i].RPS)
+		if m := l.meter(); m != nil {
+			out[i].CPU = m.end(out[i].RPS)
 		}
 	}
 	return out, nil

@@ -59,51 +59,54 @@ func connectJS(ctx context.Context, p *proc, url string) (*nats.Conn, jetstream.
 	return nc, js, err
 }
 
-// rawPublish publishes the POST's event straight into stream ARTICLES, so
-// the projector and the query API do the same work behind it as behind the
-// POST load: the comparison isolates what the command API adds.
-func rawPublish(ctx context.Context, js jetstream.JetStream, conns int, warmup, duration time.Duration) (Load, error) {
-	var n atomic.Int64 // article numbers
-	run := func(d time.Duration) (Load, error) {
-		results := make([]workerResult, conns)
-		start := time.Now()
-		deadline := start.Add(d)
-		var wg sync.WaitGroup
-		for w := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r := &results[w]
-				r.kinds = errorKinds{}
-				r.lat = make([]time.Duration, 0, 4096)
-				for ctx.Err() == nil {
-					t0 := time.Now()
-					if !t0.Before(deadline) {
-						return
-					}
-					err := publishOne(ctx, js, int(n.Add(1)))
-					took := time.Since(t0)
-					if err != nil {
-						r.errors++
-						r.kinds.add(err.Error())
-						continue
-					}
-					r.lat = append(r.lat, took)
+// publishLoop is the raw publish baseline: conns goroutines on one
+// connection, each publishing one create event at a time with
+// js.PublishMsg and waiting for its ack.
+type publishLoop struct {
+	js               jetstream.JetStream
+	conns            int
+	warmup, duration time.Duration
+	cpu              *cpuMeter
+	n                atomic.Int64 // article numbers
+}
+
+func (p *publishLoop) spans() (time.Duration, time.Duration) { return p.warmup, p.duration }
+func (p *publishLoop) meter() *cpuMeter                      { return p.cpu }
+func (p *publishLoop) close()                                {}
+
+func (p *publishLoop) slice(ctx context.Context, d time.Duration) ([]workerResult, time.Duration, error) {
+	results := make([]workerResult, p.conns)
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range p.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &results[w]
+			r.kinds = errorKinds{}
+			r.lat = make([]time.Duration, 0, 4096)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					return
 				}
-			}()
-		}
-		wg.Wait()
-		if err := ctx.Err(); err != nil {
-			return Load{}, err
-		}
-		return merge(results, time.Since(start)), nil
+				err := publishOne(ctx, p.js, int(p.n.Add(1)))
+				took := time.Since(t0)
+				if err != nil {
+					r.errors++
+					r.kinds.add(err.Error())
+					continue
+				}
+				r.lat = append(r.lat, took)
+			}
+		}()
 	}
-	if warmup > 0 {
-		if _, err := run(warmup); err != nil {
-			return Load{}, err
-		}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, 0, err
 	}
-	return run(duration)
+	return results, time.Since(start), nil
 }
 
 // publishOne builds and synchronously publishes one create event, as the

@@ -318,7 +318,7 @@ func markdown(rep Report) string {
 		"their default flags. Loads at %d connections are closed loops (each connection sends its next request when the previous one is answered) "+
 		"over %s seeded articles; req/s counts successful answers, latencies are of successful requests. "+
 		"Baselines run in the same run against the same server: a bare Fiber v2 app (a child process) serving the query API's own article JSON from a Go map "+
-		"(it and the cached GET take turns, a quarter of their duration at a time, so the machine's drifts fall on both), "+
+		"(it and the cached GET take turns, a quarter of their duration at a time, so the machine's drifts fall on both; so do the next two), "+
 		"and js.PublishMsg of the POST's event (same size and headers, into stream ARTICLES, so the projector and query API do the same work behind it) from %d goroutines on one connection, waiting for each ack. "+
 		"Write → visible: PUTs of the seeded articles at a fixed rate (vegeta); after a sample of them (about 250/s), GET /api/articles/{id} on the query API every 1 ms until its ETag shows the written version, timed from the PUT's response: the projector, KV and the view's watch, since a read without a token is served from the view. "+
 		"Replay: the events are published straight to a fresh server with no projector running, then one projector process is started and timed until "+

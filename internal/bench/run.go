@@ -221,23 +221,23 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 		return err
 	}
 
-	// POST next to its baseline.
-	r.logf("baseline: raw sync JetStream publish: %d publishers, %s warm-up + %s", c.Conns, c.warmup(), c.Duration)
-	cpu := newCPUMeter(all...)
-	cpu.begin() // the warm-up too: the rate is steady
-	if res.RawPublish, err = rawPublish(ctx, js, c.Conns, c.warmup(), c.Duration); err != nil {
-		return fmt.Errorf("raw publish: %w", err)
+	// POST next to its baseline, in turns. The projector and the query API
+	// fold the baseline's events too, as the POSTs'.
+	raw := &publishLoop{js: js, conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	postLoop := &closedLoop{addr: cmdAddr, build: post(cmdAddr), want: http.StatusCreated,
+		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	r.logf("baseline: raw sync JetStream publish (%d publishers) and POST /api/articles (%d connections): %s warm-up + %s each, in %d turns",
+		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
+	out, err := interleaved(ctx, turns, raw, postLoop)
+	if err != nil {
+		return fmt.Errorf("raw publish and POST: %w", err)
 	}
-	res.RawPublish.CPU = cpu.end(res.RawPublish.RPS)
+	if err := alive(all...); err != nil {
+		return fmt.Errorf("raw publish and POST: %w", err)
+	}
+	res.RawPublish, res.Post = out[0], out[1]
 	r.logf("baseline: raw sync JetStream publish: %s", summary(res.RawPublish))
-	// The projector folds the baseline's events too; let it catch up so
-	// the POST load does not inherit a backlog.
-	if _, err := r.settle(ctx, js, proj); err != nil {
-		return fmt.Errorf("after raw publish: %w", err)
-	}
-	if res.Post, err = r.load(ctx, "POST /api/articles", closedLoop{addr: cmdAddr, build: post(cmdAddr), want: http.StatusCreated}, all...); err != nil {
-		return err
-	}
+	r.logf("POST /api/articles: %s", summary(res.Post))
 	took, err := r.settle(ctx, js, proj)
 	if err != nil {
 		return fmt.Errorf("after POST: %w", err)
@@ -327,9 +327,10 @@ func summary(l Load) string {
 	return s
 }
 
-// getRounds is how many turns the cached GET and its raw Fiber baseline
-// take: each runs a quarter of its duration at a time.
-const getRounds = 4
+// turns is how many turns a load and its baseline take (the cached GET and
+// raw Fiber, POST and raw publish): each runs a quarter of its duration at
+// a time.
+const turns = 4
 
 // getVsRawFiber measures the cached GET and its baseline, `inkbench
 // serve-fiber` answering the same articles' JSON from a map, under the
@@ -357,16 +358,16 @@ func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[str
 		res.RSS = append(res.RSS, RSS{"raw Fiber baseline", mib(p)})
 	}()
 	c := r.cfg
-	loops := []closedLoop{
+	loops := []*closedLoop{
 		{addr: addr, build: getByID(addr, ids), want: http.StatusOK, cpu: newCPUMeter(p)},
 		{addr: queryAddr, build: getByID(queryAddr, ids), want: http.StatusOK, cpu: newCPUMeter(all...)},
 	}
-	for i := range loops {
-		loops[i].conns, loops[i].warmup, loops[i].duration = c.Conns, c.warmup(), c.Duration
+	for _, l := range loops {
+		l.conns, l.warmup, l.duration = c.Conns, c.warmup(), c.Duration
 	}
 	r.logf("baseline: raw Fiber GET by id and GET /api/articles/{id} (cached): %d connections, %s warm-up + %s each, in %d turns",
-		c.Conns, c.warmup(), c.Duration, getRounds)
-	out, err := interleaved(ctx, getRounds, loops...)
+		c.Conns, c.warmup(), c.Duration, turns)
+	out, err := interleaved(ctx, turns, loops[0], loops[1])
 	if err != nil {
 		return raw, get, fmt.Errorf("cached GET and raw Fiber: %w", err)
 	}
