@@ -230,45 +230,63 @@ type workerResult struct {
 // phase runs the load for d and returns each worker's results and the
 // time it took.
 func (l closedLoop) phase(ctx context.Context, clients []*fasthttp.HostClient, counters []int, d time.Duration) ([]workerResult, time.Duration, error) {
-	results := make([]workerResult, len(clients))
+	return drive(ctx, len(clients), d, func(w int) (func() string, func()) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		release := func() {
+			fasthttp.ReleaseRequest(req)
+			fasthttp.ReleaseResponse(resp)
+		}
+		return func() string {
+			req.Reset()
+			resp.Reset()
+			l.build(w, counters[w], req)
+			counters[w]++
+			err := clients[w].Do(req, resp)
+			switch {
+			case err != nil:
+				return "transport: " + err.Error()
+			case resp.StatusCode() != l.want:
+				return statusKind(resp.StatusCode())
+			}
+			if l.check != nil {
+				l.check(w, resp)
+			}
+			return ""
+		}, release
+	})
+}
+
+// drive runs workers goroutines for d. Each gets its request function and
+// its release from newWorker, calls the request in a loop and times it; an
+// empty error kind is a success. It returns each worker's results and the
+// time it took.
+func drive(ctx context.Context, workers int, d time.Duration, newWorker func(w int) (do func() (errKind string), release func())) ([]workerResult, time.Duration, error) {
+	results := make([]workerResult, workers)
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
-	for w := range clients {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := &results[w]
 			r.kinds = errorKinds{}
 			r.lat = make([]time.Duration, 0, 4096)
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			c := clients[w]
+			do, release := newWorker(w)
+			defer release()
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				if !t0.Before(deadline) {
 					return
 				}
-				req.Reset()
-				resp.Reset()
-				l.build(w, counters[w], req)
-				counters[w]++
-				err := c.Do(req, resp)
+				kind := do()
 				took := time.Since(t0)
-				switch {
-				case err != nil:
+				if kind != "" {
 					r.errors++
-					r.kinds.add("transport: " + err.Error())
-				case resp.StatusCode() != l.want:
-					r.errors++
-					r.kinds.add(statusKind(resp.StatusCode()))
-				default:
-					r.lat = append(r.lat, took)
-					if l.check != nil {
-						l.check(w, resp)
-					}
+					r.kinds.add(kind)
+					continue
 				}
+				r.lat = append(r.lat, took)
 			}
 		}()
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,38 +74,14 @@ func (p *publishLoop) meter() *cpuMeter                      { return p.cpu }
 func (p *publishLoop) close()                                {}
 
 func (p *publishLoop) slice(ctx context.Context, d time.Duration) ([]workerResult, time.Duration, error) {
-	results := make([]workerResult, p.conns)
-	start := time.Now()
-	deadline := start.Add(d)
-	var wg sync.WaitGroup
-	for w := range p.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := &results[w]
-			r.kinds = errorKinds{}
-			r.lat = make([]time.Duration, 0, 4096)
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				if !t0.Before(deadline) {
-					return
-				}
-				err := publishOne(ctx, p.js, int(p.n.Add(1)))
-				took := time.Since(t0)
-				if err != nil {
-					r.errors++
-					r.kinds.add(err.Error())
-					continue
-				}
-				r.lat = append(r.lat, took)
+	return drive(ctx, p.conns, d, func(int) (func() string, func()) {
+		return func() string {
+			if err := publishOne(ctx, p.js, int(p.n.Add(1))); err != nil {
+				return err.Error()
 			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, 0, err
-	}
-	return results, time.Since(start), nil
+			return ""
+		}, func() {}
+	})
 }
 
 // publishOne builds and synchronously publishes one create event, as the
