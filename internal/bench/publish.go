@@ -60,7 +60,10 @@ func connectJS(ctx context.Context, p *proc, url string) (*nats.Conn, jetstream.
 
 // publishLoop is the raw publish baseline: conns goroutines on one
 // connection, each publishing one create event at a time with
-// js.PublishMsg and waiting for its ack.
+// js.PublishMsg and waiting for its ack. It publishes the POST's event
+// straight into stream ARTICLES, so the projector and the query API do the
+// same work behind it as behind the POST load: the comparison isolates
+// what the command API adds.
 type publishLoop struct {
 	js               jetstream.JetStream
 	conns            int
