@@ -576,24 +576,30 @@ func clWaitCurrent(tb testing.TB, js jetstream.JetStream, name string, want int,
 // clAckFloor is the stream sequence up to which the projector consumer has
 // acknowledged everything.
 func clAckFloor(s *systest.System) (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	cons, err := s.Conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
+	info, err := clConsumerInfo(s)
 	if err != nil {
 		return 0, err
 	}
-	return cons.CachedInfo().AckFloor.Stream, nil
+	return info.AckFloor.Stream, nil
 }
 
 // clDelivered is the last stream sequence the projector consumer delivered.
 func clDelivered(s *systest.System) (uint64, error) {
+	info, err := clConsumerInfo(s)
+	if err != nil {
+		return 0, err
+	}
+	return info.Delivered.Stream, nil
+}
+
+func clConsumerInfo(s *systest.System) (*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	cons, err := s.Conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	return cons.CachedInfo().Delivered.Stream, nil
+	return cons.CachedInfo(), nil
 }
 
 // clLastSeq is the last sequence of stream ARTICLES.
