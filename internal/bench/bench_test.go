@@ -318,6 +318,32 @@ func TestCPUTime(t *testing.T) {
 	}
 }
 
+// TestIOCalls checks the /proc reading behind the system calls per
+// request: 200 writes to a file add at least 200 to this process's count.
+func TestIOCalls(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	before, err := ioCalls(os.Getpid())
+	if err != nil {
+		t.Fatalf("ioCalls: %v", err)
+	}
+	for range 200 {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := ioCalls(os.Getpid())
+	if err != nil {
+		t.Fatalf("ioCalls: %v", err)
+	}
+	if after-before < 200 {
+		t.Errorf("read and write system calls grew by %d over 200 writes", after-before)
+	}
+}
+
 // TestInterleavedTakesTurns runs two loads against two servers in three
 // turns and checks from the servers' side that the measured slices
 // alternated, A B A B A B, after each one's warm-up.

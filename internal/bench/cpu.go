@@ -8,11 +8,14 @@ import (
 )
 
 // ProcCPU is the CPU one process used during a load: the share of one core,
-// and that share over the load's rate, the CPU time each request cost it.
+// and that share over the load's rate, the CPU time each request cost it;
+// and the read and write system calls it made per request (syscr and syscw
+// of /proc/<pid>/io), which show how well it batched its network I/O.
 type ProcCPU struct {
-	Process  string  `json:"process"`
-	Cores    float64 `json:"cores"`
-	USPerReq float64 `json:"us_per_request"`
+	Process       string  `json:"process"`
+	Cores         float64 `json:"cores"`
+	USPerReq      float64 `json:"us_per_request"`
+	IOCallsPerReq float64 `json:"io_syscalls_per_request"`
 }
 
 // clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ,
@@ -27,6 +30,8 @@ type cpuMeter struct {
 	pids    []int
 	before  []time.Duration // at the last begin
 	used    []time.Duration // over the closed spans
+	calls0  []int64         // read and write system calls at the last begin
+	calls   []int64         // over the closed spans
 	start   time.Time
 	elapsed time.Duration // of the closed spans
 	running bool
@@ -41,6 +46,8 @@ func newCPUMeter(ps ...*proc) *cpuMeter {
 	}
 	m.before = make([]time.Duration, len(m.pids))
 	m.used = make([]time.Duration, len(m.pids))
+	m.calls0 = make([]int64, len(m.pids))
+	m.calls = make([]int64, len(m.pids))
 	return m
 }
 
@@ -48,8 +55,9 @@ func newCPUMeter(ps ...*proc) *cpuMeter {
 func (m *cpuMeter) begin() {
 	for i, pid := range m.pids {
 		t, err := cpuTime(pid)
-		m.failed = m.failed || err != nil
-		m.before[i] = t
+		n, ioErr := ioCalls(pid)
+		m.failed = m.failed || err != nil || ioErr != nil
+		m.before[i], m.calls0[i] = t, n
 	}
 	m.start, m.running = time.Now(), true
 }
@@ -62,8 +70,10 @@ func (m *cpuMeter) pause() {
 	m.elapsed += time.Since(m.start)
 	for i, pid := range m.pids {
 		t, err := cpuTime(pid)
-		m.failed = m.failed || err != nil
+		n, ioErr := ioCalls(pid)
+		m.failed = m.failed || err != nil || ioErr != nil
 		m.used[i] += t - m.before[i]
+		m.calls[i] += n - m.calls0[i]
 	}
 	m.running = false
 }
@@ -81,6 +91,7 @@ func (m *cpuMeter) end(rate float64) []ProcCPU {
 		out[i] = ProcCPU{Process: m.names[i], Cores: float64(m.used[i]) / float64(m.elapsed)}
 		if rate > 0 {
 			out[i].USPerReq = out[i].Cores / rate * 1e6
+			out[i].IOCallsPerReq = float64(m.calls[i]) / m.elapsed.Seconds() / rate
 		}
 	}
 	return out
@@ -108,4 +119,31 @@ func cpuTime(pid int) (time.Duration, error) {
 		ticks += n
 	}
 	return time.Duration(ticks) * clockTick, nil
+}
+
+// ioCalls is the number of read and write system calls pid has made, all
+// its threads: syscr plus syscw of /proc/<pid>/io.
+func ioCalls(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	var seen int
+	for line := range strings.Lines(string(b)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if !ok || (k != "syscr" && k != "syscw") {
+			continue
+		}
+		c, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		n += c
+		seen++
+	}
+	if seen != 2 {
+		return 0, os.ErrInvalid
+	}
+	return n, nil
 }

@@ -350,7 +350,7 @@ func markdown(rep Report) string {
 		fmt.Fprintf(&b, "- write → visible errors: %s\n", errorKinds(v.ErrorKinds))
 	}
 	if meta.Only != "replay" {
-		b.WriteString("- CPU time per request by process, µs (share of one core), from /proc/<pid>/stat over each load:\n")
+		b.WriteString("- CPU time per request by process, µs (share of one core) [read and write system calls per request], from /proc/<pid>/stat and /proc/<pid>/io over each load:\n")
 		for _, l := range loads {
 			if len(l.l.CPU) > 0 {
 				fmt.Fprintf(&b, "  - %s: %s\n", l.name, cpuSplit(l.l.CPU))
@@ -368,7 +368,7 @@ func cpuSplit(cs []ProcCPU) string {
 	var parts []string
 	var us, cores float64
 	for _, c := range cs {
-		parts = append(parts, fmt.Sprintf("%s %s (%.2f)", c.Process, fmtInt(c.USPerReq), c.Cores))
+		parts = append(parts, fmt.Sprintf("%s %s (%.2f) [%.2f]", c.Process, fmtInt(c.USPerReq), c.Cores, c.IOCallsPerReq))
 		us += c.USPerReq
 		cores += c.Cores
 	}
