@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/gofiber/fiber/v2"
@@ -119,7 +120,7 @@ func (s *Service) write(ctx context.Context, id string, fresh bool, key, request
 			return result{}, err
 		}
 		meta := domain.Meta{EventID: evID.String(), At: time.Now().UTC().Truncate(time.Microsecond)}
-		evs, err := domain.Decide(agg.state, mk(meta))
+		evs, next, err := domain.DecideState(agg.state, mk(meta))
 		unchecked := (err == nil && len(evs) == 0) || errors.Is(err, domain.ErrPreconditionFailed) ||
 			(errors.Is(err, domain.ErrNotFound) && !agg.state.Deleted)
 		if unchecked && cached {
@@ -168,13 +169,8 @@ func (s *Service) write(ctx context.Context, id string, fresh bool, key, request
 			agg.loaded = false
 			return s.original(ctx, ack.Seq, requestHash)
 		}
-		st, err := domain.Apply(agg.state, e)
-		if err != nil {
-			agg.loaded = false
-			return result{}, err
-		}
-		agg.state, agg.seq = st, ack.Seq
-		return result{state: st, seq: ack.Seq}, nil
+		agg.state, agg.seq = next, ack.Seq
+		return result{state: next, seq: ack.Seq}, nil
 	}
 	agg.loaded = false
 	if fresh {
@@ -299,14 +295,19 @@ func respond(c *fiber.Ctx, status int, r result) error {
 	if status == http.StatusNoContent {
 		return c.SendStatus(status)
 	}
-	b, err := json.Marshal(r.state.Article)
-	if err != nil {
+	// Encoded straight into the response body, without a copy of its own.
+	c.Response().ResetBody()
+	if err := jsonv2.MarshalWrite(c.Response().BodyWriter(), r.state.Article, encodeV1); err != nil {
+		c.Response().ResetBody()
 		return err
 	}
 	c.Set(fiber.HeaderETag, ETag(r.state.Article.Version))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Status(status).Send(b)
+	return c.SendStatus(status)
 }
+
+// encodeV1 encodes as encoding/json does.
+var encodeV1 = json.DefaultOptionsV1()
 
 // ETag is the entity tag of an article version.
 func ETag(version int) string { return `"` + strconv.Itoa(version) + `"` }

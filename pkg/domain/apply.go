@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 
@@ -28,17 +29,7 @@ func Apply(s State, e events.Envelope) (State, error) {
 		if err := json.Unmarshal(e.Data, &d); err != nil {
 			return s, fmt.Errorf("apply %s: %w", e.Type, err)
 		}
-		tags := d.Tags
-		if tags == nil {
-			tags = []string{}
-		}
-		return State{Article: Article{
-			ID:        e.ArticleID,
-			Fields:    Fields{Title: d.Title, Slug: d.Slug, Content: d.Content, AuthorID: d.AuthorID, Status: Status(d.Status), Tags: tags},
-			Version:   1,
-			CreatedAt: at,
-			UpdatedAt: at,
-		}}, nil
+		return created(e.ArticleID, d, at), nil
 	case events.ArticleUpdated:
 		if !s.Live() {
 			return s, fmt.Errorf("apply %s to %s: %w", e.Type, e.ArticleID, ErrNotFound)
@@ -47,33 +38,12 @@ func Apply(s State, e events.Envelope) (State, error) {
 		if err := json.Unmarshal(e.Data, &c); err != nil {
 			return s, fmt.Errorf("apply %s: %w", e.Type, err)
 		}
-		a := s.Article
-		a.Tags = slices.Clone(a.Tags)
-		set(&a.Title, c.Title)
-		set(&a.Slug, c.Slug)
-		set(&a.Content, c.Content)
-		set(&a.AuthorID, c.AuthorID)
-		if c.Status != nil {
-			a.Status = Status(*c.Status)
-		}
-		if c.Tags != nil {
-			a.Tags = slices.Clone(*c.Tags)
-			if a.Tags == nil {
-				a.Tags = []string{}
-			}
-		}
-		a.Version = e.Version
-		a.UpdatedAt = at
-		return State{Article: a}, nil
+		return updated(s, c, e.Version, at), nil
 	case events.ArticleDeleted:
 		if !s.Live() {
 			return s, fmt.Errorf("apply %s to %s: %w", e.Type, e.ArticleID, ErrNotFound)
 		}
-		a := s.Article
-		a.Tags = slices.Clone(a.Tags)
-		a.Version = e.Version
-		a.UpdatedAt = at
-		return State{Article: a, Deleted: true}, nil
+		return deleted(s, e.Version, at), nil
 	default:
 		return s, fmt.Errorf("apply unknown event type %q: %w", e.Type, ErrConflict)
 	}
@@ -89,6 +59,55 @@ func Fold(evs []events.Envelope) (State, error) {
 		}
 	}
 	return s, nil
+}
+
+// The state transitions of the three events, shared by Apply, which
+// decodes an event's data first, and Decide, which has it typed.
+
+// created is the state of a new article with data d; it keeps d.Tags.
+func created(id string, d events.ArticleData, at time.Time) State {
+	tags := d.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return State{Article: Article{
+		ID:        id,
+		Fields:    Fields{Title: d.Title, Slug: d.Slug, Content: d.Content, AuthorID: d.AuthorID, Status: Status(d.Status), Tags: tags},
+		Version:   1,
+		CreatedAt: at,
+		UpdatedAt: at,
+	}}
+}
+
+// updated is s after the changes c, at version.
+func updated(s State, c events.ArticleChanges, version int, at time.Time) State {
+	a := s.Article
+	a.Tags = slices.Clone(a.Tags)
+	set(&a.Title, c.Title)
+	set(&a.Slug, c.Slug)
+	set(&a.Content, c.Content)
+	set(&a.AuthorID, c.AuthorID)
+	if c.Status != nil {
+		a.Status = Status(*c.Status)
+	}
+	if c.Tags != nil {
+		a.Tags = slices.Clone(*c.Tags)
+		if a.Tags == nil {
+			a.Tags = []string{}
+		}
+	}
+	a.Version = version
+	a.UpdatedAt = at
+	return State{Article: a}
+}
+
+// deleted is the tombstone of s at version.
+func deleted(s State, version int, at time.Time) State {
+	a := s.Article
+	a.Tags = slices.Clone(a.Tags)
+	a.Version = version
+	a.UpdatedAt = at
+	return State{Article: a, Deleted: true}
 }
 
 func set[T any](dst *T, v *T) {

@@ -25,42 +25,52 @@ func (s State) Live() bool { return s.Exists() && !s.Deleted }
 // ErrNotFound, ErrConflict (create of an existing id), ErrPreconditionFailed
 // (a *PreconditionError).
 func Decide(s State, cmd Command) ([]events.Envelope, error) {
+	evs, _, err := DecideState(s, cmd)
+	return evs, err
+}
+
+// DecideState is Decide that also returns the state after the events, the
+// state Apply folds from them (s itself when there are none), without
+// decoding the data it has just encoded.
+func DecideState(s State, cmd Command) ([]events.Envelope, State, error) {
 	switch c := cmd.(type) {
 	case CreateArticle:
 		if s.Exists() {
-			return nil, fmt.Errorf("create article %s: %w", c.ID, ErrConflict)
+			return nil, s, fmt.Errorf("create article %s: %w", c.ID, ErrConflict)
 		}
 		f := c.Fields.Normalize(c.ID)
 		if err := f.Validate(); err != nil {
-			return nil, err
+			return nil, s, err
 		}
-		e, err := events.NewEnvelope(c.EventID, events.ArticleCreated, c.ID, 1, c.At, toData(f))
+		d := toData(f)
+		e, err := events.NewEnvelope(c.EventID, events.ArticleCreated, c.ID, 1, c.At, d)
 		if err != nil {
-			return nil, err
+			return nil, s, err
 		}
-		return []events.Envelope{e}, nil
+		d.Tags = slices.Clone(d.Tags) // the state's own, apart from the command's
+		return []events.Envelope{e}, created(e.ArticleID, d, e.OccurredAt.UTC()), nil
 	case ReplaceArticle:
 		if err := check(s, c.ID, c.IfMatch); err != nil {
-			return nil, err
+			return nil, s, err
 		}
 		return change(s, c.Meta, c.Fields.Normalize(c.ID))
 	case PatchArticle:
 		if err := check(s, c.ID, c.IfMatch); err != nil {
-			return nil, err
+			return nil, s, err
 		}
 		// The slug stays as it was unless the patch names it; null derives it anew.
 		return change(s, c.Meta, c.Patch.ApplyTo(s.Article.Fields).Normalize(c.ID))
 	case DeleteArticle:
 		if err := check(s, c.ID, c.IfMatch); err != nil {
-			return nil, err
+			return nil, s, err
 		}
 		e, err := events.NewEnvelope(c.EventID, events.ArticleDeleted, c.ID, s.Article.Version+1, c.At, struct{}{})
 		if err != nil {
-			return nil, err
+			return nil, s, err
 		}
-		return []events.Envelope{e}, nil
+		return []events.Envelope{e}, deleted(s, e.Version, e.OccurredAt.UTC()), nil
 	default:
-		return nil, fmt.Errorf("unknown command %T: %w", cmd, ErrInvalid)
+		return nil, s, fmt.Errorf("unknown command %T: %w", cmd, ErrInvalid)
 	}
 }
 
@@ -74,9 +84,9 @@ func check(s State, id string, ifMatch *int) error {
 	return nil
 }
 
-func change(s State, m Meta, f Fields) ([]events.Envelope, error) {
+func change(s State, m Meta, f Fields) ([]events.Envelope, State, error) {
 	if err := f.Validate(); err != nil {
-		return nil, err
+		return nil, s, err
 	}
 	old := s.Article.Fields
 	var c events.ArticleChanges
@@ -100,13 +110,13 @@ func change(s State, m Meta, f Fields) ([]events.Envelope, error) {
 		c.Tags = &f.Tags
 	}
 	if c.Empty() {
-		return nil, nil
+		return nil, s, nil
 	}
 	e, err := events.NewEnvelope(m.EventID, events.ArticleUpdated, s.Article.ID, s.Article.Version+1, m.At, c)
 	if err != nil {
-		return nil, err
+		return nil, s, err
 	}
-	return []events.Envelope{e}, nil
+	return []events.Envelope{e}, updated(s, c, e.Version, e.OccurredAt.UTC()), nil
 }
 
 func toData(f Fields) events.ArticleData {

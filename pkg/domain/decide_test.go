@@ -30,12 +30,38 @@ func str(v string) domain.Value[string] { return domain.Value[string]{Set: true,
 
 func null[T any]() domain.Value[T] { return domain.Value[T]{Set: true, Null: true} }
 
-// decide runs Decide and fails on an error.
+// decide runs Decide and fails on an error. It also checks that
+// DecideState returns the same events and the state a reader folds from
+// them after they went through the wire (encoded and decoded again).
 func decide(tb testing.TB, s domain.State, cmd domain.Command) []events.Envelope {
 	tb.Helper()
 	evs, err := domain.Decide(s, cmd)
 	if err != nil {
 		tb.Fatalf("Decide(%T): %v", cmd, err)
+	}
+	evs2, next, err := domain.DecideState(s, cmd)
+	if err != nil {
+		tb.Fatalf("DecideState(%T): %v", cmd, err)
+	}
+	if !reflect.DeepEqual(evs, evs2) {
+		tb.Fatalf("DecideState(%T) events %+v, Decide %+v", cmd, evs2, evs)
+	}
+	want := s
+	for _, e := range evs {
+		b, err := events.Encode(e)
+		if err != nil {
+			tb.Fatalf("Encode: %v", err)
+		}
+		wire, err := events.Decode(b)
+		if err != nil {
+			tb.Fatalf("Decode: %v", err)
+		}
+		if want, err = domain.Apply(want, wire); err != nil {
+			tb.Fatalf("Apply: %v", err)
+		}
+	}
+	if !reflect.DeepEqual(next, want) {
+		tb.Fatalf("DecideState(%T) state\n%+v\nApply of its events\n%+v", cmd, next, want)
 	}
 	return evs
 }
