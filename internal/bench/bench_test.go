@@ -253,6 +253,31 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+// TestReplayVsPublish checks the replay's baseline: the rate of the
+// asynchronous publish of the same events, its ratio per run, the median of
+// those ratios, and both in the table.
+func TestReplayVsPublish(t *testing.T) {
+	run := func(replayRate, publishSeconds float64) Result {
+		r := Result{Replay: Replay{Events: 1_000_000, PublishSeconds: publishSeconds, EventsPerSec: replayRate}}
+		r.ratios()
+		return r
+	}
+	// 0.6, 0.75 and 0.5 of 40 000, 20 000 and 50 000 events/s.
+	m := median([]Result{run(24_000, 25), run(15_000, 50), run(25_000, 20)})
+	if m.Ratios.ReplayVsPublish != 0.6 {
+		t.Errorf("median replay ratio %v, want 0.6", m.Ratios.ReplayVsPublish)
+	}
+	md := markdown(Report{Meta: Meta{Only: "replay", Mode: "full, replay only", Runs: 3}, Median: m, Targets: judged(m, "replay")})
+	for _, want := range []string{
+		"| baseline: async publish of the same 1 000 000 events to the same server, beforehand | 40 000 events/s |",
+		"| 24 000 events/s |", "| 0.60× async publish |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("%q missing from\n%s", want, md)
+		}
+	}
+}
+
 // TestOnlyOnePart checks -only: a bad value is refused, and the report of
 // one part neither shows nor judges the other.
 func TestOnlyOnePart(t *testing.T) {

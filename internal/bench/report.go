@@ -58,6 +58,10 @@ type RSS struct {
 type Ratios struct {
 	GetVsRawFiber    float64 `json:"get_vs_raw_fiber"`
 	PostVsRawPublish float64 `json:"post_vs_raw_publish"`
+	// The replay's rate over the rate at which the same server took the
+	// same events by asynchronous publish just before: every replayed event
+	// costs it a delivery, an ack and a KV put, itself a publish.
+	ReplayVsPublish float64 `json:"replay_vs_async_publish"`
 }
 
 // Notes are figures that explain the others.
@@ -108,8 +112,12 @@ type Report struct {
 
 // ratios fills r.Ratios from its loads.
 func (r *Result) ratios() {
-	r.Ratios = Ratios{GetVsRawFiber: div(r.Get.RPS, r.RawFiber.RPS), PostVsRawPublish: div(r.Post.RPS, r.RawPublish.RPS)}
+	r.Ratios = Ratios{GetVsRawFiber: div(r.Get.RPS, r.RawFiber.RPS), PostVsRawPublish: div(r.Post.RPS, r.RawPublish.RPS),
+		ReplayVsPublish: div(r.Replay.EventsPerSec, r.Replay.publishRate())}
 }
+
+// publishRate is the rate at which the replay's events were published.
+func (r Replay) publishRate() float64 { return div(float64(r.Events), r.PublishSeconds) }
 
 func div(a, b float64) float64 {
 	if b == 0 {
@@ -281,6 +289,11 @@ func table(m Result, ts []Target, conns int, only string) string {
 		if r.TimedOut {
 			replay.errors = fmt.Sprintf("timed out at %s acked", fmtInt(float64(r.Acked)))
 		}
+		if r.PublishSeconds > 0 {
+			replay.ratio = fmt.Sprintf("%.2f× async publish", m.Ratios.ReplayVsPublish)
+			rows = append(rows, row{name: fmt.Sprintf("baseline: async publish of the same %s events to the same server, beforehand", fmtInt(float64(r.Events))),
+				value: fmtInt(r.publishRate()) + " events/s"})
+		}
 		rows = append(rows, replay, row{
 			name:  fmt.Sprintf("query-api cold start, %s articles in KV", fmtInt(float64(m.ColdStart.Articles))),
 			value: fmt.Sprintf("%.3f s", m.ColdStart.Seconds),
@@ -321,9 +334,9 @@ func markdown(rep Report) string {
 		"(it and the cached GET take turns, a quarter of their duration at a time, so the machine's drifts fall on both; so do the next two), "+
 		"and js.PublishMsg of the POST's event (same size and headers, into stream ARTICLES, so the projector and query API do the same work behind it) from %d goroutines on one connection, waiting for each ack. "+
 		"Write → visible: PUTs of the seeded articles at a fixed rate (vegeta); after a sample of them (about 250/s), GET /api/articles/{id} on the query API every 1 ms until its ETag shows the written version, timed from the PUT's response: the projector, KV and the view's watch, since a read without a token is served from the view. "+
-		"Replay: the events are published straight to a fresh server with no projector running, then one projector process is started and timed until "+
+		"Replay: the events are published straight to a fresh server with no projector running (asynchronously, at most %s awaiting their acks: the replay's baseline), then one projector process is started and timed until "+
 		"consumer projector's ack floor is the stream's last sequence. Cold start: the read model the replay built, a fresh query-api process, timed from exec to /readyz 200.\n\n",
-		meta.Connections, fmtInt(float64(meta.SeedArticles)), meta.Connections)
+		meta.Connections, fmtInt(float64(meta.SeedArticles)), meta.Connections, fmtInt(publishWindow))
 	b.WriteString("Notes:\n\n")
 	v := m.Visibility
 	if meta.Only != "replay" {
