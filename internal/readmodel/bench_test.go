@@ -1,6 +1,7 @@
 package readmodel_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,26 @@ func BenchmarkProjectEvent(b *testing.B) {
 			if _, _, err := readmodel.Decode(v); err != nil {
 				b.Fatal(err)
 			}
+		}
+	}
+}
+
+// BenchmarkDecodeSnapshot is the query API's work per KV update: the
+// snapshot of the article inkbench posts, decoded with its article's JSON.
+func BenchmarkDecodeSnapshot(b *testing.B) {
+	at := time.Date(2026, 11, 23, 12, 0, 0, 123456789, time.UTC)
+	a := domain.Article{ID: "0193a1b2-0000-7000-8000-0000000000aa", Version: 3, CreatedAt: at, UpdatedAt: at.Add(time.Minute),
+		Fields: domain.Fields{Title: "Posted article 17", Slug: "posted-article-17",
+			Content:  strings.Repeat("Event sourcing keeps every change as an immutable fact; the read side folds them. ", 12),
+			AuthorID: "author-1", Status: domain.StatusDraft, Tags: []string{"bench", "nats", "go"}}}
+	v, err := readmodel.Encode(readmodel.Snapshot{Article: a, Seq: 12345})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := readmodel.Decode(v); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
