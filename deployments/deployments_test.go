@@ -558,19 +558,22 @@ func TestComposeNATSConfigs(t *testing.T) {
 	}
 
 	// Run them: loopback addresses instead of container names, a temp store.
-	client, route := freePorts(t, len(all)), freePorts(t, len(all))
-	var routeURLs []string
-	for _, p := range route {
-		routeURLs = append(routeURLs, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	loopback := func(all []*server.Options) {
+		client, route := freePorts(t, len(all)), freePorts(t, len(all))
+		var routeURLs []string
+		for _, p := range route {
+			routeURLs = append(routeURLs, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+		}
+		for i, opts := range all {
+			opts.Host, opts.Port = "127.0.0.1", client[i]
+			opts.HTTPPort = 0
+			opts.Cluster.Host, opts.Cluster.Port = "127.0.0.1", route[i]
+			opts.Routes = server.RoutesFromStr(strings.Join(routeURLs, ","))
+			opts.StoreDir = t.TempDir()
+		}
 	}
-	for i, opts := range all {
-		opts.Host, opts.Port = "127.0.0.1", client[i]
-		opts.HTTPPort = 0
-		opts.Cluster.Host, opts.Cluster.Port = "127.0.0.1", route[i]
-		opts.Routes = server.RoutesFromStr(strings.Join(routeURLs, ","))
-		opts.StoreDir = t.TempDir()
-	}
-	urls := startCluster(t, all)
+	loopback(all)
+	urls := startCluster(t, all, loopback)
 
 	// The services' own configuration, pointed at the loopback nodes.
 	e := env(t, "command-api-1", f.Services["command-api-1"])
@@ -615,24 +618,25 @@ func checkNodeOptions(tb testing.TB, name string, opts *server.Options) {
 // a JetStream cluster with a meta leader, and returns their client URLs.
 // (A JetStream API request sent before there is a leader gets no answer at
 // all, so without the wait the first one would only time out.)
-func startCluster(tb testing.TB, all []*server.Options) []string {
+func startCluster(tb testing.TB, all []*server.Options, repick func([]*server.Options)) []string {
 	tb.Helper()
 	var urls []string
 	var servers []*server.Server
-	for _, opts := range all {
-		opts.NoLog, opts.NoSigs = true, true
-		s, err := server.NewServer(opts)
-		if err != nil {
-			tb.Fatalf("%s: %v", opts.ServerName, err)
+	// A port probed free can be taken by another package's test before its
+	// server listens: then this attempt's servers stop, repick gives every
+	// node new ports (and a new store), and the cluster starts again.
+	for attempt := 1; ; attempt++ {
+		var err error
+		if servers, urls, err = tryCluster(all); err == nil {
+			break
 		}
-		go s.Start()
-		tb.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-		if !s.ReadyForConnections(10 * time.Second) {
-			tb.Fatalf("%s did not accept connections", opts.ServerName)
+		if attempt == 3 {
+			tb.Fatal(err)
 		}
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", opts.Port))
-		servers = append(servers, s)
+		tb.Logf("attempt %d: %v; starting again on new ports", attempt, err)
+		repick(all)
 	}
+	tb.Cleanup(func() { shutdown(servers) })
 	natstest.WaitFor(tb, 30*time.Second, func() error {
 		leaders, current, routed := 0, 0, 0
 		for _, s := range servers {
@@ -653,6 +657,37 @@ func startCluster(tb testing.TB, all []*server.Options) []string {
 			leaders, current, len(servers), routed)
 	})
 	return urls
+}
+
+// tryCluster starts a server for each of all. If one fails to start or
+// to accept connections, it shuts down those it started and says why.
+func tryCluster(all []*server.Options) ([]*server.Server, []string, error) {
+	var servers []*server.Server
+	var urls []string
+	for _, o := range all {
+		opts := o.Clone()
+		opts.NoLog, opts.NoSigs = true, true
+		s, err := server.NewServer(opts)
+		if err != nil {
+			shutdown(servers)
+			return nil, nil, fmt.Errorf("%s: %w", opts.ServerName, err)
+		}
+		go s.Start()
+		servers = append(servers, s)
+		if !s.ReadyForConnections(10 * time.Second) {
+			shutdown(servers)
+			return nil, nil, fmt.Errorf("%s did not accept connections on port %d", opts.ServerName, opts.Port)
+		}
+		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", opts.Port))
+	}
+	return servers, urls, nil
+}
+
+func shutdown(servers []*server.Server) {
+	for _, s := range servers {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
 }
 
 // checkClusterServes connects as the services do (no credentials), provisions
@@ -779,7 +814,22 @@ func TestLocalClusterScript(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	urls := startCluster(t, all)
+	// Should the ports be taken meanwhile: the same layout at a new offset.
+	urls := startCluster(t, all, func(all []*server.Options) {
+		shift := freeOffset(t) - offset
+		offset += shift
+		var routes []string
+		for _, opts := range all {
+			opts.Port += shift
+			opts.Cluster.Port += shift
+			opts.HTTPPort += shift
+			routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", opts.Cluster.Port))
+			opts.StoreDir = t.TempDir()
+		}
+		for _, opts := range all {
+			opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
+		}
+	})
 	cfg := config.NATS{
 		URL:             strings.Join(urls, ","),
 		Name:            "deployments-test",
