@@ -486,23 +486,32 @@ func clCheckSnapshots(tb testing.TB, s *systest.System, counts map[string]int) {
 	}
 }
 
+// clLedStream is the info of stream name, or an error while it has no leader.
+func clLedStream(js jetstream.JetStream, name string) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	str, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		return nil, fmt.Errorf("stream %s has no leader", name)
+	}
+	return info, nil
+}
+
 // clLeader is the index in c.Nodes of the leader of stream name.
 func clLeader(tb testing.TB, c clNodes, js jetstream.JetStream, name string) int {
 	tb.Helper()
 	idx := -1
 	natstest.WaitFor(tb, 30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		str, err := js.Stream(ctx, name)
+		info, err := clLedStream(js, name)
 		if err != nil {
 			return err
-		}
-		info, err := str.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.Cluster == nil || info.Cluster.Leader == "" {
-			return fmt.Errorf("stream %s has no leader", name)
 		}
 		for i := 0; i < c.Len(); i++ {
 			if c.Name(i) == info.Cluster.Leader {
@@ -547,18 +556,9 @@ func clGatherLeaders(tb testing.TB, c clNodes, s *systest.System) {
 func clWaitCurrent(tb testing.TB, js jetstream.JetStream, name string, want int, timeout time.Duration) {
 	tb.Helper()
 	natstest.WaitFor(tb, timeout, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		str, err := js.Stream(ctx, name)
+		info, err := clLedStream(js, name)
 		if err != nil {
 			return err
-		}
-		info, err := str.Info(ctx)
-		if err != nil {
-			return err
-		}
-		if info.Cluster == nil || info.Cluster.Leader == "" {
-			return fmt.Errorf("stream %s has no leader", name)
 		}
 		current := 0
 		for _, p := range info.Cluster.Replicas {
