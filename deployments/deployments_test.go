@@ -693,7 +693,7 @@ func shutdown(servers []*server.Server) {
 // checkClusterServes connects as the services do (no credentials), provisions
 // the stream, bucket and consumer with cfg's replicas, writes one event, and
 // asks every server for itself as the system user, as `nats server list` does.
-func checkClusterServes(tb testing.TB, cfg config.NATS, urls []string) {
+func checkClusterServes(tb testing.TB, cfg natsx.Options, urls []string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -830,7 +830,7 @@ func TestLocalClusterScript(t *testing.T) {
 			opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 		}
 	})
-	cfg := config.NATS{
+	cfg := natsx.Options{
 		URL:             strings.Join(urls, ","),
 		Name:            "deployments-test",
 		StreamReplicas:  3,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,20 +43,20 @@ func Rebuild(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer conn.NC.Close()
 	log := cfg.Logger(stderr)
-	target, err := projector.Reset(ctx, conn.JS, res.KV, res.Stream)
+	target, err := natsx.ResetReadModel(ctx, conn.JS)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	fmt.Fprintf(stdout, "rebuild: bucket purged, consumer reset; folding %d stream sequences\n", target)
 	pctx, stop := context.WithCancel(ctx)
-	p := projector.New(conn.JS, res.KV, natsx.NewEventStore(conn.JS, res.Stream),
-		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize, Provision: true}, prometheus.NewRegistry(), log)
+	p := projector.New(natsx.NewConsumer(conn.JS, true, log), natsx.NewSnapshots(conn.JS, res.KV), natsx.NewEventStore(conn.JS),
+		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize}, prometheus.NewRegistry(), log)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = p.Run(pctx) }()
-	err = projector.WaitCaughtUp(ctx, conn.JS, target, func(pr projector.Progress) {
-		rate := float64(pr.Done) / max(pr.Elapsed.Seconds(), 1e-3)
-		fmt.Fprintf(stdout, "rebuild: %d/%d (%.0f%%) in %s, %.0f events/s\n", pr.Done, pr.Total, 100*float64(pr.Done)/float64(max(pr.Total, 1)), pr.Elapsed.Round(1e6), rate)
+	err = waitCaughtUp(ctx, natsx.NewLog(conn.JS), target, func(done uint64, elapsed time.Duration) {
+		rate := float64(done) / max(elapsed.Seconds(), 1e-3)
+		fmt.Fprintf(stdout, "rebuild: %d/%d (%.0f%%) in %s, %.0f events/s\n", done, target, 100*float64(done)/float64(max(target, 1)), elapsed.Round(time.Millisecond), rate)
 	})
 	stop()
 	wg.Wait()
@@ -66,24 +67,52 @@ func Rebuild(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// waitCaughtUp polls the consumer until it has acknowledged every message
+// up to target, calling progress about once a second.
+func waitCaughtUp(ctx context.Context, log *natsx.Log, target uint64, progress func(done uint64, elapsed time.Duration)) error {
+	start := time.Now()
+	last := time.Time{}
+	for {
+		done, err := log.AckFloor(ctx)
+		if err == nil {
+			if time.Since(last) >= time.Second || done >= target {
+				progress(min(done, target), time.Since(start))
+				last = time.Now()
+			}
+			if done >= target {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // Verify folds the stream and compares it with every KV snapshot; it prints
-// each difference and fails when there is one.
+// each difference and each skipped message and fails when there is a
+// difference.
 func Verify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	_, conn, res, err := adminConnect(ctx, "verify", args, getenv, stderr)
 	if err != nil {
 		return err
 	}
 	defer conn.NC.Close()
-	diffs, n, err := projector.Verify(ctx, conn.JS, res.Stream, res.KV)
+	rep, err := projector.Verify(ctx, natsx.NewLog(conn.JS), natsx.NewEventStore(conn.JS), natsx.NewSnapshots(conn.JS, res.KV))
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	for _, d := range diffs {
+	for _, s := range rep.Skipped {
+		fmt.Fprintln(stdout, "verify: warning: skipped", s)
+	}
+	for _, d := range rep.Differences {
 		fmt.Fprintln(stdout, "verify:", d)
 	}
-	fmt.Fprintf(stdout, "verify: %d articles, %d differences\n", n, len(diffs))
-	if len(diffs) > 0 {
-		return fmt.Errorf("verify: %d differences between the stream and the read model", len(diffs))
+	fmt.Fprintf(stdout, "verify: %d articles, %d differences, %d skipped messages\n", rep.Articles, len(rep.Differences), len(rep.Skipped))
+	if len(rep.Differences) > 0 {
+		return fmt.Errorf("verify: %d differences between the stream and the read model", len(rep.Differences))
 	}
 	return nil
 }

@@ -137,8 +137,8 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	store := natsx.NewEventStore(b.conn.JS, b.res.Stream)
-	svc := commandapi.New(store, cfg.CacheSize, cfg.WriteTimeout, b.reg, log)
+	store := natsx.NewEventStore(b.conn.JS)
+	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	svc.Routes(b.app)
 	log.Info("command API listening", "addr", b.ln.Addr().String())
@@ -152,8 +152,8 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	store := natsx.NewEventStore(b.conn.JS, b.res.Stream)
-	svc := queryapi.New(b.conn.JS, b.res.KV, store, queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait}, b.reg, log)
+	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV),
+		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(func() error {
 		if !svc.Ready() {
 			return errors.New("view is still loading")
@@ -162,7 +162,7 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 	}), cfg.Pprof)
 	svc.Routes(b.app)
 	log.Info("query API listening", "addr", b.ln.Addr().String())
-	return b.run(ctx, svc.Watch), nil
+	return b.run(ctx, svc.Watch, svc.Track), nil
 }
 
 // StartProjector starts a projector with its health and metrics server.
@@ -171,8 +171,8 @@ func StartProjector(ctx context.Context, cfg config.Projector, log *slog.Logger)
 	if err != nil {
 		return nil, err
 	}
-	store := natsx.NewEventStore(b.conn.JS, b.res.Stream)
-	p := projector.New(b.conn.JS, b.res.KV, store, projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize, Provision: cfg.NATS.Provision}, b.reg, log)
+	p := projector.New(natsx.NewConsumer(b.conn.JS, cfg.NATS.Provision, log), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewEventStore(b.conn.JS),
+		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	log.Info("projector health listening", "addr", b.ln.Addr().String())
 	return b.run(ctx, p.Run), nil

@@ -44,24 +44,24 @@ func articleBody(titleText string, author int) []byte {
 	return b
 }
 
-// articleData is the data of the ArticleCreated event the command API
+// articleFields are the fields of the ArticleCreated event the command API
 // writes for articleBody(titleText, author).
-func articleData(titleText string, author int) events.ArticleData {
-	return events.ArticleData{
+func articleFields(titleText string, author int) domain.Fields {
+	return domain.Fields{
 		Title: titleText, Slug: domain.Slugify(titleText), Content: content,
-		AuthorID: "author-" + strconv.Itoa(author%16), Status: string(domain.StatusDraft), Tags: tags,
+		AuthorID: "author-" + strconv.Itoa(author%16), Status: domain.StatusDraft, Tags: tags,
 	}
 }
 
 // eventMsg is an event message exactly as natsx.EventStore.Append publishes
 // it: the envelope on articles.<id>.<verb> with Nats-Msg-Id (the event id),
 // the expected last sequence of the article's subjects and the event type.
-func eventMsg(prefix string, e events.Envelope, expect uint64) (*nats.Msg, error) {
+func eventMsg(prefix string, e domain.Event, expect uint64) (*nats.Msg, error) {
 	data, err := events.Encode(e)
 	if err != nil {
 		return nil, err
 	}
-	subject := events.Subject(e.ArticleID, e.Type)
+	subject := events.SubjectOf(e)
 	filter := events.ArticleSubjects(e.ArticleID)
 	if prefix != events.SubjectPrefix {
 		subject = prefix + strings.TrimPrefix(subject, events.SubjectPrefix)
@@ -71,32 +71,31 @@ func eventMsg(prefix string, e events.Envelope, expect uint64) (*nats.Msg, error
 	hdr.Set(jetstream.MsgIDHeader, e.ID)
 	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
 	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, filter)
-	hdr.Set(events.HeaderEventType, string(e.Type))
+	hdr.Set(events.HeaderEventType, string(events.TypeOf(e.Change)))
 	return &nats.Msg{Subject: subject, Header: hdr, Data: data}, nil
 }
 
 // createdEvent is the ArticleCreated event of a new article.
-func createdEvent(articleID string, n int) (events.Envelope, error) {
-	evID, err := uuid.NewV7()
-	if err != nil {
-		return events.Envelope{}, err
-	}
-	t := title("replayed", n)
-	return events.NewEnvelope(evID.String(), events.ArticleCreated, articleID, 1,
-		time.Now().UTC().Truncate(time.Microsecond), articleData(t, n))
+func createdEvent(articleID string, n int) (domain.Event, error) {
+	return newEvent(articleID, 1, domain.ArticleCreated{Fields: articleFields(title("replayed", n), n)})
 }
 
-var statuses = []string{string(domain.StatusUnderReview), string(domain.StatusPublished), string(domain.StatusDraft)}
+// newEvent is an event of the article at version v, now.
+func newEvent(articleID string, v int, c domain.Change) (domain.Event, error) {
+	evID, err := uuid.NewV7()
+	if err != nil {
+		return domain.Event{}, err
+	}
+	return domain.Event{ID: evID.String(), ArticleID: articleID, Version: v, At: time.Now().UTC().Truncate(time.Microsecond), Change: c}, nil
+}
+
+var statuses = []domain.Status{domain.StatusUnderReview, domain.StatusPublished, domain.StatusDraft}
 
 // updatedEvent is version v (≥ 2) of an article: in turn a new title (and
 // so slug), a new status, new content — what the command API writes for a
 // PUT or PATCH that changes those fields.
-func updatedEvent(articleID string, n, v int) (events.Envelope, error) {
-	evID, err := uuid.NewV7()
-	if err != nil {
-		return events.Envelope{}, err
-	}
-	var c events.ArticleChanges
+func updatedEvent(articleID string, n, v int) (domain.Event, error) {
+	var c domain.Changes
 	switch v % 3 {
 	case 2:
 		t := fmt.Sprintf("%s, revision %d", title("replayed", n), v)
@@ -109,6 +108,5 @@ func updatedEvent(articleID string, n, v int) (events.Envelope, error) {
 		s := fmt.Sprintf("Revision %d. %s", v, content)
 		c.Content = &s
 	}
-	return events.NewEnvelope(evID.String(), events.ArticleUpdated, articleID, v,
-		time.Now().UTC().Truncate(time.Microsecond), c)
+	return newEvent(articleID, v, domain.ArticleUpdated{Changes: c})
 }

@@ -12,15 +12,16 @@ import (
 
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // natsDefaults is the NATS configuration the services run with by default
 // (their flags' defaults), pointed at url.
-func natsDefaults(url string) (config.NATS, error) {
+func natsDefaults(url string) (natsx.Options, error) {
 	cfg, err := config.ParseProjector("inkbench", nil, func(string) string { return "" }, nopWriter{})
 	if err != nil {
-		return config.NATS{}, err
+		return natsx.Options{}, err
 	}
 	cfg.NATS.URL = url
 	cfg.NATS.Name = "inkbench"
@@ -94,12 +95,7 @@ func publishOne(ctx context.Context, js jetstream.JetStream, n int) error {
 	if err != nil {
 		return err
 	}
-	evID, err := uuid.NewV7()
-	if err != nil {
-		return err
-	}
-	e, err := events.NewEnvelope(evID.String(), events.ArticleCreated, id.String(), 1,
-		time.Now().UTC().Truncate(time.Microsecond), articleData(title("posted", n), n))
+	e, err := newEvent(id.String(), 1, domain.ArticleCreated{Fields: articleFields(title("posted", n), n)})
 	if err != nil {
 		return err
 	}
@@ -215,7 +211,7 @@ func publishRound(ctx context.Context, js jetstream.JetStream, ids []string, seq
 	err := func() error {
 		defer close(ch)
 		for a, id := range ids {
-			var e events.Envelope
+			var e domain.Event
 			var err error
 			if v == 1 {
 				e, err = createdEvent(id, a)
@@ -258,7 +254,7 @@ func publishRound(ctx context.Context, js jetstream.JetStream, ids []string, seq
 func ackFloor(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	cons, err := js.Consumer(cctx, events.StreamName, natsx.Consumer)
+	cons, err := js.Consumer(cctx, events.StreamName, natsx.ConsumerName)
 	if err != nil {
 		return 0, err
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/inkstream/inkstream/internal/httpx"
-	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
@@ -28,23 +27,23 @@ type encodeOnly struct{ seq atomic.Uint64 }
 
 var errNotInBenchmark = errors.New("not used by the benchmark")
 
-func (s *encodeOnly) Append(_ context.Context, e events.Envelope, _ uint64, _, _ string) (natsx.Appended, error) {
+func (s *encodeOnly) Append(_ context.Context, e domain.Event, _ uint64, _, _ string) (uint64, bool, error) {
 	if _, err := events.Encode(e); err != nil {
-		return natsx.Appended{}, err
+		return 0, false, err
 	}
-	return natsx.Appended{Seq: s.seq.Add(1)}, nil
+	return s.seq.Add(1), false, nil
 }
 
-func (s *encodeOnly) Get(context.Context, uint64) (natsx.StoredEvent, error) {
-	return natsx.StoredEvent{}, errNotInBenchmark
+func (s *encodeOnly) History(context.Context, string, uint64) (events.History, error) {
+	return events.History{}, errNotInBenchmark
 }
 
-func (s *encodeOnly) Last(context.Context, string) (natsx.StoredEvent, error) {
-	return natsx.StoredEvent{}, errNotInBenchmark
+func (s *encodeOnly) Last(context.Context, string) (events.Message, error) {
+	return events.Message{}, errNotInBenchmark
 }
 
-func (s *encodeOnly) State(context.Context, string, uint64) (domain.State, uint64, error) {
-	return domain.State{}, 0, errNotInBenchmark
+func (s *encodeOnly) Get(context.Context, uint64) (events.Message, error) {
+	return events.Message{}, errNotInBenchmark
 }
 
 // BenchmarkCreateArticle is the command API's CPU per POST /api/articles
@@ -53,7 +52,7 @@ func (s *encodeOnly) State(context.Context, string, uint64) (domain.State, uint6
 func BenchmarkCreateArticle(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := httpx.NewApp("bench", 0, log)
-	New(&encodeOnly{}, 10_000, 5*time.Second, prometheus.NewRegistry(), log).Routes(app)
+	New(&encodeOnly{}, Options{CacheSize: 10_000, WriteTimeout: 5 * time.Second}, prometheus.NewRegistry(), log).Routes(app)
 	h := app.Handler()
 	body := []byte(`{"title":"Posted article 17","content":"` +
 		strings.Repeat("Event sourcing keeps every change as an immutable fact; the read side folds them. ", 12) +

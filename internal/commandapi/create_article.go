@@ -22,19 +22,20 @@ func (s *Service) createArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id, err := uuid.NewV7()
+	uid, err := uuid.NewV7()
 	if err != nil {
 		return err
 	}
-	r, err := s.write(c.UserContext(), id.String(), true, key, hash, func(m domain.Meta) domain.Command {
-		return domain.CreateArticle{Meta: m, ID: id.String(), Fields: fields}
-	})
+	id := uid.String()
+	r, err := s.write(c.UserContext(), request{id: id, fresh: true, key: key, hash: hash, command: func(m domain.Meta) domain.Command {
+		return domain.CreateArticle{Meta: m, ID: id, Fields: fields}
+	}})
 	if err != nil {
 		return err
 	}
-	if r.state.Article.ID != id.String() {
+	if r.state.Article.ID != id {
 		// An idempotent retry: the original article was answered.
-		s.aggs.forget(id.String())
+		s.aggs.forget(id)
 	}
 	c.Location("/api/articles/" + r.state.Article.ID)
 	return respond(c, http.StatusCreated, r)

@@ -14,25 +14,16 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/inkstream/inkstream/internal/natsx"
 )
 
 // EnvPrefix is the prefix of every environment variable a flag reads.
 const EnvPrefix = "INKSTREAM_"
 
-// NATS is how a process reaches and lays out JetStream.
-type NATS struct {
-	URL             string        // comma-separated server URLs
-	Name            string        // connection name shown by `nats server report connections`
-	Creds           string        // optional credentials file
-	StreamReplicas  int           // replicas of stream ARTICLES
-	KVReplicas      int           // replicas of bucket articles
-	DuplicateWindow time.Duration // JetStream de-duplication window
-	Provision       bool          // create-or-update stream, bucket and consumer at start-up
-}
-
 // Common is what every process has.
 type Common struct {
-	NATS      NATS
+	NATS      natsx.Options
 	LogLevel  slog.Level
 	LogFormat string // text or json
 	Pprof     bool   // serve /debug/pprof on the HTTP listener

@@ -15,7 +15,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
-	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -86,9 +85,9 @@ func ProblemFor(err error) (*Problem, bool) {
 		return NewProblem(http.StatusPreconditionFailed, err.Error()), true
 	case errors.Is(err, domain.ErrConflict):
 		return NewProblem(http.StatusConflict, err.Error()), true
-	case errors.Is(err, natsx.ErrMismatch):
+	case errors.Is(err, domain.ErrIdempotencyMismatch):
 		return NewProblem(http.StatusUnprocessableEntity, err.Error()), true
-	case errors.Is(err, natsx.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, domain.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		pr := NewProblem(http.StatusServiceUnavailable, "JetStream did not answer in time; retry with the same Idempotency-Key")
 		pr.RetryAfter = 1
 		return pr, true

@@ -5,6 +5,8 @@ package natstest
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -217,4 +219,26 @@ func freePort(tb testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Options are the NATS settings of a test process on url with replicas.
+func Options(url string, replicas int) natsx.Options {
+	return natsx.Options{URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas, DuplicateWindow: 2 * time.Minute, Provision: true}
+}
+
+// Connect connects to url, provisions the stream, bucket and consumer with
+// replicas, and closes the connection when the test ends.
+func Connect(tb testing.TB, url string, replicas int) (*natsx.Conn, natsx.Resources) {
+	tb.Helper()
+	ctx := Context(tb)
+	conn, err := natsx.Connect(ctx, Options(url, replicas), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(conn.NC.Close)
+	res, err := natsx.Provision(ctx, conn.JS, Options(url, replicas))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return conn, res
 }

@@ -10,8 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/inkstream/inkstream/internal/config"
 )
 
 // Conn is a NATS connection with its JetStream context.
@@ -22,7 +20,7 @@ type Conn struct {
 
 // Connect dials the configured servers. It reconnects for ever after a
 // server loss and logs each disconnect and reconnect.
-func Connect(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Conn, error) {
+func Connect(ctx context.Context, cfg Options, log *slog.Logger) (*Conn, error) {
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.MaxReconnects(-1),

@@ -11,44 +11,21 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
-// ErrUnavailable means JetStream did not acknowledge or answer in time (no
-// quorum, a leader election, no connection). Nothing is known to be lost:
-// the caller may retry with the same message id.
-var ErrUnavailable = errors.New("JetStream unavailable")
-
-// ErrMismatch means a message with the same id exists but was produced by a
-// different request (an Idempotency-Key reused with another body).
-var ErrMismatch = errors.New("idempotency key reused with a different request")
-
-// StoredEvent is an event with where it sits in the stream.
-type StoredEvent struct {
-	Seq         uint64
-	MsgID       string
-	RequestHash string
-	Event       events.Envelope
-}
-
-// Appended is the result of Append.
-type Appended struct {
-	Seq       uint64 // stream sequence of the event: the consistency token
-	Duplicate bool   // the stream already held this message id; Seq is the original's
-}
-
 // EventStore appends and reads article events in stream ARTICLES.
 type EventStore struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
+	js jetstream.JetStream
+	// ReadTimeout bounds a read that has no deadline of its own.
+	readTimeout time.Duration
 }
 
-// NewEventStore returns an event store on the stream handle.
-func NewEventStore(js jetstream.JetStream, stream jetstream.Stream) *EventStore {
-	return &EventStore{js: js, stream: stream}
+// NewEventStore returns an event store on js.
+func NewEventStore(js jetstream.JetStream) *EventStore {
+	return &EventStore{js: js, readTimeout: 10 * time.Second}
 }
 
 // IsConflict reports whether err is JetStream's "wrong last sequence" answer
@@ -62,28 +39,29 @@ func IsConflict(err error) bool {
 	return false
 }
 
-// Append publishes e on its subject, expecting that the last event of the
-// article has stream sequence expect (0: the article has no events), with
-// msgID as Nats-Msg-Id. Timeouts and lost leaders are retried with the same
-// message id until ctx ends, so a retry never duplicates the event.
+// Append publishes e on its subject, expecting that the last message on the
+// article's subjects has stream sequence expect (0: none), with msgID as
+// Nats-Msg-Id. Timeouts and lost leaders are retried with the same message
+// id until ctx ends, so a retry never duplicates the event. It returns the
+// event's stream sequence, and whether the stream already held msgID (the
+// sequence is then the original's).
 //
 // Errors: domain.ErrConflict when another write got there first,
-// ErrUnavailable when JetStream did not answer before ctx ended.
-func (s *EventStore) Append(ctx context.Context, e events.Envelope, expect uint64, msgID, requestHash string) (Appended, error) {
+// domain.ErrUnavailable when JetStream did not answer before ctx ended.
+func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, msgID, requestHash string) (uint64, bool, error) {
 	data, err := events.Encode(e)
 	if err != nil {
-		return Appended{}, err
+		return 0, false, err
 	}
-	filter := events.ArticleSubjects(e.ArticleID)
 	hdr := nats.Header{}
 	hdr.Set(jetstream.MsgIDHeader, msgID)
 	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
-	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, filter)
-	hdr.Set(events.HeaderEventType, string(e.Type))
+	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.ArticleSubjects(e.ArticleID))
+	hdr.Set(events.HeaderEventType, string(events.TypeOf(e.Change)))
 	if requestHash != "" {
 		hdr.Set(events.HeaderRequestHash, requestHash)
 	}
-	msg := &nats.Msg{Subject: events.Subject(e.ArticleID, e.Type), Header: hdr, Data: data}
+	msg := &nats.Msg{Subject: events.SubjectOf(e), Header: hdr, Data: data}
 
 	var lastErr error
 	for attempt := 0; ; attempt++ {
@@ -91,7 +69,7 @@ func (s *EventStore) Append(ctx context.Context, e events.Envelope, expect uint6
 		ack, err := s.js.PublishMsg(actx, msg)
 		cancel()
 		if err == nil {
-			return Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}, nil
+			return ack.Sequence, ack.Duplicate, nil
 		}
 		if IsConflict(err) {
 			// On R1 streams the sequence check runs before de-duplication: a
@@ -99,48 +77,46 @@ func (s *EventStore) Append(ctx context.Context, e events.Envelope, expect uint6
 			// Recognise our own message before calling it a conflict.
 			last, lerr := s.Last(ctx, e.ArticleID)
 			if lerr == nil && last.MsgID == msgID {
-				return Appended{Seq: last.Seq, Duplicate: attempt == 0}, nil
+				return last.Seq, attempt == 0, nil
 			}
-			return Appended{}, fmt.Errorf("append %s v%d of %s: %w", e.Type, e.Version, e.ArticleID, domain.ErrConflict)
+			return 0, false, fmt.Errorf("append v%d of %s: %w", e.Version, e.ArticleID, domain.ErrConflict)
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.Code != 503 && apiErr.Code != 0 {
-			return Appended{}, fmt.Errorf("append %s of %s: %w", e.Type, e.ArticleID, err)
+			return 0, false, fmt.Errorf("append v%d of %s: %w", e.Version, e.ArticleID, err)
 		}
 		lastErr = err
 		select {
 		case <-ctx.Done():
-			return Appended{}, fmt.Errorf("append %s of %s: %w: %v", e.Type, e.ArticleID, ErrUnavailable, lastErr)
+			return 0, false, fmt.Errorf("append v%d of %s: %w: %v", e.Version, e.ArticleID, domain.ErrUnavailable, lastErr)
 		case <-time.After(backoff(attempt)):
 		}
 	}
 }
 
-// Last returns the last event of an article as the stream leader has it.
-// Errors: domain.ErrNotFound when the article has no events, ErrUnavailable.
-func (s *EventStore) Last(ctx context.Context, articleID string) (StoredEvent, error) {
-	se, err := s.leaderGet(ctx, struct {
+// Last returns the last message on an article's subjects as the stream
+// leader has it (it may not be a valid event: see events.Fold).
+// Errors: domain.ErrNotFound when the article has no messages, domain.ErrUnavailable.
+func (s *EventStore) Last(ctx context.Context, articleID string) (events.Message, error) {
+	m, err := s.leaderGet(ctx, struct {
 		LastFor string `json:"last_by_subj"`
 	}{events.ArticleSubjects(articleID)})
-	if errors.Is(err, domain.ErrNotFound) {
-		return se, fmt.Errorf("article %s: %w", articleID, err)
-	}
 	if err != nil {
-		return se, fmt.Errorf("last event of %s: %w", articleID, err)
+		return m, fmt.Errorf("last event of %s: %w", articleID, err)
 	}
-	return se, nil
+	return m, nil
 }
 
-// Get returns the event at stream sequence seq as the stream leader has it.
-// Errors: domain.ErrNotFound, ErrUnavailable.
-func (s *EventStore) Get(ctx context.Context, seq uint64) (StoredEvent, error) {
-	se, err := s.leaderGet(ctx, struct {
+// Get returns the message at stream sequence seq as the stream leader has it.
+// Errors: domain.ErrNotFound, domain.ErrUnavailable.
+func (s *EventStore) Get(ctx context.Context, seq uint64) (events.Message, error) {
+	m, err := s.leaderGet(ctx, struct {
 		Seq uint64 `json:"seq"`
 	}{seq})
 	if err != nil {
-		return se, fmt.Errorf("event %d: %w", seq, err)
+		return m, fmt.Errorf("event %d: %w", seq, err)
 	}
-	return se, nil
+	return m, nil
 }
 
 // leaderGet asks the stream leader for one message. It does not use a
@@ -148,128 +124,158 @@ func (s *EventStore) Get(ctx context.Context, seq uint64) (StoredEvent, error) {
 // write that was already acknowledged, so a direct get can return an older
 // event than the writer's own (a stale read-your-writes check, a retried
 // append not recognised).
-func (s *EventStore) leaderGet(ctx context.Context, request any) (StoredEvent, error) {
+func (s *EventStore) leaderGet(ctx context.Context, request any) (events.Message, error) {
 	req, err := json.Marshal(request)
 	if err != nil {
-		return StoredEvent{}, err
+		return events.Message{}, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
-	prefix := s.js.Options().APIPrefix
-	if prefix == "" {
-		prefix = jetstream.DefaultAPIPrefix
-	}
-	reply, err := s.js.Conn().RequestWithContext(ctx, prefix+"STREAM.MSG.GET."+events.StreamName, req)
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	reply, err := s.js.Conn().RequestWithContext(ctx, s.api("STREAM.MSG.GET."+Stream), req)
 	if err != nil {
-		return StoredEvent{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return events.Message{}, fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
 	}
 	var resp struct {
 		Error   *jetstream.APIError `json:"error"`
 		Message *struct {
-			Subject string    `json:"subject"`
-			Seq     uint64    `json:"seq"`
-			Header  []byte    `json:"hdrs"`
-			Data    []byte    `json:"data"`
-			Time    time.Time `json:"time"`
+			Subject string `json:"subject"`
+			Seq     uint64 `json:"seq"`
+			Header  []byte `json:"hdrs"`
+			Data    []byte `json:"data"`
 		} `json:"message"`
 	}
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return StoredEvent{}, err
+		return events.Message{}, fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return StoredEvent{}, domain.ErrNotFound
+		return events.Message{}, domain.ErrNotFound
 	case resp.Error != nil:
-		return StoredEvent{}, fmt.Errorf("%w: %v", ErrUnavailable, resp.Error)
+		return events.Message{}, fmt.Errorf("%w: %v", domain.ErrUnavailable, resp.Error)
 	case resp.Message == nil:
-		return StoredEvent{}, fmt.Errorf("%w: empty answer", ErrUnavailable)
+		return events.Message{}, fmt.Errorf("%w: empty answer", domain.ErrUnavailable)
 	}
-	raw := &jetstream.RawStreamMsg{Subject: resp.Message.Subject, Sequence: resp.Message.Seq, Data: resp.Message.Data, Time: resp.Message.Time}
+	m := events.Message{Seq: resp.Message.Seq, Subject: resp.Message.Subject, Data: resp.Message.Data}
 	if len(resp.Message.Header) > 0 {
-		if raw.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
-			return StoredEvent{}, err
-		}
-	}
-	return decodeRaw(raw)
-}
-
-// loadBatch is how many messages one direct batch get asks for.
-const loadBatch = 256
-
-// Load returns every event of an article in stream order, up to and
-// including stream sequence upTo (0: all). An article with no events
-// returns an empty list and no error.
-func (s *EventStore) Load(ctx context.Context, articleID string, upTo uint64) ([]StoredEvent, error) {
-	filter := events.ArticleSubjects(articleID)
-	var out []StoredEvent
-	next := uint64(1)
-	for {
-		it, err := jetstreamext.GetBatch(ctx, s.js, events.StreamName, loadBatch,
-			jetstreamext.GetBatchSeq(next), jetstreamext.GetBatchSubject(filter))
+		hdr, err := nats.DecodeHeadersMsg(resp.Message.Header)
 		if err != nil {
-			return nil, fmt.Errorf("load %s: %w: %v", articleID, ErrUnavailable, err)
+			return events.Message{}, err
 		}
-		n := 0
-		for raw, err := range it {
-			if err != nil {
-				if errors.Is(err, jetstreamext.ErrNoMessages) {
-					break
-				}
-				return nil, fmt.Errorf("load %s: %w: %v", articleID, ErrUnavailable, err)
-			}
-			n++
-			next = raw.Sequence + 1
-			if upTo > 0 && raw.Sequence > upTo {
-				return out, nil
-			}
-			se, err := decodeRaw(raw)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, se)
-		}
-		if n < loadBatch {
-			return out, nil
-		}
+		m.MsgID, m.RequestHash = hdr.Get(jetstream.MsgIDHeader), hdr.Get(events.HeaderRequestHash)
 	}
+	return m, nil
 }
 
-// State folds the events of an article up to stream sequence upTo (0: all)
-// and returns the state with the sequence of its last event (0 if none).
-func (s *EventStore) State(ctx context.Context, articleID string, upTo uint64) (domain.State, uint64, error) {
-	evs, err := s.Load(ctx, articleID, upTo)
+// Read limits of one direct batch get.
+const (
+	readBatch    = 256
+	readMaxBytes = 4 << 20
+)
+
+// History reads every message on an article's subjects, up to and including
+// stream sequence upTo (0: all), and folds them (events.Replay). It knows
+// that it has read them all: each batch ends with the server's end-of-batch
+// marker, which tells how many matching messages are left. Anything short
+// of that — a time-out, a lost connection — is domain.ErrUnavailable, never
+// a shorter history. An article with no messages has an empty history.
+//
+// A direct get may be answered by any replica, which can lag behind an
+// acknowledged write: callers that must see a given write compare LastSeq.
+func (s *EventStore) History(ctx context.Context, articleID string, upTo uint64) (events.History, error) {
+	r := events.NewReplay(articleID)
+	err := s.read(ctx, events.ArticleSubjects(articleID), 1, upTo, func(m events.Message) { r.Add(m) })
 	if err != nil {
-		return domain.State{}, 0, err
+		return events.History{}, fmt.Errorf("history of %s: %w", articleID, err)
 	}
-	return FoldStored(evs)
+	return r.History(), nil
 }
 
-// FoldStored folds stored events and returns the state and the last sequence.
-func FoldStored(evs []StoredEvent) (domain.State, uint64, error) {
-	var st domain.State
-	var seq uint64
-	for _, se := range evs {
-		var err error
-		if st, err = domain.Apply(st, se.Event); err != nil {
-			return st, seq, fmt.Errorf("fold at seq %d: %w", se.Seq, err)
-		}
-		seq = se.Seq
-	}
-	return st, seq, nil
-}
-
-func decodeRaw(raw *jetstream.RawStreamMsg) (StoredEvent, error) {
-	e, err := events.Decode(raw.Data)
+// read hands every message on filter from sequence from up to upTo (0: the
+// end) to each, in stream order.
+func (s *EventStore) read(ctx context.Context, filter string, from, upTo uint64, each func(events.Message)) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	nc := s.js.Conn()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {
-		return StoredEvent{}, fmt.Errorf("event at seq %d: %w", raw.Sequence, err)
+		return fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
 	}
-	se := StoredEvent{Seq: raw.Sequence, Event: e}
-	if raw.Header != nil {
-		se.MsgID = raw.Header.Get(jetstream.MsgIDHeader)
-		se.RequestHash = raw.Header.Get(events.HeaderRequestHash)
+	defer func() { _ = sub.Unsubscribe() }()
+	subject := s.api("DIRECT.GET." + Stream)
+	for {
+		req, _ := json.Marshal(struct {
+			Seq      uint64 `json:"seq"`
+			NextFor  string `json:"next_by_subj"`
+			Batch    int    `json:"batch"`
+			MaxBytes int    `json:"max_bytes"`
+		}{from, filter, readBatch, readMaxBytes})
+		if err := nc.PublishRequest(subject, inbox, req); err != nil {
+			return fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
+		}
+		pending, done, err := s.batch(ctx, sub, upTo, &from, each)
+		if err != nil {
+			return err
+		}
+		if done || pending == 0 {
+			return nil
+		}
 	}
-	return se, nil
 }
+
+// batch reads the answer to one batch request up to its end-of-batch marker.
+// It returns how many matching messages the server has left, and done when
+// there is nothing more to read (no messages, or upTo passed).
+func (s *EventStore) batch(ctx context.Context, sub *nats.Subscription, upTo uint64, next *uint64, each func(events.Message)) (uint64, bool, error) {
+	for {
+		msg, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return 0, false, fmt.Errorf("%w: the batch read ended before its end marker: %v", domain.ErrUnavailable, err)
+		}
+		switch status := msg.Header.Get("Status"); status {
+		case "":
+		case "404":
+			return 0, true, nil // no message matches
+		case "204": // end of batch
+			pending, err := strconv.ParseUint(msg.Header.Get(hdrNumPending), 10, 64)
+			if err != nil {
+				return 0, false, fmt.Errorf("%w: end of batch without %s", domain.ErrUnavailable, hdrNumPending)
+			}
+			return pending, false, nil
+		default:
+			return 0, false, fmt.Errorf("%w: direct get answered %s %s", domain.ErrUnavailable, status, msg.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(msg.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return 0, false, fmt.Errorf("%w: message without %s", domain.ErrUnavailable, jetstream.SequenceHeader)
+		}
+		if upTo > 0 && seq > upTo {
+			return 0, true, nil
+		}
+		*next = seq + 1
+		each(events.Message{
+			Seq: seq, Subject: msg.Header.Get(jetstream.SubjectHeader), Data: msg.Data,
+			MsgID: msg.Header.Get(jetstream.MsgIDHeader), RequestHash: msg.Header.Get(events.HeaderRequestHash),
+		})
+	}
+}
+
+func (s *EventStore) api(subject string) string {
+	prefix := s.js.Options().APIPrefix
+	if prefix == "" {
+		prefix = jetstream.DefaultAPIPrefix
+	}
+	return prefix + subject
+}
+
+// bound gives ctx the store's read time-out unless it has a deadline.
+func (s *EventStore) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.readTimeout)
+}
+
+// hdrNumPending is the header of an end-of-batch marker that counts the
+// matching messages left after the batch.
+const hdrNumPending = "Nats-Num-Pending"

@@ -2,81 +2,70 @@ package natsx_test
 
 import (
 	"errors"
-	"io"
-	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
-func testNATS(url string) config.NATS {
-	return config.NATS{URL: url, Name: "test", StreamReplicas: 1, KVReplicas: 1, DuplicateWindow: 2 * time.Minute, Provision: true}
+func newStore(tb testing.TB) (*natsx.EventStore, natsx.Resources) {
+	es, _, res := newStoreConn(tb)
+	return es, res
 }
 
-func newStore(tb testing.TB) (*natsx.EventStore, *natsx.Conn, natsx.Resources) {
+func newStoreConn(tb testing.TB) (*natsx.EventStore, *natsx.Conn, natsx.Resources) {
 	tb.Helper()
-	srv := natstest.RunServer(tb)
-	ctx := natstest.Context(tb)
-	conn, err := natsx.Connect(ctx, testNATS(srv.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(conn.NC.Close)
-	res, err := natsx.Provision(ctx, conn.JS, testNATS(srv.URL()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return natsx.NewEventStore(conn.JS, res.Stream), conn, res
+	conn, res := natstest.Connect(tb, natstest.RunServer(tb).URL(), 1)
+	return natsx.NewEventStore(conn.JS), conn, res
 }
 
-func event(tb testing.TB, id string, t events.Type, v int, data any) events.Envelope {
-	tb.Helper()
-	e, err := events.NewEnvelope(id+"-e"+string(rune('0'+v)), t, id, v, time.Now(), data)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return e
+func event(id string, v int, c domain.Change) domain.Event {
+	return domain.Event{ID: id + "-e" + strconv.Itoa(v), ArticleID: id, Version: v, At: time.Now().UTC(), Change: c}
+}
+
+func create(title string) domain.Change {
+	return domain.ArticleCreated{Fields: domain.Fields{Title: title, Slug: "t", Content: "c", AuthorID: "u", Status: domain.StatusDraft}}
+}
+
+func retitle(title string) domain.Change {
+	return domain.ArticleUpdated{Changes: domain.Changes{Title: &title}}
 }
 
 func TestAppendExpectsLastSubjectSequence(t *testing.T) {
-	es, _, _ := newStore(t)
+	es, _ := newStore(t)
 	ctx := natstest.Context(t)
-	created := event(t, "a1", events.ArticleCreated, 1, events.ArticleData{Title: "T", Slug: "t", Content: "c", AuthorID: "u", Status: "draft"})
-	ack, err := es.Append(ctx, created, 0, "m1", "")
-	if err != nil || ack.Seq != 1 || ack.Duplicate {
-		t.Fatalf("create: %+v %v", ack, err)
+	created := event("a1", 1, create("T"))
+	if seq, dup, err := es.Append(ctx, created, 0, "m1", ""); err != nil || seq != 1 || dup {
+		t.Fatalf("create: %d %v %v", seq, dup, err)
 	}
 	// A second create of the same id expects 0 and must conflict.
 	again := created
 	again.ID = "other"
-	if _, err := es.Append(ctx, again, 0, "m-other", ""); !errors.Is(err, domain.ErrConflict) {
+	if _, _, err := es.Append(ctx, again, 0, "m-other", ""); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("second create: want ErrConflict, got %v", err)
 	}
 	// Another article's event in between does not disturb a1's sequence.
-	if _, err := es.Append(ctx, event(t, "b1", events.ArticleCreated, 1, events.ArticleData{Title: "B"}), 0, "mb", ""); err != nil {
+	if _, _, err := es.Append(ctx, event("b1", 1, create("B")), 0, "mb", ""); err != nil {
 		t.Fatal(err)
 	}
-	title := "T2"
-	upd := event(t, "a1", events.ArticleUpdated, 2, events.ArticleChanges{Title: &title})
-	ack, err = es.Append(ctx, upd, 1, "m2", "h2")
-	if err != nil || ack.Seq != 3 {
-		t.Fatalf("update: %+v %v", ack, err)
+	upd := event("a1", 2, retitle("T2"))
+	if seq, _, err := es.Append(ctx, upd, 1, "m2", "h2"); err != nil || seq != 3 {
+		t.Fatalf("update: %d %v", seq, err)
 	}
 	// A stale expectation conflicts.
-	stale := event(t, "a1", events.ArticleUpdated, 2, events.ArticleChanges{Title: &title})
-	if _, err := es.Append(ctx, stale, 1, "m3", ""); !errors.Is(err, domain.ErrConflict) {
+	if _, _, err := es.Append(ctx, event("a1", 2, retitle("T2")), 1, "m3", ""); !errors.Is(err, domain.ErrConflict) {
 		t.Fatalf("stale: want ErrConflict, got %v", err)
 	}
 	// The retry of a publish that landed (same msg id, same expectation) is
 	// recognised as our own, not a conflict (R1: sequence check before dedup).
-	ack, err = es.Append(ctx, upd, 1, "m2", "h2")
-	if err != nil || ack.Seq != 3 {
-		t.Fatalf("retry: %+v %v", ack, err)
+	if seq, _, err := es.Append(ctx, upd, 1, "m2", "h2"); err != nil || seq != 3 {
+		t.Fatalf("retry: %d %v", seq, err)
 	}
 	last, err := es.Last(ctx, "a1")
 	if err != nil || last.Seq != 3 || last.MsgID != "m2" || last.RequestHash != "h2" {
@@ -85,38 +74,33 @@ func TestAppendExpectsLastSubjectSequence(t *testing.T) {
 	if _, err := es.Last(ctx, "nope"); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("last of unknown: %v", err)
 	}
-	evs, err := es.Load(ctx, "a1", 0)
-	if err != nil || len(evs) != 2 || evs[0].Seq != 1 || evs[1].Seq != 3 {
-		t.Fatalf("load: %+v %v", evs, err)
+	h, err := es.History(ctx, "a1", 0)
+	if err != nil || len(h.Events) != 2 || h.Events[0].Seq != 1 || h.Events[1].Seq != 3 || h.LastSeq != 3 {
+		t.Fatalf("history: %+v %v", h, err)
 	}
-	st, seq, err := es.State(ctx, "a1", 0)
-	if err != nil || seq != 3 || st.Article.Title != "T2" || st.Article.Version != 2 {
-		t.Fatalf("state: %+v %d %v", st, seq, err)
+	if h.Fold.State.Article.Title != "T2" || h.Fold.State.Article.Version != 2 || h.Events[1].RequestHash != "h2" {
+		t.Fatalf("history state: %+v", h.Fold)
 	}
-	st, seq, err = es.State(ctx, "a1", 2)
-	if err != nil || seq != 1 || st.Article.Title != "T" {
-		t.Fatalf("state up to 2: %+v %d %v", st, seq, err)
+	if h, err = es.History(ctx, "a1", 2); err != nil || h.LastSeq != 1 || h.Fold.State.Article.Title != "T" {
+		t.Fatalf("history up to 2: %+v %v", h, err)
 	}
-	none, err := es.Load(ctx, "nope", 0)
-	if err != nil || len(none) != 0 {
-		t.Fatalf("load unknown: %v %v", none, err)
+	if none, err := es.History(ctx, "nope", 0); err != nil || len(none.Events) != 0 || none.LastSeq != 0 {
+		t.Fatalf("history of unknown: %+v %v", none, err)
 	}
 }
 
 func TestAppendDeduplicatesByMsgID(t *testing.T) {
-	es, _, res := newStore(t)
+	es, res := newStore(t)
 	ctx := natstest.Context(t)
-	e := event(t, "x", events.ArticleCreated, 1, events.ArticleData{Title: "X"})
-	first, err := es.Append(ctx, e, 0, "same", "")
+	first, _, err := es.Append(ctx, event("x", 1, create("X")), 0, "same", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A different article id (a retried POST generates a new id) with the
 	// same message id is de-duplicated and answers the original sequence.
-	e2 := event(t, "y", events.ArticleCreated, 1, events.ArticleData{Title: "X"})
-	dup, err := es.Append(ctx, e2, 0, "same", "")
-	if err != nil || !dup.Duplicate || dup.Seq != first.Seq {
-		t.Fatalf("dup: %+v %v", dup, err)
+	seq, dup, err := es.Append(ctx, event("y", 1, create("X")), 0, "same", "")
+	if err != nil || !dup || seq != first {
+		t.Fatalf("dup: %d %v %v", seq, dup, err)
 	}
 	info, err := res.Stream.Info(ctx)
 	if err != nil || info.State.Msgs != 1 {
@@ -124,29 +108,98 @@ func TestAppendDeduplicatesByMsgID(t *testing.T) {
 	}
 }
 
-func TestLoadManyEvents(t *testing.T) {
-	es, _, _ := newStore(t)
+// TestHistoryIsComplete reads articles whose history spans many batches,
+// by count (600 events) and by bytes (100 versions of 100 000 characters,
+// 8 readers at once): every read is the whole history.
+func TestHistoryIsComplete(t *testing.T) {
+	es, _ := newStore(t)
 	ctx := natstest.Context(t)
-	if _, err := es.Append(ctx, event(t, "m", events.ArticleCreated, 1, events.ArticleData{Title: "0"}), 0, "c", ""); err != nil {
+	write := func(id string, versions int, body func(v int) string) {
+		seq := uint64(0)
+		for v := 1; v <= versions; v++ {
+			c := retitle(body(v))
+			if v == 1 {
+				c = create(body(v))
+			}
+			s, _, err := es.Append(ctx, event(id, v, c), seq, id+strconv.Itoa(v), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq = s
+		}
+	}
+	write("many", 600, strconv.Itoa)
+	long := strings.Repeat("x", 100_000)
+	write("long", 100, func(v int) string { return strconv.Itoa(v) + long })
+
+	check := func(id string, versions int) error {
+		h, err := es.History(ctx, id, 0)
+		if err != nil {
+			return err
+		}
+		if len(h.Events) != versions || h.Fold.State.Article.Version != versions {
+			return errors.New(id + ": read " + strconv.Itoa(len(h.Events)) + " events")
+		}
+		return nil
+	}
+	if err := check("many", 600); err != nil {
 		t.Fatal(err)
 	}
-	seq := uint64(1)
-	for v := 2; v <= 600; v++ {
-		title := time.Now().String()
-		e, _ := events.NewEnvelope("e"+title, events.ArticleUpdated, "m", v, time.Now(), events.ArticleChanges{Title: &title})
-		ack, err := es.Append(ctx, e, seq, e.ID+string(rune(v)), "")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- check("long", 100)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestHistorySkipsMessagesThatAreNotEvents publishes what is not a valid
+// next event of an article on its subjects: the history leaves each out,
+// says so, and ends at the last message, which the next append expects.
+func TestHistorySkipsMessagesThatAreNotEvents(t *testing.T) {
+	es, conn, _ := newStoreConn(t)
+	ctx := natstest.Context(t)
+	if _, _, err := es.Append(ctx, event("a", 1, create("A")), 0, "a1", ""); err != nil {
+		t.Fatal(err)
+	}
+	other, err := events.Encode(event("b", 2, retitle("B")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongVersion, err := events.Encode(event("a", 99, retitle("far")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last uint64
+	for _, data := range [][]byte{[]byte("not json"), other, wrongVersion} {
+		ack, err := conn.JS.Publish(ctx, "articles.a.updated", data)
 		if err != nil {
 			t.Fatal(err)
 		}
-		seq = ack.Seq
+		last = ack.Sequence
 	}
-	evs, err := es.Load(ctx, "m", 0)
-	if err != nil || len(evs) != 600 {
-		t.Fatalf("loaded %d events, want 600 (%v)", len(evs), err)
+	h, err := es.History(ctx, "a", 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, se := range evs {
-		if se.Event.Version != i+1 {
-			t.Fatalf("event %d has version %d", i, se.Event.Version)
-		}
+	if len(h.Events) != 1 || len(h.Skipped) != 3 || h.LastSeq != last || h.Fold.Seq != 1 {
+		t.Fatalf("history: %d events, skipped %+v, last %d, fold at %d", len(h.Events), h.Skipped, h.LastSeq, h.Fold.Seq)
+	}
+	// The next write expects the last message, poison or not.
+	if _, _, err := es.Append(ctx, event("a", 2, retitle("A2")), last, "a2", ""); err != nil {
+		t.Fatal(err)
+	}
+	if h, err = es.History(ctx, "a", 0); err != nil || h.Fold.State.Article.Title != "A2" {
+		t.Fatalf("after the write: %+v %v", h.Fold, err)
 	}
 }

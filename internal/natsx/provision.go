@@ -8,20 +8,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
-// Names of the NATS resources besides the stream.
-const (
-	Bucket   = "articles"
-	Consumer = "projector"
-)
-
 // StreamConfig is the configuration of stream ARTICLES.
-func StreamConfig(cfg config.NATS) jetstream.StreamConfig {
+func StreamConfig(cfg Options) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        events.StreamName,
+		Name:        Stream,
 		Description: "inkstream article events: the append-only log",
 		Subjects:    []string{events.StreamSubjects},
 		Storage:     jetstream.FileStorage,
@@ -34,7 +27,7 @@ func StreamConfig(cfg config.NATS) jetstream.StreamConfig {
 }
 
 // BucketConfig is the configuration of KV bucket articles.
-func BucketConfig(cfg config.NATS) jetstream.KeyValueConfig {
+func BucketConfig(cfg Options) jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "inkstream article snapshots (key = article id)",
@@ -47,7 +40,7 @@ func BucketConfig(cfg config.NATS) jetstream.KeyValueConfig {
 // ConsumerConfig is the configuration of the durable consumer projector.
 func ConsumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       Consumer,
+		Durable:       ConsumerName,
 		Description:   "inkstream projector: folds events into bucket articles",
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -70,7 +63,7 @@ type Resources struct {
 // any process may start first. With provision false it only looks them up.
 // It retries until ctx ends, since in a cluster JetStream may not have a
 // meta leader yet.
-func Provision(ctx context.Context, js jetstream.JetStream, cfg config.NATS) (Resources, error) {
+func Provision(ctx context.Context, js jetstream.JetStream, cfg Options) (Resources, error) {
 	var res Resources
 	var err error
 	for attempt := 0; ; attempt++ {
@@ -89,7 +82,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, cfg config.NATS) (Re
 	}
 }
 
-func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg config.NATS) (Resources, error) {
+func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg Options) (Resources, error) {
 	// Short attempts: a request sent before a cluster has a meta leader gets
 	// no answer at all, and the next attempt is the quickest way through.
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -99,10 +92,10 @@ func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg config.NATS)
 	if cfg.Provision {
 		res.Stream, err = js.CreateOrUpdateStream(ctx, StreamConfig(cfg))
 	} else {
-		res.Stream, err = js.Stream(ctx, events.StreamName)
+		res.Stream, err = js.Stream(ctx, Stream)
 	}
 	if err != nil {
-		return res, fmt.Errorf("stream %s: %w", events.StreamName, err)
+		return res, fmt.Errorf("stream %s: %w", Stream, err)
 	}
 	if cfg.Provision {
 		res.KV, err = js.CreateOrUpdateKeyValue(ctx, BucketConfig(cfg))
@@ -113,12 +106,12 @@ func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg config.NATS)
 		return res, fmt.Errorf("bucket %s: %w", Bucket, err)
 	}
 	if cfg.Provision {
-		_, err = js.CreateOrUpdateConsumer(ctx, events.StreamName, ConsumerConfig())
+		_, err = js.CreateOrUpdateConsumer(ctx, Stream, ConsumerConfig())
 	} else {
-		_, err = js.Consumer(ctx, events.StreamName, Consumer)
+		_, err = js.Consumer(ctx, Stream, ConsumerName)
 	}
 	if err != nil {
-		return res, fmt.Errorf("consumer %s: %w", Consumer, err)
+		return res, fmt.Errorf("consumer %s: %w", ConsumerName, err)
 	}
 	return res, nil
 }
@@ -127,8 +120,8 @@ func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg config.NATS)
 func Ready(ctx context.Context, js jetstream.JetStream) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := js.Stream(ctx, events.StreamName); err != nil {
-		return fmt.Errorf("stream %s: %w", events.StreamName, err)
+	if _, err := js.Stream(ctx, Stream); err != nil {
+		return fmt.Errorf("stream %s: %w", Stream, err)
 	}
 	if _, err := js.KeyValue(ctx, Bucket); err != nil {
 		return fmt.Errorf("bucket %s: %w", Bucket, err)

@@ -13,13 +13,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/projector"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/domain"
-	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // rig is one embedded JetStream server with inkstream's stream, bucket and
@@ -32,38 +30,28 @@ type rig struct {
 
 func newRig(tb testing.TB) *rig {
 	tb.Helper()
-	srv := natstest.RunServer(tb)
-	ctx := natstest.Context(tb)
-	cfg := config.NATS{URL: srv.URL(), Name: "projector-test", StreamReplicas: 1, KVReplicas: 1, DuplicateWindow: 2 * time.Minute, Provision: true}
-	conn, err := natsx.Connect(ctx, cfg, quiet())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(conn.NC.Close)
-	res, err := natsx.Provision(ctx, conn.JS, cfg)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return &rig{conn: conn, res: res, store: natsx.NewEventStore(conn.JS, res.Stream)}
+	conn, res := natstest.Connect(tb, natstest.RunServer(tb).URL(), 1)
+	return &rig{conn: conn, res: res, store: natsx.NewEventStore(conn.JS)}
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // write decides cmd on the article's state in the stream and appends the
 // event, expecting the article's last sequence; it returns the event.
-func (r *rig) write(tb testing.TB, id string, mk func(domain.Meta) domain.Command) events.Envelope {
+func (r *rig) write(tb testing.TB, id string, mk func(domain.Meta) domain.Command) domain.Event {
 	tb.Helper()
 	ctx := natstest.Context(tb)
-	st, seq, err := r.store.State(ctx, id, 0)
+	h, err := r.store.History(ctx, id, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	st, seq := h.Fold.State, h.LastSeq
 	evID := uuid.Must(uuid.NewV7()).String()
 	evs, err := domain.Decide(st, mk(domain.Meta{EventID: evID, At: time.Now().UTC().Truncate(time.Microsecond)}))
 	if err != nil || len(evs) != 1 {
 		tb.Fatalf("decide on %s: %d events, %v", id, len(evs), err)
 	}
-	if _, err := r.store.Append(ctx, evs[0], seq, evID, ""); err != nil {
+	if _, _, err := r.store.Append(ctx, evs[0], seq, evID, ""); err != nil {
 		tb.Fatalf("append to %s: %v", id, err)
 	}
 	return evs[0]
@@ -112,7 +100,8 @@ type running struct {
 func (r *rig) start(tb testing.TB, provision bool) *running {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
-	p := projector.New(r.conn.JS, r.res.KV, r.store, projector.Options{Batch: 64, CacheSize: 10_000, Provision: provision}, reg, quiet())
+	p := projector.New(natsx.NewConsumer(r.conn.JS, provision, quiet()), natsx.NewSnapshots(r.conn.JS, r.res.KV), r.store,
+		projector.Options{Batch: 64, CacheSize: 10_000}, reg, quiet())
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &running{reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { rn.done <- p.Run(ctx) }()
@@ -160,7 +149,7 @@ func (r *rig) waitCaughtUp(tb testing.TB) {
 	ctx := natstest.Context(tb)
 	last := r.lastSeq(tb)
 	natstest.WaitFor(tb, 30*time.Second, func() error {
-		cons, err := r.conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
+		cons, err := r.conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
 		if err != nil {
 			return err
 		}
@@ -179,7 +168,7 @@ func (r *rig) waitCaughtUp(tb testing.TB) {
 func (r *rig) redeliver(tb testing.TB, from uint64) {
 	tb.Helper()
 	ctx := natstest.Context(tb)
-	if err := r.conn.JS.DeleteConsumer(ctx, events.StreamName, natsx.Consumer); err != nil {
+	if err := r.conn.JS.DeleteConsumer(ctx, natsx.Stream, natsx.ConsumerName); err != nil {
 		tb.Fatal(err)
 	}
 	cfg := natsx.ConsumerConfig()
@@ -187,7 +176,7 @@ func (r *rig) redeliver(tb testing.TB, from uint64) {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = from
 	}
-	if _, err := r.conn.JS.CreateConsumer(ctx, events.StreamName, cfg); err != nil {
+	if _, err := r.conn.JS.CreateConsumer(ctx, natsx.Stream, cfg); err != nil {
 		tb.Fatal(err)
 	}
 }
@@ -215,15 +204,15 @@ func (r *rig) revisions(tb testing.TB) map[string]uint64 {
 // requireVerified fails unless every snapshot is the fold of its events.
 func (r *rig) requireVerified(tb testing.TB, articles int) {
 	tb.Helper()
-	diffs, n, err := projector.Verify(natstest.Context(tb), r.conn.JS, r.res.Stream, r.res.KV)
+	rep, err := projector.Verify(natstest.Context(tb), natsx.NewLog(r.conn.JS), r.store, natsx.NewSnapshots(r.conn.JS, r.res.KV))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, d := range diffs {
+	for _, d := range rep.Differences {
 		tb.Errorf("verify: %s", d)
 	}
-	if n != articles {
-		tb.Errorf("verify folded %d articles, want %d", n, articles)
+	if rep.Articles != articles {
+		tb.Errorf("verify folded %d articles, want %d", rep.Articles, articles)
 	}
 	if tb.Failed() {
 		tb.FailNow()

@@ -2,23 +2,32 @@ package projector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"reflect"
 	"sort"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inkstream/inkstream/internal/readmodel"
-	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
-// Difference is one article whose KV snapshot is not the fold of its events.
+// StreamReader reads the whole log.
+type StreamReader interface {
+	// ReadAll hands every message, from the first to the log's last when it
+	// began, to each in order, and returns that last sequence.
+	// Errors: domain.ErrUnavailable, or each's.
+	ReadAll(ctx context.Context, each func(events.Message) error) (uint64, error)
+}
+
+// SnapshotLister lists the bucket.
+type SnapshotLister interface {
+	// All returns every snapshot now. Errors: domain.ErrUnavailable.
+	All(ctx context.Context) ([]readmodel.Entry, error)
+}
+
+// Difference is one article whose snapshot is not the fold of its events.
 type Difference struct {
 	ArticleID string
-	Problem   string // missing, extra, behind, differs, unreadable
+	Problem   string // missing, extra, behind, differs, unreadable, ahead of the log
 	Want      *readmodel.Snapshot
 	Got       *readmodel.Snapshot
 }
@@ -26,143 +35,137 @@ type Difference struct {
 // String describes the difference in one line.
 func (d Difference) String() string {
 	s := d.ArticleID + ": " + d.Problem
-	if d.Want != nil {
-		s += fmt.Sprintf(" (stream: v%d seq %d deleted=%v", d.Want.Article.Version, d.Want.Seq, d.Want.Deleted)
-		if d.Got != nil {
-			s += fmt.Sprintf("; kv: v%d seq %d deleted=%v", d.Got.Article.Version, d.Got.Seq, d.Got.Deleted)
-		}
-		s += ")"
+	snap := func(name string, x *readmodel.Snapshot) string {
+		return fmt.Sprintf("%s: v%d seq %d deleted=%v", name, x.Article.Version, x.Seq, x.Deleted)
+	}
+	switch {
+	case d.Want != nil && d.Got != nil:
+		s += " (" + snap("stream", d.Want) + "; " + snap("kv", d.Got) + ")"
+	case d.Want != nil:
+		s += " (" + snap("stream", d.Want) + ")"
+	case d.Got != nil:
+		s += " (" + snap("kv", d.Got) + ")"
 	}
 	return s
 }
 
-// Fold reads the stream from the start up to its last sequence now and
-// folds every article. It returns the snapshots by article id and the
-// sequence it read up to.
-func Fold(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, progress func(done, total uint64)) (map[string]readmodel.Snapshot, uint64, error) {
-	info, err := stream.Info(ctx)
-	if err != nil {
-		return nil, 0, fmt.Errorf("stream info: %w", err)
-	}
-	last := info.State.LastSeq
-	out := make(map[string]readmodel.Snapshot)
-	if info.State.Msgs == 0 {
-		return out, last, nil
-	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return nil, 0, fmt.Errorf("ordered consumer: %w", err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
-	if err != nil {
-		return nil, 0, err
-	}
-	defer it.Stop()
-	states := make(map[string]domain.State)
-	var n uint64
-	tick := time.Now()
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return nil, 0, fmt.Errorf("read stream: %w", err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return nil, 0, err
-		}
-		seq := md.Sequence.Stream
-		if seq > last {
-			break
-		}
-		ev, err := events.Decode(m.Data())
-		if err != nil {
-			return nil, 0, fmt.Errorf("seq %d: %w", seq, err)
-		}
-		st, err := domain.Apply(states[ev.ArticleID], ev)
-		if err != nil {
-			return nil, 0, fmt.Errorf("seq %d: %w", seq, err)
-		}
-		states[ev.ArticleID] = st
-		out[ev.ArticleID] = readmodel.FromState(st, seq)
-		n++
-		if progress != nil && time.Since(tick) > time.Second {
-			progress(seq, last)
-			tick = time.Now()
-		}
-		if seq == last {
-			break
-		}
-	}
-	return out, last, nil
+// Report is what Verify found.
+type Report struct {
+	Articles    int              // articles in the log
+	LastSeq     uint64           // the log's sequence the fold reached
+	Differences []Difference     // sorted by article id
+	Skipped     []events.Skipped // messages every fold leaves out: warnings
 }
 
-// Snapshots reads every snapshot in the bucket.
-func Snapshots(ctx context.Context, kv jetstream.KeyValue) (map[string]readmodel.Snapshot, map[string]error, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, nil, err
-	}
-	defer func() { _ = w.Stop() }()
-	out := make(map[string]readmodel.Snapshot)
-	bad := make(map[string]error)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil, nil, errors.New("watcher closed")
-			}
-			if e == nil {
-				return out, bad, nil
-			}
-			snap, _, err := readmodel.Decode(e.Value())
-			if err != nil {
-				bad[e.Key()] = err
-				continue
-			}
-			out[e.Key()] = snap
+// FoldAll reads the whole log and folds every article under the one rule.
+// It returns each article's history by id and the sequence it read up to.
+func FoldAll(ctx context.Context, stream StreamReader) (map[string]*events.Replay, []events.Skipped, uint64, error) {
+	out := make(map[string]*events.Replay)
+	var stray []events.Skipped
+	last, err := stream.ReadAll(ctx, func(m events.Message) error {
+		id, ok := events.ArticleIDFromSubject(m.Subject)
+		if !ok {
+			stray = append(stray, events.Skipped{Seq: m.Seq, Subject: m.Subject, Reason: "not an article's subject"})
+			return nil
 		}
-	}
+		r := out[id]
+		if r == nil {
+			r = events.NewReplay(id)
+			out[id] = r
+		}
+		r.Add(m)
+		return nil
+	})
+	return out, stray, last, err
 }
 
-// Verify folds the stream and compares the result with every snapshot in
-// the bucket. Snapshots of events written after the fold began are left
-// out. The differences come sorted by article id.
-func Verify(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, kv jetstream.KeyValue) ([]Difference, int, error) {
-	want, last, err := Fold(ctx, js, stream, nil)
+// Verify folds the log and compares the result with every snapshot in the
+// bucket, read afterwards. A snapshot newer than the fold (of an event
+// written meanwhile) is checked against its article's history read again;
+// one that claims a version or sequence the log does not have is a
+// difference. Verify only reads.
+func Verify(ctx context.Context, stream StreamReader, log EventLog, snaps SnapshotLister) (Report, error) {
+	replays, skipped, last, err := FoldAll(ctx, stream)
 	if err != nil {
-		return nil, 0, err
+		return Report{}, err
 	}
-	got, bad, err := Snapshots(ctx, kv)
+	entries, err := snaps.All(ctx)
 	if err != nil {
-		return nil, 0, err
+		return Report{}, err
 	}
-	var diffs []Difference
+	rep := Report{LastSeq: last}
+	want := make(map[string]readmodel.Snapshot, len(replays))
+	for id, r := range replays {
+		h := r.History()
+		skipped = append(skipped, h.Skipped...)
+		if h.Fold.State.Exists() {
+			want[id] = readmodel.FromState(h.Fold.State, h.Fold.Seq)
+		}
+	}
+	got := make(map[string]readmodel.Snapshot, len(entries))
+	newer := make(map[string]bool)
+	for _, e := range entries {
+		g, _, err := readmodel.Decode(e.Value)
+		if err != nil {
+			rep.Differences = append(rep.Differences, Difference{ArticleID: e.Key, Problem: "unreadable: " + err.Error()})
+			continue
+		}
+		if g.Seq > last {
+			newer[e.Key] = true
+			// Written after the fold began, or forged: fold its history again.
+			if d, ok := checkNewer(ctx, log, e.Key, g); !ok {
+				rep.Differences = append(rep.Differences, d)
+			} else if d.Problem != "" {
+				return Report{}, fmt.Errorf("verify %s: %s", e.Key, d.Problem)
+			}
+			continue
+		}
+		got[e.Key] = g
+	}
 	for id, w := range want {
 		w := w
 		g, ok := got[id]
 		switch {
-		case bad[id] != nil:
-			diffs = append(diffs, Difference{ArticleID: id, Problem: "unreadable: " + bad[id].Error(), Want: &w})
 		case !ok:
-			diffs = append(diffs, Difference{ArticleID: id, Problem: "missing", Want: &w})
-		case g.Seq > last:
-			// Written after the fold started: newer than what we compare.
+			if !newer[id] {
+				rep.Differences = append(rep.Differences, Difference{ArticleID: id, Problem: "missing", Want: &w})
+			}
 		case g.Seq < w.Seq || g.Article.Version < w.Article.Version:
-			diffs = append(diffs, Difference{ArticleID: id, Problem: "behind", Want: &w, Got: &g})
+			rep.Differences = append(rep.Differences, Difference{ArticleID: id, Problem: "behind", Want: &w, Got: &g})
 		case !sameSnapshot(w, g):
-			diffs = append(diffs, Difference{ArticleID: id, Problem: "differs", Want: &w, Got: &g})
+			rep.Differences = append(rep.Differences, Difference{ArticleID: id, Problem: "differs", Want: &w, Got: &g})
 		}
 	}
 	for id, g := range got {
-		if _, ok := want[id]; !ok && g.Seq <= last {
+		if _, ok := want[id]; !ok {
 			g := g
-			diffs = append(diffs, Difference{ArticleID: id, Problem: "extra (no events in the stream)", Got: &g})
+			rep.Differences = append(rep.Differences, Difference{ArticleID: id, Problem: "extra (no events in the stream)", Got: &g})
 		}
 	}
-	sort.Slice(diffs, func(i, j int) bool { return diffs[i].ArticleID < diffs[j].ArticleID })
-	return diffs, len(want), nil
+	rep.Articles = len(want)
+	rep.Skipped = skipped
+	sort.Slice(rep.Differences, func(i, j int) bool { return rep.Differences[i].ArticleID < rep.Differences[j].ArticleID })
+	sort.Slice(rep.Skipped, func(i, j int) bool { return rep.Skipped[i].Seq < rep.Skipped[j].Seq })
+	return rep, nil
+}
+
+// checkNewer compares a snapshot past the fold with its article's history
+// up to the snapshot's sequence. It reports false with the difference when
+// they disagree, and true with a non-empty Problem when the history could
+// not be read.
+func checkNewer(ctx context.Context, log EventLog, id string, g readmodel.Snapshot) (Difference, bool) {
+	h, err := log.History(ctx, id, g.Seq)
+	if err != nil {
+		return Difference{Problem: err.Error()}, true
+	}
+	if h.Fold.Seq != g.Seq {
+		return Difference{ArticleID: id, Problem: fmt.Sprintf("ahead of the log: no event of the article at seq %d", g.Seq), Got: &g}, false
+	}
+	w := readmodel.FromState(h.Fold.State, h.Fold.Seq)
+	if !sameSnapshot(w, g) {
+		return Difference{ArticleID: id, Problem: "differs", Want: &w, Got: &g}, false
+	}
+	return Difference{}, true
 }
 
 func sameSnapshot(a, b readmodel.Snapshot) bool {

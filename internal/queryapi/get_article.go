@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/http"
 
-	json "github.com/go-json-experiment/json/v1"
-
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/inkstream/inkstream/internal/httpx"
@@ -18,7 +16,7 @@ func (s *Service) getArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	token, err := minSeq(c)
+	token, err := s.minSeq(c)
 	if err != nil {
 		return err
 	}
@@ -38,5 +36,3 @@ func (s *Service) getArticle(c *fiber.Ctx) error {
 }
 
 func badRequest(detail string) error { return httpx.NewProblem(http.StatusBadRequest, detail) }
-
-func encodeArticle(a domain.Article) ([]byte, error) { return json.Marshal(a) }

@@ -5,8 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	json "github.com/go-json-experiment/json/v1"
-
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/inkstream/inkstream/internal/httpx"
@@ -14,29 +13,27 @@ import (
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
-// versions folds the article's events and returns its last N states,
-// newest first, and whether it is deleted.
+// versions reads the article's whole history and returns its last N
+// states, newest first. A deleted article has none: 404.
 func (s *Service) versions(c *fiber.Ctx) (string, []domain.Article, error) {
 	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return "", nil, err
 	}
-	evs, err := s.store.Load(c.UserContext(), id, 0)
+	h, err := s.history(c.UserContext(), id, 0)
 	if err != nil {
 		return id, nil, err
 	}
+	if !h.Fold.State.Live() {
+		return id, nil, fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+	}
 	var st domain.State
-	var kept []domain.Article
-	for _, se := range evs {
+	kept := make([]domain.Article, 0, len(h.Events))
+	for _, se := range h.Events {
 		if st, err = domain.Apply(st, se.Event); err != nil {
 			return id, nil, fmt.Errorf("fold %s at seq %d: %w", id, se.Seq, err)
 		}
-		if !st.Deleted {
-			kept = append(kept, st.Article)
-		}
-	}
-	if !st.Live() {
-		return id, nil, fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+		kept = append(kept, st.Article)
 	}
 	if len(kept) > s.opts.Versions {
 		kept = kept[len(kept)-s.opts.Versions:]
@@ -79,32 +76,37 @@ func (s *Service) getVersion(c *fiber.Ctx) error {
 
 // auditEvent is one entry of the audit trail.
 type auditEvent struct {
-	Seq        uint64          `json:"seq"`
-	ID         string          `json:"id"`
-	Type       events.Type     `json:"type"`
-	Version    int             `json:"version"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Data       json.RawMessage `json:"data"`
+	Seq        uint64         `json:"seq"`
+	ID         string         `json:"id"`
+	Type       events.Type    `json:"type"`
+	Version    int            `json:"version"`
+	OccurredAt time.Time      `json:"occurred_at"`
+	Actor      string         `json:"actor,omitempty"`
+	Data       jsontext.Value `json:"data"`
 }
 
 // listEvents handles GET /api/articles/{id}/events: every event of the
-// article from the stream, deleted articles included.
+// article from the log, deleted articles included.
 func (s *Service) listEvents(c *fiber.Ctx) error {
 	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err
 	}
-	evs, err := s.store.Load(c.UserContext(), id, 0)
+	h, err := s.history(c.UserContext(), id, 0)
 	if err != nil {
 		return err
 	}
-	if len(evs) == 0 {
+	if len(h.Events) == 0 {
 		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
 	}
-	out := make([]auditEvent, len(evs))
-	for i, se := range evs {
+	out := make([]auditEvent, len(h.Events))
+	for i, se := range h.Events {
 		e := se.Event
-		out[i] = auditEvent{Seq: se.Seq, ID: e.ID, Type: e.Type, Version: e.Version, OccurredAt: e.OccurredAt, Data: json.RawMessage(e.Data)}
+		data, err := events.Data(e.Change)
+		if err != nil {
+			return err
+		}
+		out[i] = auditEvent{Seq: se.Seq, ID: e.ID, Type: events.TypeOf(e.Change), Version: e.Version, OccurredAt: e.At, Actor: e.Actor, Data: data}
 	}
 	return c.JSON(fiber.Map{"items": out})
 }

@@ -1,6 +1,7 @@
 package queryapi
 
 import (
+	"context"
 	"encoding/base64"
 	"net/http"
 	"strconv"
@@ -67,6 +68,14 @@ func decodeCursor(s, sort string) (*entry, error) {
 	return &entry{id: c.ID, createdAt: c.Time, updatedAt: c.Time, title: c.Title}, nil
 }
 
+// viewReaches waits up to MinSeqWait until the view holds every event up
+// to token.
+func (s *Service) viewReaches(ctx context.Context, token uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.MinSeqWait)
+	defer cancel()
+	return s.progress.reaches(ctx, token, s.view)
+}
+
 // listArticles handles GET /api/articles.
 func (s *Service) listArticles(c *fiber.Ctx) error {
 	limit := DefaultLimit
@@ -95,7 +104,7 @@ func (s *Service) listArticles(c *fiber.Ctx) error {
 			return err
 		}
 	}
-	token, err := minSeq(c)
+	token, err := s.minSeq(c)
 	if err != nil {
 		return err
 	}

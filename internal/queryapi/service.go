@@ -1,7 +1,8 @@
 // Package queryapi is the read side of inkstream: a Fiber app that serves
-// articles from an in-process view kept fresh from KV bucket articles by a
-// watcher; on a miss it reads KV, and when KV lacks the article or is behind
-// a read-your-writes token it replays the article's events from the stream.
+// articles from an in-process view kept fresh from the snapshot bucket by a
+// watcher; on a miss it reads the bucket, and when the bucket lacks the
+// article or is behind a read-your-writes token it replays the article's
+// events from the log.
 package queryapi
 
 import (
@@ -13,11 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/gofiber/fiber/v2"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
@@ -26,15 +27,36 @@ import (
 // HeaderMinEventSeq carries the consistency token of a write.
 const HeaderMinEventSeq = "X-Min-Event-Seq"
 
-// EventStore is what the query API needs of the event log.
-type EventStore interface {
-	// Load errors: natsx.ErrUnavailable.
-	Load(ctx context.Context, articleID string, upTo uint64) ([]natsx.StoredEvent, error)
-	// Last errors: domain.ErrNotFound, natsx.ErrUnavailable.
-	Last(ctx context.Context, articleID string) (natsx.StoredEvent, error)
+// EventLog is what the query API needs of the event log.
+type EventLog interface {
+	// History returns an article's whole history up to stream sequence upTo
+	// (0: all), read from any replica. Errors: domain.ErrUnavailable.
+	History(ctx context.Context, articleID string, upTo uint64) (events.History, error)
+	// Last returns the last message on an article's subjects as the log's
+	// leader has it. Errors: domain.ErrNotFound, domain.ErrUnavailable.
+	Last(ctx context.Context, articleID string) (events.Message, error)
 }
 
-var _ EventStore = (*natsx.EventStore)(nil)
+// Snapshots is what the query API needs of the snapshot bucket.
+type Snapshots interface {
+	// Get returns the snapshot of id. Errors: domain.ErrNotFound, domain.ErrUnavailable.
+	Get(ctx context.Context, id string) (readmodel.Entry, error)
+	// Watch calls fn with every snapshot, then a zero Entry once all have
+	// been seen, then with every change, until ctx ends.
+	Watch(ctx context.Context, fn func(readmodel.Entry)) error
+}
+
+// Progress is how far the log and the read model have come.
+// Every method's error is domain.ErrUnavailable.
+type Progress interface {
+	// LastSeq is the log's last stream sequence.
+	LastSeq(ctx context.Context) (uint64, error)
+	// AckFloor is the sequence up to which the projectors have written
+	// every event's snapshot.
+	AckFloor(ctx context.Context) (uint64, error)
+	// BucketLastSeq is the sequence of the bucket's last write.
+	BucketLastSeq(ctx context.Context) (uint64, error)
+}
 
 // Options configure the query service.
 type Options struct {
@@ -44,20 +66,23 @@ type Options struct {
 
 // Service serves the read routes.
 type Service struct {
-	js    jetstream.JetStream
-	kv    jetstream.KeyValue
-	store EventStore
-	view  *view
-	opts  Options
-	log   *slog.Logger
-	ready atomic.Bool
-
-	hits, misses, replays prometheus.Counter
+	log      EventLog
+	snaps    Snapshots
+	progress *tracker
+	view     *view
+	opts     Options
+	logger   *slog.Logger
+	skips    *obs.Skips
+	ready    atomic.Bool
+	hits     prometheus.Counter
+	misses   prometheus.Counter
+	replays  prometheus.Counter
 }
 
-// New returns the read service. Call Watch to fill and follow the view.
-func New(js jetstream.JetStream, kv jetstream.KeyValue, store EventStore, opts Options, reg prometheus.Registerer, log *slog.Logger) *Service {
-	s := &Service{js: js, kv: kv, store: store, view: newView(), opts: opts, log: log}
+// New returns the read service. Call Watch to fill and follow the view,
+// and Track to follow progress for read-your-writes.
+func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg prometheus.Registerer, logger *slog.Logger) *Service {
+	s := &Service{log: log, snaps: snaps, progress: newTracker(progress, reg), view: newView(), opts: opts, logger: logger, skips: obs.NewSkips(reg, logger)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_query_" + name, Help: help})
 		reg.MustRegister(c)
@@ -78,40 +103,31 @@ func (s *Service) Ready() bool { return s.ready.Load() }
 // Watch loads every snapshot of the bucket into the view, marks the service
 // ready, then follows changes until ctx ends.
 func (s *Service) Watch(ctx context.Context) error {
-	w, err := s.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch bucket: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case kve, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if kve == nil {
-				s.ready.Store(true)
-				s.log.Info("query view loaded", "articles", s.view.live())
-				continue
-			}
-			s.apply(kve)
+	return s.snaps.Watch(ctx, func(e readmodel.Entry) {
+		if e.Key == "" {
+			s.ready.Store(true)
+			s.logger.Info("query view loaded", "articles", s.view.live())
+			return
 		}
-	}
+		s.apply(e)
+	})
 }
 
-func (s *Service) apply(kve jetstream.KeyValueEntry) {
-	if kve.Operation() != jetstream.KeyValuePut {
-		s.view.remove(kve.Key(), kve.Revision())
+// Track follows the progress of the read model while reads wait for a
+// token, until ctx ends.
+func (s *Service) Track(ctx context.Context) error { return s.progress.run(ctx) }
+
+func (s *Service) apply(e readmodel.Entry) {
+	if e.Deleted {
+		s.view.remove(e.Key, e.Revision)
 		return
 	}
-	snap, body, err := readmodel.Decode(kve.Value())
+	snap, body, err := readmodel.Decode(e.Value)
 	if err != nil {
-		s.log.Error("query: bad snapshot in KV", "key", kve.Key(), "err", err)
+		s.logger.Error("query: bad snapshot in KV", "key", e.Key, "err", err)
 		return
 	}
-	s.view.put(newEntry(snap, body), kve.Revision())
+	s.view.put(newEntry(snap, body), e.Revision)
 }
 
 // Routes installs the read routes on app.
@@ -123,8 +139,9 @@ func (s *Service) Routes(app *fiber.App) {
 	app.Get("/api/articles/:id/events", s.listEvents)
 }
 
-// minSeq reads X-Min-Event-Seq (0 when absent).
-func minSeq(c *fiber.Ctx) (uint64, error) {
+// minSeq reads X-Min-Event-Seq (0 when absent). A token past the log's
+// last sequence was never issued: 400.
+func (s *Service) minSeq(c *fiber.Ctx) (uint64, error) {
 	h := c.Get(HeaderMinEventSeq)
 	if h == "" {
 		return 0, nil
@@ -133,12 +150,19 @@ func minSeq(c *fiber.Ctx) (uint64, error) {
 	if err != nil {
 		return 0, badRequest(HeaderMinEventSeq + " must be a stream sequence (a whole number) from X-Event-Seq")
 	}
+	issued, err := s.progress.issued(c.UserContext(), n)
+	if err != nil {
+		return 0, err
+	}
+	if !issued {
+		return 0, badRequest(HeaderMinEventSeq + " " + h + " is past the last event written: it was never issued by a write")
+	}
 	return n, nil
 }
 
 // article returns the freshest entry of id the view or KV has, or, if the
 // article is missing there or the view is behind token, the article
-// replayed from the stream. A nil entry means the article never existed.
+// replayed from the log. A nil entry means the article never existed.
 func (s *Service) article(ctx context.Context, id string, token uint64) (*entry, error) {
 	e := s.view.get(id)
 	if e != nil && (token == 0 || e.seq >= token) {
@@ -149,7 +173,7 @@ func (s *Service) article(ctx context.Context, id string, token uint64) (*entry,
 	if token > 0 {
 		// The token may belong to another article: compare with this
 		// article's last event, and wait briefly for the view to reach it.
-		last, err := s.store.Last(ctx, id)
+		last, err := s.log.Last(ctx, id)
 		if errors.Is(err, domain.ErrNotFound) {
 			return nil, nil
 		}
@@ -161,20 +185,20 @@ func (s *Service) article(ctx context.Context, id string, token uint64) (*entry,
 		}
 		return s.replay(ctx, id, last.Seq)
 	}
-	kve, err := s.kv.Get(ctx, id)
+	kve, err := s.snaps.Get(ctx, id)
 	switch {
 	case err == nil:
-		snap, body, derr := readmodel.Decode(kve.Value())
+		snap, body, derr := readmodel.Decode(kve.Value)
 		if derr != nil {
 			return nil, derr
 		}
 		e = newEntry(snap, body)
 		s.view.put(e, 0)
 		return e, nil
-	case errors.Is(err, jetstream.ErrKeyNotFound):
+	case errors.Is(err, domain.ErrNotFound):
 		return s.replay(ctx, id, 0)
 	default:
-		return nil, fmt.Errorf("kv get %s: %w: %v", id, natsx.ErrUnavailable, err)
+		return nil, err
 	}
 }
 
@@ -198,97 +222,48 @@ func (s *Service) waitFor(ctx context.Context, id string, seq uint64) *entry {
 	}
 }
 
-// replay rebuilds an article from its events; nil if it has none. With
-// want > 0 the events read must reach stream sequence want: batch gets are
-// answered by any replica, and a follower may lag behind a write that was
-// already acknowledged, so a short read is retried for up to MinSeqWait.
-func (s *Service) replay(ctx context.Context, id string, want uint64) (*entry, error) {
+// history reads the article's whole history, reaching at least stream
+// sequence want: a read from a replica that lags behind an acknowledged
+// write is read again for up to MinSeqWait.
+func (s *Service) history(ctx context.Context, id string, want uint64) (events.History, error) {
 	deadline := time.Now().Add(s.opts.MinSeqWait)
-	var evs []natsx.StoredEvent
 	for {
-		var err error
-		if evs, err = s.store.Load(ctx, id, 0); err != nil {
-			return nil, err
+		h, err := s.log.History(ctx, id, 0)
+		if err != nil {
+			return h, err
 		}
-		if want == 0 || (len(evs) > 0 && evs[len(evs)-1].Seq >= want) {
-			break
+		s.skips.Report(h.Skipped...)
+		if h.LastSeq >= want {
+			return h, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("replay %s: the replica read is behind seq %d: %w", id, want, natsx.ErrUnavailable)
+			return h, fmt.Errorf("history of %s: the replica read is behind seq %d: %w", id, want, domain.ErrUnavailable)
 		}
 		t := time.NewTimer(5 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("replay %s: %w: %v", id, natsx.ErrUnavailable, ctx.Err())
+			return h, fmt.Errorf("history of %s: %w: %v", id, domain.ErrUnavailable, ctx.Err())
 		case <-t.C:
 		}
 	}
-	if len(evs) == 0 {
+}
+
+// replay rebuilds an article from its events; nil if it has none.
+func (s *Service) replay(ctx context.Context, id string, want uint64) (*entry, error) {
+	h, err := s.history(ctx, id, want)
+	if err != nil {
+		return nil, err
+	}
+	if !h.Fold.State.Exists() {
 		return nil, nil
 	}
 	s.replays.Inc()
-	st, seq, err := natsx.FoldStored(evs)
+	body, err := json.Marshal(h.Fold.State.Article)
 	if err != nil {
 		return nil, err
 	}
-	snap := readmodel.FromState(st, seq)
-	body, err := encodeArticle(st.Article)
-	if err != nil {
-		return nil, err
-	}
-	e := newEntry(snap, body)
+	e := newEntry(readmodel.FromState(h.Fold.State, h.Fold.Seq), body)
 	s.view.put(e, 0)
 	return e, nil
-}
-
-// viewReaches waits until the view holds every event up to token: the
-// projector has acknowledged everything up to it, and the watcher has
-// applied every KV write made before that.
-func (s *Service) viewReaches(ctx context.Context, token uint64) bool {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.MinSeqWait)
-	defer cancel()
-	var kvTarget uint64
-	for {
-		if kvTarget == 0 {
-			if floor, err := s.ackFloor(ctx); err == nil && floor >= token {
-				if kvTarget, err = s.kvLastSeq(ctx); err == nil && kvTarget == 0 {
-					return true
-				}
-			}
-		}
-		rev, changed := s.view.revision()
-		if kvTarget > 0 && rev >= kvTarget {
-			return true
-		}
-		poll := time.NewTimer(5 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			poll.Stop()
-			return false
-		case <-changed:
-		case <-poll.C:
-		}
-		poll.Stop()
-	}
-}
-
-func (s *Service) ackFloor(ctx context.Context) (uint64, error) {
-	cons, err := s.js.Consumer(ctx, events.StreamName, natsx.Consumer)
-	if err != nil {
-		return 0, err
-	}
-	info := cons.CachedInfo()
-	return info.AckFloor.Stream, nil
-}
-
-func (s *Service) kvLastSeq(ctx context.Context) (uint64, error) {
-	st, err := s.kv.Status(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok {
-		return bs.StreamInfo().State.LastSeq, nil
-	}
-	return 0, errors.New("bucket status has no stream info")
 }

@@ -4,6 +4,7 @@
 package readmodel
 
 import (
+	"context"
 	"fmt"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -54,4 +55,20 @@ func Decode(b []byte) (Snapshot, []byte, error) {
 		return Snapshot{}, nil, fmt.Errorf("decode snapshot article: %w", err)
 	}
 	return s, raw.Article, nil
+}
+
+// Entry is one key of the snapshot bucket as stored: its value (an encoded
+// Snapshot) and revision, or a deletion.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+	Deleted  bool // the key was deleted or purged
+}
+
+// Pending is a snapshot write in flight.
+type Pending interface {
+	// Wait returns the key's new revision. Errors: domain.ErrConflict when
+	// the key had moved on from the expected revision, domain.ErrUnavailable.
+	Wait(ctx context.Context) (uint64, error)
 }

@@ -25,8 +25,8 @@ import (
 	"github.com/inkstream/inkstream/internal/app"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
-	"github.com/inkstream/inkstream/internal/projector"
 	"github.com/inkstream/inkstream/internal/systest"
+	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
@@ -368,70 +368,26 @@ func (l *clLoad) writer(w, n int, pace time.Duration, stop <-chan struct{}) {
 	}
 }
 
-// clStreamEvents reads every event of stream ARTICLES in order.
-func clStreamEvents(tb testing.TB, s *systest.System) []natsx.StoredEvent {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	info, err := s.Res.Stream.Info(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if info.State.Msgs == 0 {
-		return nil
-	}
-	cons, err := s.Res.Stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer it.Stop()
-	var out []natsx.StoredEvent
-	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			tb.Fatalf("read stream after %d events: %v", len(out), err)
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		e, err := events.Decode(m.Data())
-		if err != nil {
-			tb.Fatalf("seq %d: %v", md.Sequence.Stream, err)
-		}
-		out = append(out, natsx.StoredEvent{Seq: md.Sequence.Stream, MsgID: m.Headers().Get(jetstream.MsgIDHeader), Event: e})
-		if md.Sequence.Stream >= info.State.LastSeq {
-			return out
-		}
-	}
-}
-
 // clContent is the content an event sets ("" when it leaves it alone).
-func clContent(tb testing.TB, e events.Envelope) string {
-	tb.Helper()
-	var d struct {
-		Content *string `json:"content"`
+func clContent(tb testing.TB, e domain.Event) string {
+	switch c := e.Change.(type) {
+	case domain.ArticleCreated:
+		return c.Fields.Content
+	case domain.ArticleUpdated:
+		if c.Changes.Content != nil {
+			return *c.Changes.Content
+		}
 	}
-	if err := json.Unmarshal(e.Data, &d); err != nil {
-		tb.Fatalf("event %s: %v", e.ID, err)
-	}
-	if d.Content == nil {
-		return ""
-	}
-	return *d.Content
+	return ""
 }
 
 // clCheckLog asserts the stream holds no duplicate: no two events with the
 // same article and version, no message id twice, versions 1..n per article
 // in stream order. It returns the events by sequence and the event count
 // of each article.
-func clCheckLog(tb testing.TB, evs []natsx.StoredEvent) (map[uint64]natsx.StoredEvent, map[string]int) {
+func clCheckLog(tb testing.TB, evs []events.Stored) (map[uint64]events.Stored, map[string]int) {
 	tb.Helper()
-	bySeq := make(map[uint64]natsx.StoredEvent, len(evs))
+	bySeq := make(map[uint64]events.Stored, len(evs))
 	msgIDs := make(map[string]uint64, len(evs))
 	counts := make(map[string]int)
 	for _, se := range evs {
@@ -455,25 +411,14 @@ func clCheckLog(tb testing.TB, evs []natsx.StoredEvent) (map[uint64]natsx.Stored
 // that every snapshot has applied each event of its article exactly once.
 func clCheckSnapshots(tb testing.TB, s *systest.System, counts map[string]int) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	diffs, n, err := projector.Verify(ctx, s.Conn.JS, s.Res.Stream, s.Res.KV)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, d := range diffs {
+	rep := s.Verify()
+	for _, d := range rep.Differences {
 		tb.Errorf("read model: %s", d)
 	}
-	if n != len(counts) {
-		tb.Errorf("verify folded %d articles, the stream has %d", n, len(counts))
+	if rep.Articles != len(counts) {
+		tb.Errorf("verify folded %d articles, the stream has %d", rep.Articles, len(counts))
 	}
-	snaps, bad, err := projector.Snapshots(ctx, s.Res.KV)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for k, err := range bad {
-		tb.Errorf("snapshot %s unreadable: %v", k, err)
-	}
+	snaps := s.AllSnapshots()
 	if len(snaps) != len(counts) {
 		tb.Errorf("%d snapshots for %d articles", len(snaps), len(counts))
 	}
@@ -531,20 +476,20 @@ func clGatherLeaders(tb testing.TB, c clNodes, s *systest.System) {
 	tb.Helper()
 	js := s.Conn.JS
 	natstest.WaitFor(tb, 30*time.Second, func() error {
-		leader := c.Name(clLeader(tb, c, js, events.StreamName))
+		leader := c.Name(clLeader(tb, c, js, natsx.Stream))
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		req := []byte(`{"placement":{"preferred":"` + leader + `"}}`)
-		if kv := c.Name(clLeader(tb, c, js, "KV_"+natsx.Bucket)); kv != leader {
+		if kv := c.Name(clLeader(tb, c, js, natsx.BucketStream)); kv != leader {
 			_, _ = s.Conn.NC.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN.KV_"+natsx.Bucket, req)
 			return fmt.Errorf("bucket led by %s, stream by %s", kv, leader)
 		}
-		cons, err := js.Consumer(ctx, events.StreamName, natsx.Consumer)
+		cons, err := js.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
 		if err != nil {
 			return err
 		}
 		if cl := cons.CachedInfo().Cluster; cl == nil || cl.Leader != leader {
-			_, _ = s.Conn.NC.RequestWithContext(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+events.StreamName+"."+natsx.Consumer, req)
+			_, _ = s.Conn.NC.RequestWithContext(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+natsx.Stream+"."+natsx.ConsumerName, req)
 			return fmt.Errorf("consumer not led by %s (%+v)", leader, cl)
 		}
 		return nil
@@ -595,7 +540,7 @@ func clDelivered(s *systest.System) (uint64, error) {
 func clConsumerInfo(s *systest.System) (*jetstream.ConsumerInfo, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	cons, err := s.Conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
+	cons, err := s.Conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
 	if err != nil {
 		return nil, err
 	}
@@ -647,7 +592,7 @@ func clFailover(t *testing.T, c clNodes) {
 	// The projector talks to the two other nodes only: its puts in flight
 	// to the bucket's leader when it goes are lost, not failed by a
 	// reconnect (the harder case).
-	doomed := clLeader(t, c, s.Conn.JS, events.StreamName)
+	doomed := clLeader(t, c, s.Conn.JS, natsx.Stream)
 	var others []string
 	for i := 0; i < c.Len(); i++ {
 		if i != doomed {
@@ -680,13 +625,13 @@ func clFailover(t *testing.T, c clNodes) {
 		}
 		return nil
 	})
-	victim := clLeader(t, c, s.Conn.JS, events.StreamName)
+	victim := clLeader(t, c, s.Conn.JS, natsx.Stream)
 	if victim != doomed {
 		t.Logf("stream leadership moved from %s to %s during the load", c.Name(doomed), c.Name(victim))
 	}
-	kvLeader := clLeader(t, c, s.Conn.JS, "KV_"+natsx.Bucket)
+	kvLeader := clLeader(t, c, s.Conn.JS, natsx.BucketStream)
 	consLeader := "?"
-	if cons, err := s.Conn.JS.Consumer(context.Background(), events.StreamName, natsx.Consumer); err == nil && cons.CachedInfo().Cluster != nil {
+	if cons, err := s.Conn.JS.Consumer(context.Background(), natsx.Stream, natsx.ConsumerName); err == nil && cons.CachedInfo().Cluster != nil {
 		consLeader = cons.CachedInfo().Cluster.Leader
 	}
 	ackedAtKill := load.acked.Load()
@@ -695,7 +640,7 @@ func clFailover(t *testing.T, c clNodes) {
 	killed := time.Now() // the node is gone: later answers come from a new leader
 	t.Logf("killed %s, leader of the stream (bucket: %s, consumer: %s), after %d acknowledged writes, %v into the load; took %v",
 		c.Name(victim), c.Name(kvLeader), consLeader, ackedAtKill, killAt.Sub(start).Round(time.Millisecond), time.Since(killAt).Round(time.Millisecond))
-	newLeader := clLeader(t, c, s.Conn.JS, events.StreamName)
+	newLeader := clLeader(t, c, s.Conn.JS, natsx.Stream)
 	t.Logf("new stream leader %s, seen %v after the kill", c.Name(newLeader), time.Since(killAt).Round(time.Millisecond))
 
 	wg.Wait()
@@ -742,12 +687,12 @@ func clFailover(t *testing.T, c clNodes) {
 
 	// The killed node comes back and catches up; then the cluster is whole.
 	c.Restart(t, victim)
-	clWaitCurrent(t, s.Conn.JS, events.StreamName, 2, 60*time.Second)
-	clWaitCurrent(t, s.Conn.JS, "KV_"+natsx.Bucket, 2, 60*time.Second)
+	clWaitCurrent(t, s.Conn.JS, natsx.Stream, 2, 60*time.Second)
+	clWaitCurrent(t, s.Conn.JS, natsx.BucketStream, 2, 60*time.Second)
 	t.Logf("node %s restarted and current %v after the kill", c.Name(victim), time.Since(killAt).Round(time.Millisecond))
 
 	// Every acknowledged write is in the stream exactly once.
-	evs := clStreamEvents(t, s)
+	evs := s.StreamEvents()
 	bySeq, counts := clCheckLog(t, evs)
 	markers := make(map[string]int)
 	for _, se := range evs {
@@ -869,7 +814,7 @@ func TestClusterProjectorKilledMidStream(t *testing.T) {
 	// AckWait (10s): allow for it.
 	s.WaitProjected(90 * time.Second)
 	phase("projected")
-	evs := clStreamEvents(t, s)
+	evs := s.StreamEvents()
 	_, counts := clCheckLog(t, evs)
 	clCheckSnapshots(t, s, counts)
 	t.Logf("%d events of %d articles; projector 1 stopped at seq %d, projector 2 at %d", len(evs), len(counts), stopped1, stopped2)

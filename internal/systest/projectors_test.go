@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inkstream/inkstream/internal/natstest"
-	"github.com/inkstream/inkstream/internal/projector"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/internal/systest"
 	"github.com/inkstream/inkstream/pkg/domain"
@@ -65,10 +64,8 @@ func sySnapshotOf(tb testing.TB, s *systest.System, id string) (readmodel.Snapsh
 // the article's events: same fields, version, deletion and sequence.
 func syExpectSnapshotIsFold(tb testing.TB, s *systest.System, id string) readmodel.Snapshot {
 	tb.Helper()
-	st, seq, err := s.Store().State(natstest.Context(tb), id, 0)
-	if err != nil {
-		tb.Fatalf("fold %s: %v", id, err)
-	}
+	h := s.History(id)
+	st, seq := h.Fold.State, h.Fold.Seq
 	snap, ok := sySnapshotOf(tb, s, id)
 	if !ok {
 		tb.Fatalf("article %s (v%d in the stream) has no snapshot", id, st.Article.Version)
@@ -146,7 +143,6 @@ func TestProjectorsThreeInstances(t *testing.T) {
 	}
 
 	s.WaitProjected(30 * time.Second)
-	ctx := natstest.Context(t)
 	for i, id := range syIDs {
 		snap := syExpectSnapshotIsFold(t, s, id)
 		// Every update landed as its own version: none was lost.
@@ -158,15 +154,12 @@ func TestProjectorsThreeInstances(t *testing.T) {
 			t.Errorf("article %d: v%d deleted=%v, want v%d deleted=%v", i, snap.Article.Version, snap.Deleted, want, i < 2)
 		}
 	}
-	diffs, n, err := projector.Verify(ctx, s.Conn.JS, s.Res.Stream, s.Res.KV)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range diffs {
+	rep := s.Verify()
+	for _, d := range rep.Differences {
 		t.Error("verify:", d)
 	}
-	if n != articles {
-		t.Errorf("verify folded %d articles, want %d", n, articles)
+	if rep.Articles != articles {
+		t.Errorf("verify folded %d articles, want %d", rep.Articles, articles)
 	}
 	if msgs := s.StreamMsgs(); msgs != articles+updates+2 {
 		t.Errorf("stream holds %d events, want %d", msgs, articles+updates+2)
@@ -189,10 +182,7 @@ func TestProjectorsThreeInstances(t *testing.T) {
 
 	// The query API serves the same state.
 	for _, id := range syIDs[2:] {
-		st, _, err := s.Store().State(ctx, id, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := s.History(id).Fold.State
 		if got := syWaitArticle(t, s, id, st.Article.Version); !sySameArticle(got, st.Article) {
 			t.Fatalf("query API serves %+v, want %+v", got, st.Article)
 		}
@@ -279,10 +269,7 @@ func TestQueryRebuildsMissingSnapshot(t *testing.T) {
 		t.Fatalf("b: %+v, want %+v", got, b)
 	}
 	// Verify reports b's snapshot as missing, and nothing else.
-	diffs, _, err := projector.Verify(ctx, s.Conn.JS, s.Res.Stream, s.Res.KV)
-	if err != nil {
-		t.Fatal(err)
-	}
+	diffs := s.Verify().Differences
 	if len(diffs) != 1 || diffs[0].ArticleID != b.ID || diffs[0].Problem != "missing" {
 		t.Fatalf("verify: %v, want only %s missing", diffs, b.ID)
 	}

@@ -5,6 +5,7 @@ package systest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/projector"
+	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
@@ -32,7 +35,7 @@ func Logger() *slog.Logger {
 
 // Common returns the settings every role of a test system shares.
 func Common(url string, replicas int) config.Common {
-	return config.Common{NATS: config.NATS{
+	return config.Common{NATS: natsx.Options{
 		URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas,
 		DuplicateWindow: 2 * time.Minute, Provision: true,
 	}, LogFormat: "text"}
@@ -233,7 +236,7 @@ func (s *System) StreamMsgs() uint64 {
 
 // Store is an event store on the system's connection.
 func (s *System) Store() *natsx.EventStore {
-	return natsx.NewEventStore(s.Conn.JS, s.Res.Stream)
+	return natsx.NewEventStore(s.Conn.JS)
 }
 
 // WaitProjected waits until the projector consumer has acknowledged every
@@ -246,7 +249,7 @@ func (s *System) WaitProjected(timeout time.Duration) {
 		if err != nil {
 			return err
 		}
-		cons, err := s.Conn.JS.Consumer(ctx, events.StreamName, natsx.Consumer)
+		cons, err := s.Conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
 		if err != nil {
 			return err
 		}
@@ -256,4 +259,69 @@ func (s *System) WaitProjected(timeout time.Duration) {
 		}
 		return nil
 	})
+}
+
+// StreamEvents reads every event of the stream in order; a message that is
+// not an event fails the test.
+func (s *System) StreamEvents() []events.Stored {
+	s.TB.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out []events.Stored
+	_, err := natsx.NewLog(s.Conn.JS).ReadAll(ctx, func(m events.Message) error {
+		e, err := events.Decode(m.Data)
+		if err != nil {
+			return fmt.Errorf("seq %d: %w", m.Seq, err)
+		}
+		out = append(out, events.Stored{Seq: m.Seq, MsgID: m.MsgID, RequestHash: m.RequestHash, Event: e})
+		return nil
+	})
+	if err != nil {
+		s.TB.Fatalf("read the stream after %d events: %v", len(out), err)
+	}
+	return out
+}
+
+// History reads an article's whole history.
+func (s *System) History(id string) events.History {
+	s.TB.Helper()
+	h, err := s.Store().History(natstest.Context(s.TB), id, 0)
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	return h
+}
+
+// Verify compares the read model with the fold of the stream.
+func (s *System) Verify() projector.Report {
+	s.TB.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rep, err := projector.Verify(ctx, natsx.NewLog(s.Conn.JS), s.Store(), s.Snapshots())
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	return rep
+}
+
+// Snapshots is the snapshot bucket on the system's connection.
+func (s *System) Snapshots() *natsx.Snapshots { return natsx.NewSnapshots(s.Conn.JS, s.Res.KV) }
+
+// AllSnapshots reads every snapshot in the bucket; an unreadable one fails the test.
+func (s *System) AllSnapshots() map[string]readmodel.Snapshot {
+	s.TB.Helper()
+	entries, err := s.Snapshots().All(natstest.Context(s.TB))
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	out := make(map[string]readmodel.Snapshot, len(entries))
+	for _, e := range entries {
+		snap, _, err := readmodel.Decode(e.Value)
+		if err != nil {
+			s.TB.Errorf("snapshot %s unreadable: %v", e.Key, err)
+			continue
+		}
+		out[e.Key] = snap
+	}
+	return out
 }

@@ -4,53 +4,50 @@ import (
 	"fmt"
 	"slices"
 	"time"
-
-	json "github.com/go-json-experiment/json/v1"
-
-	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // Apply returns the state after e. The event must be the next version of the
-// article: anything else is ErrConflict, so a fold never skips or repeats.
-func Apply(s State, e events.Envelope) (State, error) {
-	if e.Version != s.Article.Version+1 {
-		return s, fmt.Errorf("apply %s v%d onto v%d of %s: %w", e.Type, e.Version, s.Article.Version, e.ArticleID, ErrConflict)
-	}
+// article: anything else is ErrConflict (or ErrNotFound for a change of an
+// article that is not live), so a fold never skips or repeats. The one
+// exception is ArticleErased, which begins the history an erasure leaves
+// and so follows any version.
+func Apply(s State, e Event) (State, error) {
 	if s.Exists() && e.ArticleID != s.Article.ID {
 		return s, fmt.Errorf("apply event of %s onto %s: %w", e.ArticleID, s.Article.ID, ErrConflict)
 	}
-	at := e.OccurredAt.UTC()
-	switch e.Type {
-	case events.ArticleCreated:
+	if _, erased := e.Change.(ArticleErased); erased {
+		if e.Version <= s.Article.Version {
+			return s, fmt.Errorf("apply erasure v%d onto v%d of %s: %w", e.Version, s.Article.Version, e.ArticleID, ErrConflict)
+		}
+		return State{Article: Article{ID: e.ArticleID, Version: e.Version, UpdatedAt: e.At.UTC()}, Deleted: true, Erased: true}, nil
+	}
+	if e.Version != s.Article.Version+1 {
+		return s, fmt.Errorf("apply v%d onto v%d of %s: %w", e.Version, s.Article.Version, e.ArticleID, ErrConflict)
+	}
+	at := e.At.UTC()
+	switch c := e.Change.(type) {
+	case ArticleCreated:
 		if s.Exists() {
-			return s, fmt.Errorf("apply %s v%d onto existing %s: %w", e.Type, e.Version, e.ArticleID, ErrConflict)
+			return s, fmt.Errorf("apply create v%d onto existing %s: %w", e.Version, e.ArticleID, ErrConflict)
 		}
-		var d events.ArticleData
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return s, fmt.Errorf("apply %s: %w", e.Type, err)
-		}
-		return created(e.ArticleID, d, at), nil
-	case events.ArticleUpdated:
+		return created(e.ArticleID, c.Fields, at), nil
+	case ArticleUpdated:
 		if !s.Live() {
-			return s, fmt.Errorf("apply %s to %s: %w", e.Type, e.ArticleID, ErrNotFound)
+			return s, fmt.Errorf("apply update to %s: %w", e.ArticleID, ErrNotFound)
 		}
-		var c events.ArticleChanges
-		if err := json.Unmarshal(e.Data, &c); err != nil {
-			return s, fmt.Errorf("apply %s: %w", e.Type, err)
-		}
-		return updated(s, c, e.Version, at), nil
-	case events.ArticleDeleted:
+		return updated(s, c.Changes, e.Version, at), nil
+	case ArticleDeleted:
 		if !s.Live() {
-			return s, fmt.Errorf("apply %s to %s: %w", e.Type, e.ArticleID, ErrNotFound)
+			return s, fmt.Errorf("apply delete to %s: %w", e.ArticleID, ErrNotFound)
 		}
 		return deleted(s, e.Version, at), nil
 	default:
-		return s, fmt.Errorf("apply unknown event type %q: %w", e.Type, ErrConflict)
+		return s, fmt.Errorf("apply unknown change %T: %w", e.Change, ErrConflict)
 	}
 }
 
 // Fold applies events in order onto the empty state.
-func Fold(evs []events.Envelope) (State, error) {
+func Fold(evs []Event) (State, error) {
 	var s State
 	for _, e := range evs {
 		var err error
@@ -61,35 +58,23 @@ func Fold(evs []events.Envelope) (State, error) {
 	return s, nil
 }
 
-// The state transitions of the three events, shared by Apply, which
-// decodes an event's data first, and Decide, which has it typed.
-
-// created is the state of a new article with data d; it keeps d.Tags.
-func created(id string, d events.ArticleData, at time.Time) State {
-	tags := d.Tags
-	if tags == nil {
-		tags = []string{}
+// created is the state of a new article with fields f; it keeps f.Tags.
+func created(id string, f Fields, at time.Time) State {
+	if f.Tags == nil {
+		f.Tags = []string{}
 	}
-	return State{Article: Article{
-		ID:        id,
-		Fields:    Fields{Title: d.Title, Slug: d.Slug, Content: d.Content, AuthorID: d.AuthorID, Status: Status(d.Status), Tags: tags},
-		Version:   1,
-		CreatedAt: at,
-		UpdatedAt: at,
-	}}
+	return State{Article: Article{ID: id, Fields: f, Version: 1, CreatedAt: at, UpdatedAt: at}}
 }
 
 // updated is s after the changes c, at version.
-func updated(s State, c events.ArticleChanges, version int, at time.Time) State {
+func updated(s State, c Changes, version int, at time.Time) State {
 	a := s.Article
 	a.Tags = slices.Clone(a.Tags)
 	set(&a.Title, c.Title)
 	set(&a.Slug, c.Slug)
 	set(&a.Content, c.Content)
 	set(&a.AuthorID, c.AuthorID)
-	if c.Status != nil {
-		a.Status = Status(*c.Status)
-	}
+	set(&a.Status, c.Status)
 	if c.Tags != nil {
 		a.Tags = slices.Clone(*c.Tags)
 		if a.Tags == nil {

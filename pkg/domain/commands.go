@@ -8,6 +8,7 @@ import "time"
 type Meta struct {
 	EventID string
 	At      time.Time
+	Actor   string // who gives the command: the token subject
 }
 
 // Command is one of CreateArticle, ReplaceArticle, PatchArticle, DeleteArticle.

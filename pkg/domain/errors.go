@@ -19,6 +19,14 @@ var (
 	ErrInvalid = errors.New("invalid")
 	// ErrPreconditionFailed means an If-Match version no longer matches.
 	ErrPreconditionFailed = errors.New("precondition failed")
+	// ErrUnavailable means the event store or read model did not answer in
+	// time, or answered only in part (no quorum, a leader election, no
+	// connection). Nothing is known to be lost: the caller may retry (a
+	// write with the same idempotency key).
+	ErrUnavailable = errors.New("unavailable")
+	// ErrIdempotencyMismatch means an idempotency key was used before for a
+	// different request.
+	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
 )
 
 // ValidationError lists the broken rules, field name → message.

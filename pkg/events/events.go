@@ -1,12 +1,12 @@
 // Package events is the wire contract of inkstream: the JSON envelope of every
-// event, the event types, the subjects they are published on and their codec.
+// event, the event types, the subjects they are published on, their codec,
+// and the one rule by which every reader folds an article's messages.
 //
 // Events are immutable. A change of shape gets a new type or an upcaster,
 // never an edit of old data.
 package events
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -15,10 +15,13 @@ import (
 
 	// Marshal and Unmarshal with encoding/json's semantics, about twice as
 	// fast (measured by BenchmarkProjectEvent in internal/readmodel).
+	"github.com/go-json-experiment/json/jsontext"
 	jsonx "github.com/go-json-experiment/json/v1"
+
+	"github.com/inkstream/inkstream/pkg/domain"
 )
 
-// Type names an event type.
+// Type names an event type on the wire.
 type Type string
 
 // The event types of the Article aggregate.
@@ -29,6 +32,8 @@ const (
 	ArticleUpdated Type = "ArticleUpdated"
 	// ArticleDeleted is a tombstone; its data is {}.
 	ArticleDeleted Type = "ArticleDeleted"
+	// ArticleErased follows the purge of an article's events; its data is {}.
+	ArticleErased Type = "ArticleErased"
 )
 
 // StreamName is the JetStream stream that holds every event.
@@ -51,16 +56,17 @@ const (
 
 // Envelope is one event as stored in the stream.
 type Envelope struct {
-	ID         string          `json:"id"`
-	Type       Type            `json:"type"`
-	ArticleID  string          `json:"article_id"`
-	Version    int             `json:"version"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Data       json.RawMessage `json:"data"`
+	ID         string         `json:"id"`
+	Type       Type           `json:"type"`
+	ArticleID  string         `json:"article_id"`
+	Version    int            `json:"version"`
+	OccurredAt time.Time      `json:"occurred_at"`
+	Actor      string         `json:"actor,omitempty"`
+	Data       jsontext.Value `json:"data"`
 }
 
-// ArticleData is the data of ArticleCreated: the full article.
-type ArticleData struct {
+// articleData is the data of ArticleCreated: the full article.
+type articleData struct {
 	Title    string   `json:"title"`
 	Slug     string   `json:"slug"`
 	Content  string   `json:"content"`
@@ -69,8 +75,8 @@ type ArticleData struct {
 	Tags     []string `json:"tags"`
 }
 
-// ArticleChanges is the data of ArticleUpdated: only the fields that changed.
-type ArticleChanges struct {
+// articleChanges is the data of ArticleUpdated: only the fields that changed.
+type articleChanges struct {
 	Title    *string   `json:"title,omitempty"`
 	Slug     *string   `json:"slug,omitempty"`
 	Content  *string   `json:"content,omitempty"`
@@ -79,30 +85,48 @@ type ArticleChanges struct {
 	Tags     *[]string `json:"tags,omitempty"`
 }
 
-// Empty reports whether no field changed.
-func (c ArticleChanges) Empty() bool {
-	return c.Title == nil && c.Slug == nil && c.Content == nil && c.AuthorID == nil && c.Status == nil && c.Tags == nil
-}
-
 // ErrMalformed is returned when bytes are not a valid event.
 var ErrMalformed = errors.New("malformed event")
 
-// Subject returns the subject an event of type t for article id is published on:
-// articles.<id>.<created|updated|deleted>.
-func Subject(articleID string, t Type) string {
-	var verb string
+// TypeOf returns the wire type of a change.
+func TypeOf(c domain.Change) Type {
+	switch c.(type) {
+	case domain.ArticleCreated:
+		return ArticleCreated
+	case domain.ArticleUpdated:
+		return ArticleUpdated
+	case domain.ArticleDeleted:
+		return ArticleDeleted
+	case domain.ArticleErased:
+		return ArticleErased
+	}
+	return ""
+}
+
+// Verb is the last token of the subject of an event of type t:
+// created, updated, deleted or erased.
+func (t Type) Verb() string {
 	switch t {
 	case ArticleCreated:
-		verb = "created"
+		return "created"
 	case ArticleUpdated:
-		verb = "updated"
+		return "updated"
 	case ArticleDeleted:
-		verb = "deleted"
-	default:
-		verb = "unknown"
+		return "deleted"
+	case ArticleErased:
+		return "erased"
 	}
-	return SubjectPrefix + "." + articleID + "." + verb
+	return "unknown"
 }
+
+// Subject returns the subject an event of type t for article id is published on:
+// articles.<id>.<created|updated|deleted|erased>.
+func Subject(articleID string, t Type) string {
+	return SubjectPrefix + "." + articleID + "." + t.Verb()
+}
+
+// SubjectOf returns the subject of e.
+func SubjectOf(e domain.Event) string { return Subject(e.ArticleID, TypeOf(e.Change)) }
 
 // ArticleSubjects returns the filter that matches every event of one article.
 func ArticleSubjects(articleID string) string {
@@ -119,13 +143,36 @@ func ArticleIDFromSubject(subject string) (string, bool) {
 	return id, ok && id != ""
 }
 
-// Encode returns the JSON form of e.
-func Encode(e Envelope) ([]byte, error) {
-	if len(e.Data) == 0 {
-		e.Data = json.RawMessage("{}")
+// Data returns the JSON data of a change, as its event carries it.
+func Data(c domain.Change) (jsontext.Value, error) {
+	switch c := c.(type) {
+	case domain.ArticleCreated:
+		f := c.Fields
+		return jsonx.Marshal(articleData{Title: f.Title, Slug: f.Slug, Content: f.Content, AuthorID: f.AuthorID, Status: string(f.Status), Tags: f.Tags})
+	case domain.ArticleUpdated:
+		ch := c.Changes
+		w := articleChanges{Title: ch.Title, Slug: ch.Slug, Content: ch.Content, AuthorID: ch.AuthorID, Tags: ch.Tags}
+		if ch.Status != nil {
+			s := string(*ch.Status)
+			w.Status = &s
+		}
+		return jsonx.Marshal(w)
+	case domain.ArticleDeleted, domain.ArticleErased:
+		return jsontext.Value("{}"), nil
 	}
-	if !plain(e.ID) || !plain(string(e.Type)) || !plain(e.ArticleID) || e.OccurredAt.Year() < 0 || e.OccurredAt.Year() > 9999 {
-		b, err := jsonx.Marshal(e)
+	return nil, fmt.Errorf("unknown change %T", c)
+}
+
+// Encode returns the JSON form of e.
+func Encode(e domain.Event) ([]byte, error) {
+	t := TypeOf(e.Change)
+	data, err := Data(e.Change)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	at := e.At.UTC()
+	if !plain(e.ID) || !plain(e.ArticleID) || !plain(e.Actor) || at.Year() < 0 || at.Year() > 9999 {
+		b, err := jsonx.Marshal(Envelope{ID: e.ID, Type: t, ArticleID: e.ArticleID, Version: e.Version, OccurredAt: at, Actor: e.Actor, Data: data})
 		if err != nil {
 			return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 		}
@@ -133,22 +180,23 @@ func Encode(e Envelope) ([]byte, error) {
 	}
 	// The hot path of every write: the same bytes encoding/json writes,
 	// without reflection or a copy of the data.
-	if !jsonx.Valid(e.Data) {
-		return nil, fmt.Errorf("encode event %s: %w: data is not valid JSON", e.ID, ErrMalformed)
-	}
-	b := make([]byte, 0, 160+len(e.Data))
+	b := make([]byte, 0, 160+len(e.Actor)+len(data))
 	b = append(b, `{"id":"`...)
 	b = append(b, e.ID...)
 	b = append(b, `","type":"`...)
-	b = append(b, e.Type...)
+	b = append(b, t...)
 	b = append(b, `","article_id":"`...)
 	b = append(b, e.ArticleID...)
 	b = append(b, `","version":`...)
 	b = strconv.AppendInt(b, int64(e.Version), 10)
 	b = append(b, `,"occurred_at":"`...)
-	b = e.OccurredAt.AppendFormat(b, time.RFC3339Nano)
+	b = at.AppendFormat(b, time.RFC3339Nano)
+	if e.Actor != "" {
+		b = append(b, `","actor":"`...)
+		b = append(b, e.Actor...)
+	}
 	b = append(b, `","data":`...)
-	b = append(b, e.Data...)
+	b = append(b, data...)
 	b = append(b, '}')
 	return b, nil
 }
@@ -165,31 +213,43 @@ func plain(s string) bool {
 	return true
 }
 
-// Decode parses an event and checks its envelope.
-func Decode(b []byte) (Envelope, error) {
+// Decode parses an event and checks its envelope and data.
+func Decode(b []byte) (domain.Event, error) {
 	var e Envelope
 	if err := jsonx.Unmarshal(b, &e); err != nil {
-		return Envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	switch e.Type {
-	case ArticleCreated, ArticleUpdated, ArticleDeleted:
-	default:
-		return Envelope{}, fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
+		return domain.Event{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if e.ID == "" || e.ArticleID == "" || e.Version < 1 {
-		return Envelope{}, fmt.Errorf("%w: missing id, article_id or version", ErrMalformed)
+		return domain.Event{}, fmt.Errorf("%w: missing id, article_id or version", ErrMalformed)
 	}
-	if len(e.Data) == 0 {
-		e.Data = json.RawMessage("{}") // as Encode writes it
+	ev := domain.Event{ID: e.ID, ArticleID: e.ArticleID, Version: e.Version, At: e.OccurredAt.UTC(), Actor: e.Actor}
+	if len(e.Data) == 0 && (e.Type == ArticleCreated || e.Type == ArticleUpdated) {
+		return domain.Event{}, fmt.Errorf("%w: %s without data", ErrMalformed, e.Type)
 	}
-	return e, nil
-}
-
-// NewEnvelope builds an envelope whose data is the JSON of data.
-func NewEnvelope(id string, t Type, articleID string, version int, at time.Time, data any) (Envelope, error) {
-	raw, err := jsonx.Marshal(data)
-	if err != nil {
-		return Envelope{}, fmt.Errorf("encode %s data: %w", t, err)
+	switch e.Type {
+	case ArticleCreated:
+		var d articleData
+		if err := jsonx.Unmarshal(e.Data, &d); err != nil {
+			return domain.Event{}, fmt.Errorf("%w: %s data: %v", ErrMalformed, e.Type, err)
+		}
+		ev.Change = domain.ArticleCreated{Fields: domain.Fields{Title: d.Title, Slug: d.Slug, Content: d.Content, AuthorID: d.AuthorID, Status: domain.Status(d.Status), Tags: d.Tags}}
+	case ArticleUpdated:
+		var d articleChanges
+		if err := jsonx.Unmarshal(e.Data, &d); err != nil {
+			return domain.Event{}, fmt.Errorf("%w: %s data: %v", ErrMalformed, e.Type, err)
+		}
+		c := domain.Changes{Title: d.Title, Slug: d.Slug, Content: d.Content, AuthorID: d.AuthorID, Tags: d.Tags}
+		if d.Status != nil {
+			s := domain.Status(*d.Status)
+			c.Status = &s
+		}
+		ev.Change = domain.ArticleUpdated{Changes: c}
+	case ArticleDeleted:
+		ev.Change = domain.ArticleDeleted{}
+	case ArticleErased:
+		ev.Change = domain.ArticleErased{}
+	default:
+		return domain.Event{}, fmt.Errorf("%w: unknown type %q", ErrMalformed, e.Type)
 	}
-	return Envelope{ID: id, Type: t, ArticleID: articleID, Version: version, OccurredAt: at.UTC(), Data: raw}, nil
+	return ev, nil
 }
