@@ -153,7 +153,7 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 		return nil, err
 	}
 	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV),
-		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait}, b.reg, log)
+		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(func() error {
 		if !svc.Ready() {
 			return errors.New("view is still loading")

@@ -72,7 +72,8 @@ func (s *Service) write(ctx context.Context, r request) (result, error) {
 	if r.fresh {
 		s.aggs.forget(r.id)
 	}
-	return result{}, fmt.Errorf("article %s: other writers kept winning until the write timeout; retry: %w", r.id, domain.ErrConflict)
+	// Nothing was appended: a retry (with the same key) is safe.
+	return result{}, fmt.Errorf("article %s: the write did not land before the write timeout: %w", r.id, domain.ErrUnavailable)
 }
 
 // load reads the article's history into the aggregate unless it holds it.

@@ -49,9 +49,10 @@ type Projector struct {
 // QueryAPI configures cmd/query-api.
 type QueryAPI struct {
 	Common
-	Listen     string
-	Versions   int           // versions kept and served by /versions
-	MinSeqWait time.Duration // how long a read with X-Min-Event-Seq waits for the view
+	Listen      string
+	Versions    int           // versions kept and served by /versions
+	MinSeqWait  time.Duration // how long a read with X-Min-Event-Seq waits for the view
+	ReadTimeout time.Duration // how long a read may wait for NATS
 }
 
 // AllInOne configures cmd/inkstream: an embedded NATS server and the three roles.
@@ -206,12 +207,16 @@ func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
 	fs.StringVar(&c.Listen, listen, DefaultQueryListen, "query API listen address")
 	fs.IntVar(&c.Versions, "versions", DefaultVersions, "versions served by /api/articles/{id}/versions")
 	fs.DurationVar(&c.MinSeqWait, "min-seq-wait", 2*time.Second, "how long a read with X-Min-Event-Seq waits for the view (503 for lists after)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Second, "how long a read that misses the view waits for NATS (503 after)")
 }
 
 func (c QueryAPI) validate() error {
 	var errs []error
 	if c.Versions < 1 || c.Versions > 1000 {
 		errs = append(errs, errors.New("-versions must be 1 to 1000"))
+	}
+	if c.ReadTimeout < 100*time.Millisecond {
+		errs = append(errs, errors.New("-read-timeout must be at least 100ms"))
 	}
 	if c.MinSeqWait < 0 {
 		errs = append(errs, errors.New("-min-seq-wait must not be negative"))

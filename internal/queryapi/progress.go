@@ -8,8 +8,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// sampleEvery is the shortest time between two samples of the progress.
-const sampleEvery = 10 * time.Millisecond
+// Samples of the progress are taken every sampleFast while reads have
+// waited less than slowAfter, then every sampleSlow: a write's token is
+// usually reached within milliseconds, and a read that waits longer costs
+// few requests.
+const (
+	sampleFast = 5 * time.Millisecond
+	sampleSlow = 50 * time.Millisecond
+	slowAfter  = 100 * time.Millisecond
+)
 
 // The kinds of progress a read can wait for.
 const (
@@ -29,14 +36,15 @@ type sample struct {
 
 // tracker samples the progress of the log and the read model for reads that
 // wait for a token. One goroutine per process takes a sample while anyone
-// waits, at most every sampleEvery, and every waiter reads it: waiting costs
-// a bounded number of requests per process, not per request.
+// waits, and every waiter reads it: waiting costs a bounded number of
+// requests per process, not per request.
 type tracker struct {
 	src      Progress
 	requests prometheus.Counter
 
 	mu      sync.Mutex
 	waiting [nKinds]int
+	since   time.Time // when reads began to wait
 	started uint64        // number of the last round started
 	last    sample        // the last round finished
 	lastSeq uint64        // the highest log sequence seen
@@ -69,6 +77,10 @@ func (t *tracker) run(ctx context.Context) error {
 		}
 		t.started++
 		s := sample{gen: t.started}
+		every := sampleFast
+		if time.Since(t.since) > slowAfter {
+			every = sampleSlow
+		}
 		needLog, needModel := t.waiting[logEnd] > 0, t.waiting[modelDone] > 0
 		t.mu.Unlock()
 
@@ -94,24 +106,38 @@ func (t *tracker) run(ctx context.Context) error {
 		close(t.next)
 		t.next = make(chan struct{})
 		t.mu.Unlock()
-		if !sleep(ctx, sampleEvery) {
+		if !sleep(ctx, every) {
 			return nil
 		}
 	}
 }
 
-// after returns the first sample of kind that started after the call, or
-// false when ctx ends first.
-func (t *tracker) after(ctx context.Context, kind int) (sample, bool) {
+// enter counts a read waiting for kind and wakes the sampler; the
+// returned func leaves.
+func (t *tracker) enter(kind int) (leave func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.waiting[logEnd]+t.waiting[modelDone] == 0 {
+		t.since = time.Now()
+	}
 	t.waiting[kind]++
-	defer func() { t.waiting[kind]-- }()
-	arrival := t.started
 	select {
 	case t.wake <- struct{}{}:
 	default:
 	}
+	return func() {
+		t.mu.Lock()
+		t.waiting[kind]--
+		t.mu.Unlock()
+	}
+}
+
+// after returns the first sample that started after the call (so it holds
+// what the waiter, who entered before, waits for), or false when ctx ends.
+func (t *tracker) after(ctx context.Context) (sample, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	arrival := t.started
 	for t.last.gen <= arrival {
 		next := t.next
 		t.mu.Unlock()
@@ -137,7 +163,8 @@ func (t *tracker) issued(ctx context.Context, token uint64) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	s, ok := t.after(ctx, logEnd)
+	defer t.enter(logEnd)()
+	s, ok := t.after(ctx)
 	if !ok {
 		return false, ctx.Err()
 	}
@@ -154,9 +181,12 @@ func (t *tracker) reaches(ctx context.Context, token uint64, v *view) bool {
 	t.mu.Lock()
 	s := t.last
 	t.mu.Unlock()
+	if s.err != nil || s.gen == 0 || s.ackFloor < token {
+		defer t.enter(modelDone)()
+	}
 	for s.err != nil || s.gen == 0 || s.ackFloor < token {
 		var ok bool
-		if s, ok = t.after(ctx, modelDone); !ok {
+		if s, ok = t.after(ctx); !ok {
 			return false
 		}
 	}

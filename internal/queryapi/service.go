@@ -60,8 +60,9 @@ type Progress interface {
 
 // Options configure the query service.
 type Options struct {
-	Versions   int           // versions served by /versions
-	MinSeqWait time.Duration // how long a read with a token waits for the view
+	Versions    int           // versions served by /versions
+	MinSeqWait  time.Duration // how long a read with a token waits for the view
+	ReadTimeout time.Duration // how long a read may wait for NATS (503 after)
 }
 
 // Service serves the read routes.
@@ -170,6 +171,8 @@ func (s *Service) article(ctx context.Context, id string, token uint64) (*entry,
 		return e, nil
 	}
 	s.misses.Inc()
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
+	defer cancel()
 	if token > 0 {
 		// The token may belong to another article: compare with this
 		// article's last event, and wait briefly for the view to reach it.
@@ -226,6 +229,8 @@ func (s *Service) waitFor(ctx context.Context, id string, seq uint64) *entry {
 // sequence want: a read from a replica that lags behind an acknowledged
 // write is read again for up to MinSeqWait.
 func (s *Service) history(ctx context.Context, id string, want uint64) (events.History, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
+	defer cancel()
 	deadline := time.Now().Add(s.opts.MinSeqWait)
 	for {
 		h, err := s.log.History(ctx, id, 0)

@@ -1,16 +1,11 @@
 package systest_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inkstream/inkstream/internal/app"
@@ -58,195 +52,6 @@ func (c clInProcess) Name(i int) string    { return c.Nodes[i].Name() }
 func (c clInProcess) Kill(tb testing.TB, i int) {
 	c.Nodes[i].Shutdown()
 	c.Nodes[i].WaitForShutdown()
-}
-
-// clEnvNode carries a child node's options from clProcs to
-// TestClusterHelperNode.
-const clEnvNode = "INKSTREAM_TEST_CLUSTER_NODE"
-
-// TestClusterHelperNode is the body of a cluster node that clProcs runs in
-// a child process (this test binary again), so that a test can kill it
-// with SIGKILL. Run by go test it does nothing.
-func TestClusterHelperNode(t *testing.T) {
-	cfg := os.Getenv(clEnvNode)
-	if cfg == "" {
-		return
-	}
-	var o natsx.EmbeddedOptions
-	if err := json.Unmarshal([]byte(cfg), &o); err != nil {
-		fmt.Println("error:", err)
-		os.Exit(2)
-	}
-	srv, err := natsx.StartEmbedded(o)
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(2)
-	}
-	fmt.Println("ready")
-	// Serve until the parent closes stdin (or kills us, or dies).
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	srv.Shutdown()
-	os.Exit(0)
-}
-
-// clProcs is a JetStream cluster whose nodes run in child processes; Kill
-// is SIGKILL, a crash: nothing is handed over, nothing flushed.
-type clProcs struct {
-	opts  []natsx.EmbeddedOptions
-	procs []*exec.Cmd
-}
-
-// clRunProcs starts n nodes in child processes and waits until JetStream
-// has a meta leader. They are killed when the test ends.
-func clRunProcs(tb testing.TB, n int) *clProcs {
-	tb.Helper()
-	var c *clProcs
-	for attempt := 1; ; attempt++ {
-		c = clNewProcs(tb, n)
-		// Start them together: each waits for its routes before it is ready.
-		errs := make(chan error, n)
-		for i := range c.opts {
-			go func() { errs <- c.start(i) }()
-		}
-		var err error
-		for range c.opts {
-			if e := <-errs; e != nil && err == nil {
-				err = e
-			}
-		}
-		if err == nil {
-			break
-		}
-		for i := range c.procs {
-			c.kill(i)
-		}
-		// A probed free port can be taken by another test before the node
-		// listens; the node then never gets ready. Try other ports.
-		if attempt == 3 {
-			tb.Fatal(err)
-		}
-		tb.Logf("%v; trying other ports", err)
-	}
-	tb.Cleanup(func() {
-		for i := range c.procs {
-			c.kill(i)
-		}
-	})
-	nc, err := nats.Connect(c.URL())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	natstest.WaitFor(tb, 30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := js.AccountInfo(ctx)
-		return err
-	})
-	return c
-}
-
-// clNewProcs picks the ports and stores of n nodes.
-func clNewProcs(tb testing.TB, n int) *clProcs {
-	tb.Helper()
-	c := &clProcs{procs: make([]*exec.Cmd, n)}
-	routes := make([]string, n)
-	clusterPorts := make([]int, n)
-	for i := range clusterPorts {
-		clusterPorts[i] = clFreePort(tb)
-		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i])
-	}
-	for i := 0; i < n; i++ {
-		c.opts = append(c.opts, natsx.EmbeddedOptions{
-			ServerName: fmt.Sprintf("n%d", i+1), Port: clFreePort(tb), StoreDir: tb.TempDir(),
-			ClusterName: "inkstream-crash", ClusterPort: clusterPorts[i], Routes: routes, NoLog: true,
-		})
-	}
-	return c
-}
-
-// start runs node i and waits until it accepts connections.
-func (c *clProcs) start(i int) error {
-	cfg, err := json.Marshal(c.opts[i])
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestClusterHelperNode$", "-test.count=1")
-	cmd.Env = append(os.Environ(), clEnvNode+"="+string(cfg))
-	if _, err := cmd.StdinPipe(); err != nil {
-		return err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start node %s: %w", c.opts[i].ServerName, err)
-	}
-	c.procs[i] = cmd
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		last := "exited"
-		for sc.Scan() {
-			if last = sc.Text(); last == "ready" || strings.HasPrefix(last, "error:") {
-				break
-			}
-		}
-		ready <- last
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	select {
-	case line := <-ready:
-		if line != "ready" {
-			return fmt.Errorf("node %s: %s", c.opts[i].ServerName, line)
-		}
-		return nil
-	case <-time.After(60 * time.Second):
-		return fmt.Errorf("node %s did not start within a minute", c.opts[i].ServerName)
-	}
-}
-
-func (c *clProcs) kill(i int) {
-	if cmd := c.procs[i]; cmd != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		c.procs[i] = nil
-	}
-}
-
-func (c *clProcs) URL() string {
-	var urls []string
-	for i := range c.opts {
-		urls = append(urls, c.NodeURL(i))
-	}
-	return strings.Join(urls, ",")
-}
-
-func (c *clProcs) NodeURL(i int) string { return fmt.Sprintf("nats://127.0.0.1:%d", c.opts[i].Port) }
-
-func (c *clProcs) Len() int                  { return len(c.opts) }
-func (c *clProcs) Name(i int) string         { return c.opts[i].ServerName }
-func (c *clProcs) Kill(tb testing.TB, i int) { c.kill(i) }
-func (c *clProcs) Restart(tb testing.TB, i int) {
-	tb.Helper()
-	if err := c.start(i); err != nil {
-		tb.Fatal(err)
-	}
-}
-
-func clFreePort(tb testing.TB) int {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // clClient is an HTTP client for concurrent writers: enough idle
@@ -578,7 +383,7 @@ func clLastSeq(s *systest.System) (uint64, error) {
 // those messages come back only then.
 func TestClusterFailoverUnderLoad(t *testing.T) {
 	t.Run("shutdown", func(t *testing.T) { clFailover(t, clInProcess{natstest.RunCluster(t, 3)}) })
-	t.Run("crash", func(t *testing.T) { clFailover(t, clRunProcs(t, 3)) })
+	t.Run("crash", func(t *testing.T) { clFailover(t, natstest.RunProcs(t, 3)) })
 }
 
 func clFailover(t *testing.T, c clNodes) {
