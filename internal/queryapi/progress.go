@@ -44,7 +44,7 @@ type tracker struct {
 
 	mu      sync.Mutex
 	waiting [nKinds]int
-	since   time.Time // when reads began to wait
+	since   time.Time     // when reads began to wait
 	started uint64        // number of the last round started
 	last    sample        // the last round finished
 	lastSeq uint64        // the highest log sequence seen

@@ -121,7 +121,9 @@ type Replay struct {
 }
 
 // NewReplay starts the history of article id.
-func NewReplay(id string) *Replay { return &Replay{h: History{ArticleID: id, Fold: Fold{ArticleID: id}}} }
+func NewReplay(id string) *Replay {
+	return &Replay{h: History{ArticleID: id, Fold: Fold{ArticleID: id}}}
+}
 
 // Add folds the next message.
 func (r *Replay) Add(m Message) {
