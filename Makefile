@@ -26,9 +26,10 @@ lint:
 	$(GO) vet $(PKGS)
 
 ## bench: the benchmark against DESIGN.md's targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
-##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/results.md and bench/results.json
+##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/runs/<UTC time>.md and .json,
+##        or with BENCH_PUBLISH=1 in the published bench/results.md and bench/results.json
 bench: build
-	$(BIN)/inkbench -bin $(BIN) -out bench $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
+	$(BIN)/inkbench -bin $(BIN) $(if $(BENCH_PUBLISH),-out bench -name results,-out bench/runs) $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
 
 ## cluster: 3-node NATS JetStream cluster + two of each service on loopback, replicas 3 (Ctrl-C stops it; see README "Scale out")
 cluster:
