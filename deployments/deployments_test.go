@@ -265,6 +265,22 @@ func natsConfigPath(tb testing.TB, name string, s composeService) string {
 	return ""
 }
 
+// natsOptions parses the config file of NATS service name with the
+// nats-server parser, with the environment variables the service sets.
+func natsOptions(tb testing.TB, f composeFile, name string) *server.Options {
+	tb.Helper()
+	s := f.Services[name]
+	file := natsConfigPath(tb, name, s)
+	for k, v := range env(tb, name, s) {
+		tb.Setenv(k, v)
+	}
+	opts, err := server.ProcessConfigFile(file)
+	if err != nil {
+		tb.Fatalf("service %s: nats-server rejects %s: %v", name, file, err)
+	}
+	return opts
+}
+
 func parseNATSConfig(tb testing.TB, file string) *server.Options {
 	tb.Helper()
 	opts, err := server.ProcessConfigFile(file)
@@ -405,7 +421,7 @@ func TestComposeNATSURLsNameNATSServices(t *testing.T) {
 					t.Errorf("service %s: %s names %q, which is not a NATS service", name, k, host)
 					continue
 				}
-				opts := parseNATSConfig(t, natsConfigPath(t, host, target))
+				opts := natsOptions(t, f, host)
 				if pu.Port() != strconv.Itoa(opts.Port) {
 					t.Errorf("service %s: %s names %s, but %s listens for clients on %d", name, k, pu.Host, host, opts.Port)
 				}
@@ -517,7 +533,7 @@ func TestComposeNATSConfigs(t *testing.T) {
 	var all []*server.Options
 	for _, name := range nodes {
 		s := f.Services[name]
-		opts := parseNATSConfig(t, natsConfigPath(t, name, s))
+		opts := natsOptions(t, f, name)
 		checkNodeOptions(t, name, opts)
 		if opts.ServerName != name {
 			t.Errorf("%s: server_name %q, want the service name", name, opts.ServerName)
