@@ -40,15 +40,15 @@ func TestClusterUpWriteReadKillStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := build(t, root)
-	g := &procs.Group{Dir: t.TempDir()}
+	bin, data := build(t, root), t.TempDir()
+	g := &procs.Group{Dir: t.TempDir()} // its cleanup runs before the directories' removal
 	t.Cleanup(func() { g.StopAll(time.Minute, nil) })
 	var sup *procs.Proc
 	offset := 0
 	for attempt := 1; ; attempt++ {
 		offset = freeOffset(t)
 		sup, err = g.Start(fmt.Sprintf("inkcluster-%d", attempt), filepath.Join(bin, "inkcluster"), []string{
-			"-bin", bin, "-data-dir", t.TempDir(), "-port-offset", strconv.Itoa(offset),
+			"-bin", bin, "-data-dir", filepath.Join(data, strconv.Itoa(attempt)), "-port-offset", strconv.Itoa(offset),
 			"-nats-config", filepath.Join(root, "deployments", "nats", "nats.conf"),
 		}, nil)
 		if err != nil {
