@@ -10,7 +10,7 @@ TEST_FLAGS ?= -race -count=1 -timeout 20m
 run:
 	$(GO) run ./cmd/inkstream
 
-## build: the four binaries and nats-server into ./bin
+## build: the binaries of ./cmd and nats-server into ./bin
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
@@ -26,13 +26,15 @@ lint:
 	$(GO) vet $(PKGS)
 
 ## bench: the benchmark against DESIGN.md's targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
-##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/results.md and bench/results.json
+##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/runs/<UTC time>.md and .json,
+##        or with BENCH_PUBLISH=1 in the published bench/results.md and bench/results.json
 bench: build
-	$(BIN)/inkbench -bin $(BIN) -out bench $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
+	$(BIN)/inkbench -bin $(BIN) $(if $(BENCH_PUBLISH),-out bench -name results,-out bench/runs) $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
 
-## cluster: 3-node NATS JetStream cluster + two of each service on loopback, replicas 3 (Ctrl-C stops it; see README "Scale out")
-cluster:
-	GO="$(GO)" BIN="$(BIN)" exec bash deployments/local-cluster.sh up
+## cluster: 3-node NATS JetStream cluster + two of each service on loopback, replicas 3 (Ctrl-C stops it;
+##          CLUSTER_FLAGS: more flags, e.g. -port-offset 1000; see README "Scale out")
+cluster: build
+	$(BIN)/inkcluster -bin $(BIN) $(CLUSTER_FLAGS)
 
 clean:
 	rm -rf $(BIN)

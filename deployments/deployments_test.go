@@ -1,22 +1,19 @@
 // Package deployments_test checks the deployment files against the code they
 // deploy: docker-compose.yml against the flags of each binary and the NATS
 // configs, the NATS configs with the real nats-server parser and by running
-// them as a cluster, the Dockerfile against the module, and
-// local-cluster.sh by rendering its configs and running them.
+// them as a cluster, the Dockerfile against the module, and the Makefile's
+// cluster target.
 package deployments_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -265,11 +262,18 @@ func natsConfigPath(tb testing.TB, name string, s composeService) string {
 	return ""
 }
 
-func parseNATSConfig(tb testing.TB, file string) *server.Options {
+// natsOptions parses the config file of NATS service name with the
+// nats-server parser, with the environment variables the service sets.
+func natsOptions(tb testing.TB, f composeFile, name string) *server.Options {
 	tb.Helper()
+	s := f.Services[name]
+	file := natsConfigPath(tb, name, s)
+	for k, v := range env(tb, name, s) {
+		tb.Setenv(k, v)
+	}
 	opts, err := server.ProcessConfigFile(file)
 	if err != nil {
-		tb.Fatalf("nats-server rejects %s: %v", file, err)
+		tb.Fatalf("service %s: nats-server rejects %s: %v", name, file, err)
 	}
 	return opts
 }
@@ -405,7 +409,7 @@ func TestComposeNATSURLsNameNATSServices(t *testing.T) {
 					t.Errorf("service %s: %s names %q, which is not a NATS service", name, k, host)
 					continue
 				}
-				opts := parseNATSConfig(t, natsConfigPath(t, host, target))
+				opts := natsOptions(t, f, host)
 				if pu.Port() != strconv.Itoa(opts.Port) {
 					t.Errorf("service %s: %s names %s, but %s listens for clients on %d", name, k, pu.Host, host, opts.Port)
 				}
@@ -517,7 +521,7 @@ func TestComposeNATSConfigs(t *testing.T) {
 	var all []*server.Options
 	for _, name := range nodes {
 		s := f.Services[name]
-		opts := parseNATSConfig(t, natsConfigPath(t, name, s))
+		opts := natsOptions(t, f, name)
 		checkNodeOptions(t, name, opts)
 		if opts.ServerName != name {
 			t.Errorf("%s: server_name %q, want the service name", name, opts.ServerName)
@@ -742,105 +746,6 @@ func checkClusterServes(tb testing.TB, cfg natsx.Options, urls []string) {
 	}
 }
 
-// TestLocalClusterScript renders the loopback configs with the script itself
-// (at a port offset), checks them, and runs them unchanged as a cluster.
-func TestLocalClusterScript(t *testing.T) {
-	if out, err := exec.Command("bash", "-n", "local-cluster.sh").CombinedOutput(); err != nil {
-		t.Fatalf("bash -n local-cluster.sh: %v\n%s", err, out)
-	}
-	offset := freeOffset(t)
-	dir := t.TempDir()
-	cmd := exec.Command("bash", "local-cluster.sh", "render")
-	cmd.Env = append(os.Environ(), "CLUSTER_DIR="+dir, "CLUSTER_PORT_OFFSET="+strconv.Itoa(offset))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("local-cluster.sh render: %v\n%s", err, out)
-	}
-
-	tmpl, err := os.ReadFile(filepath.Join("nats", "local.conf.tmpl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	placeholder := regexp.MustCompile(`@[A-Z0-9_]+@`)
-	var all []*server.Options
-	for i := range 3 {
-		name := fmt.Sprintf("nats-%d", i+1)
-		file := filepath.Join(dir, name+".conf")
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Comments may name placeholders; settings may not keep one.
-		sc := bufio.NewScanner(strings.NewReader(string(b)))
-		for sc.Scan() {
-			if line := strings.TrimSpace(sc.Text()); !strings.HasPrefix(line, "#") && placeholder.MatchString(line) {
-				t.Errorf("%s: placeholder left: %s", file, line)
-			}
-		}
-		opts := parseNATSConfig(t, file)
-		checkNodeOptions(t, name, opts)
-		if opts.ServerName != name {
-			t.Errorf("%s: server_name %q", file, opts.ServerName)
-		}
-		want := []struct {
-			what      string
-			host      string
-			got, base int
-		}{
-			{"client port", opts.Host, opts.Port, 4222},
-			{"cluster port", opts.Cluster.Host, opts.Cluster.Port, 6222},
-			{"monitoring port", opts.HTTPHost, opts.HTTPPort, 8222},
-		}
-		for _, w := range want {
-			if w.got != w.base+i+offset {
-				t.Errorf("%s: %s %d, want %d + %d + offset %d", file, w.what, w.got, w.base, i, offset)
-			}
-			if w.host != "127.0.0.1" {
-				t.Errorf("%s: %s on %q, want loopback", file, w.what, w.host)
-			}
-		}
-		for j, r := range opts.Routes {
-			if r.Hostname() != "127.0.0.1" || r.Port() != strconv.Itoa(6222+j+offset) {
-				t.Errorf("%s: route %d is %s, want 127.0.0.1:%d", file, j, r, 6222+j+offset)
-			}
-		}
-		if want := filepath.Join(dir, name); filepath.Clean(opts.StoreDir) != want {
-			t.Errorf("%s: store_dir %s, want %s", file, opts.StoreDir, want)
-		}
-		all = append(all, opts)
-	}
-	if !placeholder.Match(tmpl) {
-		t.Error("nats/local.conf.tmpl has no placeholders: it cannot be the template of three nodes")
-	}
-	if t.Failed() {
-		return
-	}
-	// Should the ports be taken meanwhile: the same layout at a new offset.
-	urls := startCluster(t, all, func(all []*server.Options) {
-		shift := freeOffset(t) - offset
-		offset += shift
-		var routes []string
-		for _, opts := range all {
-			opts.Port += shift
-			opts.Cluster.Port += shift
-			opts.HTTPPort += shift
-			routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", opts.Cluster.Port))
-			opts.StoreDir = t.TempDir()
-		}
-		for _, opts := range all {
-			opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
-		}
-	})
-	cfg := natsx.Options{
-		URL:             strings.Join(urls, ","),
-		Name:            "deployments-test",
-		StreamReplicas:  3,
-		KVReplicas:      3,
-		DuplicateWindow: 2 * time.Minute,
-		Provision:       true,
-	}
-	checkClusterServes(t, cfg, urls)
-}
-
 func TestDockerfile(t *testing.T) {
 	b, err := os.ReadFile("Dockerfile")
 	if err != nil {
@@ -1009,16 +914,12 @@ func TestMakefileClusterTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile(`(?m)^cluster:.*\n(\t.*\n)*`)
-	rule := re.Find(b)
+	rule := regexp.MustCompile(`(?m)^cluster:(.*)\n(\t.*\n)*`).FindSubmatch(b)
 	if rule == nil {
 		t.Fatal("Makefile has no cluster target")
 	}
-	if !strings.Contains(string(rule), "deployments/local-cluster.sh") {
-		t.Errorf("make cluster does not run deployments/local-cluster.sh:\n%s", rule)
-	}
-	if fi, err := os.Stat("local-cluster.sh"); err != nil || fi.Mode()&0o111 == 0 {
-		t.Errorf("local-cluster.sh is not executable: %v", err)
+	if !slices.Contains(strings.Fields(string(rule[1])), "build") || !strings.Contains(string(rule[0]), "\t$(BIN)/inkcluster ") {
+		t.Errorf("make cluster should build, then run $(BIN)/inkcluster:\n%s", rule[0])
 	}
 }
 
@@ -1052,28 +953,4 @@ func freePorts(tb testing.TB, n int) []int {
 		l.Close()
 	}
 	return out
-}
-
-// freeOffset finds an offset at which the nine ports of the local cluster are free.
-func freeOffset(tb testing.TB) int {
-	tb.Helper()
-	for range 50 {
-		off := 20000 + rand.IntN(20000)
-		free := true
-		for _, base := range []int{4222, 6222, 8222} {
-			for i := range 3 {
-				l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i+off))
-				if err != nil {
-					free = false
-					break
-				}
-				l.Close()
-			}
-		}
-		if free {
-			return off
-		}
-	}
-	tb.Fatal("found no port offset with nine free ports")
-	return 0
 }

@@ -2,8 +2,10 @@
 // bench`): it starts nats-server and the three services as separate
 // processes on loopback, loads them, runs the raw baselines (a bare Fiber
 // app, raw JetStream publishing) in the same run, and reports every figure
-// against the performance targets of DESIGN.md in bench/results.md and
-// bench/results.json. It builds nothing: the binaries come from -bin.
+// against the performance targets of DESIGN.md in a Markdown and a JSON
+// file named for the run (bench/runs/<UTC time>.md and .json; the published
+// figures are bench/results.md and .json). It builds nothing: the binaries
+// come from -bin.
 package bench
 
 import (
@@ -23,7 +25,8 @@ type Config struct {
 	Short          bool
 	Runs           int           // repeat everything; medians are reported
 	BinDir         string        // command-api, projector, query-api, inkbench, nats-server
-	OutDir         string        // results.md, results.json
+	OutDir         string        // where the results go
+	Name           string        // of the result files, <Name>.md and <Name>.json; default: the run's UTC start time
 	Duration       time.Duration // of each load
 	Conns          int           // connections (and publishers) of the closed-loop loads
 	SeedArticles   int           // articles the GET, list and PUT loads use
@@ -53,7 +56,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Short, "short", false, "short mode: 3 s loads, replay of 100 000 events, cold start with 10 000 articles (about 1 minute)")
 	fs.IntVar(&cfg.Runs, "runs", 1, "repeat the whole measurement N times and report the median of each figure and ratio")
 	fs.StringVar(&cfg.BinDir, "bin", "./bin", "directory with command-api, projector, query-api, inkbench and nats-server (make build)")
-	fs.StringVar(&cfg.OutDir, "out", "./bench", "directory for results.md and results.json")
+	fs.StringVar(&cfg.OutDir, "out", "./bench/runs", "directory for the results")
+	fs.StringVar(&cfg.Name, "name", "", "results go to -out/<name>.md and -out/<name>.json (default: the UTC start time, e.g. 20260101T120000Z; make bench BENCH_PUBLISH=1: results)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each load (default 10s, 3s with -short)")
 	fs.IntVar(&cfg.Conns, "conns", 64, "connections of the closed-loop loads and publishers of the raw publish baseline")
 	fs.IntVar(&cfg.SeedArticles, "seed-articles", 1000, "articles created before the loads (GET, list and PUT use them)")
@@ -64,7 +68,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
 	fs.StringVar(&cfg.Only, "only", "", "run one part: loads (GET, list, POST, PUT, visibility and their baselines) or replay (replay and cold start)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/results.md and -out/results.json.")
+		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/<name>.md and -out/<name>.json.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -141,7 +145,7 @@ func (c *Config) defaults() error {
 		c.BinDir = "./bin"
 	}
 	if c.OutDir == "" {
-		c.OutDir = "./bench"
+		c.OutDir = "./bench/runs"
 	}
 	abs, err := filepath.Abs(c.BinDir)
 	if err != nil {
@@ -177,7 +181,7 @@ func (c *Config) mode() string {
 
 func (c *Config) runs(part string) bool { return c.Only == "" || c.Only == part }
 
-// Run runs the benchmark cfg.Runs times, writes results.md and results.json
+// Run runs the benchmark cfg.Runs times, writes <Name>.md and <Name>.json
 // to cfg.OutDir, prints the table and returns the report. Every process it
 // starts is stopped before it returns, also on error and when ctx ends.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -202,11 +206,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Median = median(rep.Runs)
 	rep.Targets = judged(rep.Median, cfg.Only)
 	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
-	md, err := write(cfg.OutDir, *rep)
+	name := cfg.Name
+	if name == "" {
+		name = began.UTC().Format("20060102T150405Z")
+	}
+	md, err := write(filepath.Join(cfg.OutDir, name), *rep)
 	if err != nil {
 		return nil, fmt.Errorf("write results: %w", err)
 	}
 	fmt.Fprint(cfg.Out, md)
-	logf("wrote %s and %s", filepath.Join(cfg.OutDir, "results.md"), filepath.Join(cfg.OutDir, "results.json"))
+	logf("wrote %s.md and %s.json", filepath.Join(cfg.OutDir, name), filepath.Join(cfg.OutDir, name))
 	return rep, nil
 }

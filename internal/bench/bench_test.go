@@ -92,7 +92,7 @@ func assertAllStopped(t *testing.T, pids []int) {
 }
 
 // TestShortBench runs the whole harness in a tiny mode so it cannot rot: it
-// asserts the table has every row and results.json parses, and nothing
+// asserts the table has every row and the JSON results parse, and nothing
 // about performance.
 func TestShortBench(t *testing.T) {
 	var pids []int
@@ -106,12 +106,21 @@ func TestShortBench(t *testing.T) {
 	}
 	assertAllStopped(t, pids)
 
-	md, err := os.ReadFile(filepath.Join(cfg.OutDir, "results.md"))
+	// The results are named for the run's start time.
+	files, _ := filepath.Glob(filepath.Join(cfg.OutDir, "*"))
+	if len(files) != 2 {
+		t.Fatalf("wrote %v, want the .md and the .json of the run", files)
+	}
+	results := strings.TrimSuffix(files[1], ".md")
+	if _, err := time.Parse("20060102T150405Z", filepath.Base(results)); err != nil || files[0] != results+".json" {
+		t.Errorf("wrote %v, want <UTC start time>.md and .json", files)
+	}
+	md, err := os.ReadFile(results + ".md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(md, out.Bytes()) {
-		t.Error("the printed table differs from results.md")
+		t.Error("the printed table differs from the .md file")
 	}
 	for _, want := range []string{
 		"- date: ", "- go version: go", "- CPU: ", "- command: `go test ./internal/bench`",
@@ -138,7 +147,7 @@ func TestShortBench(t *testing.T) {
 		t.Logf("results.md:\n%s", md)
 	}
 
-	raw, err := os.ReadFile(filepath.Join(cfg.OutDir, "results.json"))
+	raw, err := os.ReadFile(results + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}

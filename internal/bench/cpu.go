@@ -2,9 +2,9 @@ package bench
 
 import (
 	"os"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // ProcCPU is the CPU one process used during a load: the share of one core,
@@ -41,8 +41,8 @@ type cpuMeter struct {
 func newCPUMeter(ps ...*proc) *cpuMeter {
 	m := &cpuMeter{names: []string{"load generator (inkbench)"}, pids: []int{os.Getpid()}}
 	for _, p := range ps {
-		m.names = append(m.names, p.name)
-		m.pids = append(m.pids, p.pid())
+		m.names = append(m.names, p.Name)
+		m.pids = append(m.pids, p.Pid())
 	}
 	m.before = make([]time.Duration, len(m.pids))
 	m.used = make([]time.Duration, len(m.pids))
@@ -97,53 +97,30 @@ func (m *cpuMeter) end(rate float64) []ProcCPU {
 	return out
 }
 
-// cpuTime is the user and system CPU time pid has used, all its threads.
+// cpuTime is the user and system CPU time pid has used, all its threads
+// (utime and stime of /proc/<pid>/stat).
 func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) may hold spaces; the fields after it start
-	// after its closing parenthesis: state is field 3, utime 14, stime 15.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, os.ErrInvalid
+	st, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	var ticks int64
-	for _, v := range f[11:13] {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * clockTick, nil
+	return time.Duration(st.UTime+st.STime) * clockTick, nil
 }
 
 // ioCalls is the number of read and write system calls pid has made, all
 // its threads: syscr plus syscw of /proc/<pid>/io.
 func ioCalls(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	var n int64
-	var seen int
-	for line := range strings.Lines(string(b)) {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ": ")
-		if !ok || (k != "syscr" && k != "syscw") {
-			continue
-		}
-		c, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return 0, err
-		}
-		n += c
-		seen++
+	io, err := p.IO()
+	if err != nil {
+		return 0, err
 	}
-	if seen != 2 {
-		return 0, os.ErrInvalid
-	}
-	return n, nil
+	return int64(io.SyscR + io.SyscW), nil
 }

@@ -1,14 +1,14 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"debug/buildinfo"
-	"os"
 	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // meta describes the machine, the toolchain and the invocation.
@@ -35,26 +35,12 @@ func meta(cfg Config, began time.Time) Meta {
 	if bi, err := buildinfo.ReadFile(cfg.bin("query-api")); err == nil {
 		m.BinaryGo = bi.GoVersion
 	}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		defer f.Close()
-		cores := 0
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			k, v, ok := strings.Cut(sc.Text(), ":")
-			if !ok {
-				continue
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if cpus, err := fs.CPUInfo(); err == nil && len(cpus) > 0 {
+			m.Cores = len(cpus)
+			if cpus[0].ModelName != "" {
+				m.CPU = cpus[0].ModelName
 			}
-			switch strings.TrimSpace(k) {
-			case "model name":
-				if m.CPU == "unknown" {
-					m.CPU = strings.TrimSpace(v)
-				}
-			case "processor":
-				cores++
-			}
-		}
-		if cores > 0 {
-			m.Cores = cores
 		}
 	}
 	return m

@@ -12,6 +12,7 @@ import (
 
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/procs"
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
@@ -37,7 +38,7 @@ func (nopWriter) Write(b []byte) (int, error) { return len(b), nil }
 func connectJS(ctx context.Context, p *proc, url string) (*nats.Conn, jetstream.JetStream, error) {
 	var nc *nats.Conn
 	var js jetstream.JetStream
-	err := poll(ctx, p, "JetStream at "+url, 20*time.Millisecond, 30*time.Second, func() (bool, error) {
+	err := procs.Poll(ctx, p.Proc, "JetStream at "+url, 20*time.Millisecond, 30*time.Second, func() (bool, error) {
 		c, err := nats.Connect(url, nats.Name("inkbench"), nats.Timeout(time.Second), nats.MaxReconnects(-1))
 		if err != nil {
 			return false, err
@@ -278,7 +279,7 @@ func lastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 func waitProjected(ctx context.Context, js jetstream.JetStream, p *proc, target uint64, interval, timeout time.Duration) (time.Time, uint64, error) {
 	var floor uint64
 	var at time.Time
-	err := poll(ctx, p, fmt.Sprintf("projector to acknowledge up to sequence %d", target), interval, timeout, func() (bool, error) {
+	err := procs.Poll(ctx, p.Proc, fmt.Sprintf("projector to acknowledge up to sequence %d", target), interval, timeout, func() (bool, error) {
 		f, err := ackFloor(ctx, js)
 		if err != nil {
 			return false, err

@@ -102,7 +102,7 @@ type Target struct {
 	Pass   bool   `json:"pass"`
 }
 
-// Report is what results.json holds.
+// Report is what the JSON file of the results holds.
 type Report struct {
 	Meta    Meta     `json:"meta"`
 	Median  Result   `json:"median"`
@@ -312,7 +312,7 @@ func table(m Result, ts []Target, conns int, only string) string {
 	return b.String()
 }
 
-// markdown renders results.md: the header, the table and the notes.
+// markdown renders the Markdown file of the results: the header, the table and the notes.
 func markdown(rep Report) string {
 	m, meta := rep.Median, rep.Meta
 	var b strings.Builder
@@ -322,7 +322,7 @@ func markdown(rep Report) string {
 	fmt.Fprintf(&b, "- CPU: %s, %d cores (GOMAXPROCS %d); load generator, NATS and services share them\n", meta.CPU, meta.Cores, meta.GOMAXPROCS)
 	fmt.Fprintf(&b, "- command: `%s`\n", meta.Command)
 	fmt.Fprintf(&b, "- mode: %s; %d run(s)%s; %s s per load after %s s warm-up; took %.0f s\n", meta.Mode, meta.Runs,
-		map[bool]string{true: ", every figure and ratio the median over the runs (each run in results.json)", false: ""}[meta.Runs > 1],
+		map[bool]string{true: ", every figure and ratio the median over the runs (each run in the JSON results)", false: ""}[meta.Runs > 1],
 		strconv.FormatFloat(meta.DurationS, 'f', -1, 64), strconv.FormatFloat(meta.WarmupS, 'f', -1, 64), meta.ElapsedS)
 	b.WriteString("\n")
 	b.WriteString(table(m, rep.Targets, meta.Connections, meta.Only))
@@ -388,13 +388,13 @@ func cpuSplit(cs []ProcCPU) string {
 	return strings.Join(parts, ", ") + fmt.Sprintf("; all %s (%.2f)", fmtInt(us), cores)
 }
 
-// write stores results.md and results.json in dir.
-func write(dir string, rep Report) (string, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// write stores the report in <path>.md and <path>.json.
+func write(path string, rep Report) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
 	md := markdown(rep)
-	if err := os.WriteFile(filepath.Join(dir, "results.md"), []byte(md), 0o644); err != nil {
+	if err := os.WriteFile(path+".md", []byte(md), 0o644); err != nil {
 		return "", err
 	}
 	var buf bytes.Buffer
@@ -404,7 +404,7 @@ func write(dir string, rep Report) (string, error) {
 	if err := enc.Encode(rep); err != nil {
 		return "", err
 	}
-	return md, os.WriteFile(filepath.Join(dir, "results.json"), buf.Bytes(), 0o644)
+	return md, os.WriteFile(path+".json", buf.Bytes(), 0o644)
 }
 
 func fmtMS(v float64) string {

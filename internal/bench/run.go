@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,16 +18,19 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/valyala/fasthttp"
 
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/procs"
 )
 
 // runner is one run of the whole measurement.
 type runner struct {
 	cfg  *Config
 	logf func(string, ...any)
-	ps   *procs
+	ps   *children
 	dir  string // logs and JetStream stores
 }
 
@@ -37,7 +39,7 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	r.ps = newProcs(r.dir, r.logf, r.cfg.OnStart)
+	r.ps = newChildren(r.dir, r.logf, r.cfg.OnStart)
 	defer func() {
 		r.ps.stopAll(5 * time.Second)
 		// The stores can take gigabytes; the logs stay when something
@@ -85,7 +87,7 @@ func (r *runner) startListening(name, bin string, args func(addr string) []strin
 		if err == nil {
 			return p, addr, nil
 		}
-		if p.exited() && attempt < 3 && strings.Contains(tail(p.log, 50), "address already in use") {
+		if p.Exited() && attempt < 3 && strings.Contains(p.Tail(50), "address already in use") {
 			r.logf("%s: port of %s was taken; another one", name, addr)
 			continue
 		}
@@ -151,8 +153,8 @@ func (r *runner) startService(ctx context.Context, name, bin, natsURL string) (*
 // alive fails when one of ps has exited.
 func alive(ps ...*proc) error {
 	for _, p := range ps {
-		if p.exited() {
-			return p.diedError()
+		if p.Exited() {
+			return p.DiedError()
 		}
 	}
 	return nil
@@ -191,7 +193,7 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	if _, err := r.settle(ctx, js, proj); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	if err := poll(ctx, query, "query-api view to hold the seeded articles", 20*time.Millisecond, time.Minute, func() (bool, error) {
+	if err := procs.Poll(ctx, query.Proc, "query-api view to hold the seeded articles", 20*time.Millisecond, time.Minute, func() (bool, error) {
 		n, err := metric(ctx, queryAddr, "inkstream_query_articles")
 		return n >= float64(len(ids)), err
 	}); err != nil {
@@ -521,15 +523,15 @@ func metric(ctx context.Context, addr, name string) (float64, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("%s/metrics: %w", addr, err)
 	}
-	if err := sc.Err(); err != nil {
-		return 0, err
+	for _, m := range families[name].GetMetric() {
+		if len(m.GetLabel()) == 0 { // only the value of the family's type is set
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue(), nil
+		}
 	}
 	return 0, fmt.Errorf("%s has no metric %s", addr, name)
 }
@@ -588,7 +590,7 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 	}()
 	at, floor, err := waitProjected(ctx, js, proj, last, 10*time.Millisecond, c.ReplayTimeout)
 	switch {
-	case errors.Is(err, errTimeout):
+	case errors.Is(err, procs.ErrTimeout):
 		rp.TimedOut = true
 		r.logf("replay: timed out after %s at %d of %d events acknowledged", c.ReplayTimeout, floor, last)
 		at = time.Now()

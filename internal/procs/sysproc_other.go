@@ -1,8 +1,8 @@
 //go:build !linux
 
-package bench
+package procs
 
 import "syscall"
 
-// sysProcAttr: outside Linux the children share the harness's process group.
+// sysProcAttr: outside Linux the children share the parent's process group.
 func sysProcAttr() *syscall.SysProcAttr { return nil }
