@@ -2,7 +2,9 @@
 // command-line flags, each of which also reads an environment variable
 // INKSTREAM_<FLAG> (upper case, '-' → '_'). The NATS URL also honours the
 // standard NATS_URL, so the NATS CLI and the services agree. Nothing else in
-// inkstream reads the environment.
+// inkstream reads the environment. Secrets are redacted here, once: a
+// NATS URL's passwords and tokens reach logs and errors only through
+// NATS.RedactedURL, NATS.RedactError and RedactURL.
 package config
 
 import (
@@ -21,7 +23,7 @@ const EnvPrefix = "INKSTREAM_"
 
 // NATS is how a process reaches and lays out JetStream.
 type NATS struct {
-	URL             string        // comma-separated server URLs
+	URL             string        // comma-separated server URLs, credentials included: dial with it, log RedactedURL
 	Name            string        // connection name shown by `nats server report connections`
 	Creds           string        // optional credentials file
 	StreamReplicas  int           // replicas of stream ARTICLES
@@ -113,6 +115,8 @@ func (c *Common) finish(level string) error {
 	}
 	if strings.TrimSpace(c.NATS.URL) == "" {
 		errs = append(errs, errors.New("-nats-url must not be empty"))
+	} else if err := checkURLs(c.NATS.URL); err != nil {
+		errs = append(errs, err)
 	}
 	for _, r := range []struct {
 		name string
