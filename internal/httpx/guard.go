@@ -15,11 +15,13 @@ import (
 // and RFC 9112, and how a refused request is answered so that any client
 // can read the answer:
 //
-//   - fasthttp takes the last of several Content-Length values, and lets
-//     Transfer-Encoding win over Content-Length. Either makes the end of the
+//   - fasthttp takes the last of several Content-Length values, lets
+//     Transfer-Encoding win over Content-Length, and reads any
+//     Transfer-Encoding but identity as chunked. Each makes the end of the
 //     body ambiguous: a proxy in front that read it the other way would
 //     pass the rest off as a request of its own (request smuggling). Such a
-//     request is a 400 and the connection is closed (RFC 9112 §6.3).
+//     request is a 400 and the connection is closed (RFC 9112 §6.1, §6.3);
+//     a transfer coding besides chunked is a 501.
 //   - Fiber answers a method it does not know with a text/plain 400. It is
 //     a 501 problem (RFC 9110 §9.1).
 //   - fasthttp answers a body over the limit, and any request it cannot
@@ -95,9 +97,9 @@ func screen(h *fasthttp.RequestHeader) (status int, detail string) {
 	if h.ContentLength() == -2 {
 		return 0, "" // neither Content-Length nor Transfer-Encoding: no body
 	}
-	var lengths, transferEncodings int
+	var lengths, transferEncodings, chunked int
 	var length int64
-	conflict := false
+	conflict, lastChunked, otherCoding := false, false, false
 	h.VisitAllInOrder(func(k, v []byte) {
 		switch {
 		case bytes.EqualFold(k, headerContentLength):
@@ -107,6 +109,18 @@ func screen(h *fasthttp.RequestHeader) (status int, detail string) {
 			lengths++
 		case bytes.EqualFold(k, headerTransferEncoding):
 			transferEncodings++
+			for len(v) > 0 {
+				var coding []byte
+				coding, v, _ = bytes.Cut(v, comma)
+				if coding = bytes.TrimSpace(coding); len(coding) > 0 {
+					lastChunked = bytes.EqualFold(coding, codingChunked)
+					if lastChunked {
+						chunked++
+					} else {
+						otherCoding = true
+					}
+				}
+			}
 		}
 	})
 	switch {
@@ -114,6 +128,12 @@ func screen(h *fasthttp.RequestHeader) (status int, detail string) {
 		return http.StatusBadRequest, "the request has both Content-Length and Transfer-Encoding, so where its body ends is ambiguous (RFC 9112 §6.3)"
 	case conflict:
 		return http.StatusBadRequest, "the request has Content-Length values that differ, so where its body ends is ambiguous (RFC 9112 §6.3)"
+	case transferEncodings > 0 && !h.IsHTTP11():
+		return http.StatusBadRequest, "an HTTP/1.0 request cannot have a Transfer-Encoding (RFC 9112 §6.1)"
+	case transferEncodings > 0 && (!lastChunked || chunked > 1):
+		return http.StatusBadRequest, "the request's Transfer-Encoding does not end in chunked, once, so where its body ends is unknown (RFC 9112 §6.3)"
+	case otherCoding:
+		return http.StatusNotImplemented, "this server implements no transfer coding but chunked"
 	}
 	return 0, ""
 }
@@ -121,6 +141,8 @@ func screen(h *fasthttp.RequestHeader) (status int, detail string) {
 var (
 	headerContentLength    = []byte(fasthttp.HeaderContentLength)
 	headerTransferEncoding = []byte(fasthttp.HeaderTransferEncoding)
+	codingChunked          = []byte("chunked")
+	comma                  = []byte(",")
 )
 
 // parseLength reads a Content-Length value: digits only (RFC 9110 §8.6).

@@ -51,6 +51,13 @@ func TestScreen(t *testing.T) {
 		{"chunked then length", post + "Transfer-Encoding: chunked\nContent-Length: 5", http.StatusBadRequest},
 		{"length and identity", post + "Content-Length: 5\nTransfer-Encoding: identity", http.StatusBadRequest},
 		{"GET with two lengths", "GET /api/articles HTTP/1.1\nHost: h\nContent-Length: 0\nContent-Length: 3", http.StatusBadRequest},
+		{"chunked, any case", post + "Transfer-Encoding: Chunked", 0},
+		{"chunked in two fields", post + "Transfer-Encoding: \nTransfer-Encoding: chunked", 0},
+		{"a coding fasthttp would read as chunked", post + "Transfer-Encoding: xchunked", http.StatusBadRequest},
+		{"chunked not last", post + "Transfer-Encoding: chunked, gzip", http.StatusBadRequest},
+		{"chunked twice", post + "Transfer-Encoding: chunked\nTransfer-Encoding: chunked", http.StatusBadRequest},
+		{"gzip then chunked", post + "Transfer-Encoding: gzip, chunked", http.StatusNotImplemented},
+		{"HTTP/1.0 chunked", "POST /api/articles HTTP/1.0\nHost: h\nTransfer-Encoding: chunked", http.StatusBadRequest},
 		{"unknown method", "FOO /api/articles HTTP/1.1\nHost: h", http.StatusNotImplemented},
 		{"lower-case method", "get /api/articles HTTP/1.1\nHost: h", http.StatusNotImplemented},
 	} {

@@ -67,8 +67,10 @@ func rawExchange(tb testing.TB, addr, req string, wait time.Duration) rawAnswer 
 // Content-Length values, or Content-Length with Transfer-Encoding) is a
 // 400 problem and the connection is closed, since what follows on it
 // cannot be told apart from the body (RFC 9112 §6.3; a proxy that read the
-// length the other way would smuggle a request through). A method the
-// server does not know is a 501 problem (RFC 9110 §9.1).
+// length the other way would smuggle a request through); so is a
+// Transfer-Encoding that does not end in chunked, which fasthttp would read
+// as chunked. A method the server does not know is a 501 problem (RFC 9110
+// §9.1).
 func TestHTTPFramingAndMethodsFollowTheRFCs(t *testing.T) {
 	_, s := systest.StartSingle(t, 1)
 	a, _ := syCreate(t, s, map[string]any{"title": "Raw", "content": "c", "author_id": "alice"})
@@ -92,6 +94,7 @@ func TestHTTPFramingAndMethodsFollowTheRFCs(t *testing.T) {
 				{"Content-Length then Transfer-Encoding", "Content-Length: 54\nTransfer-Encoding: chunked\n"},
 				{"Transfer-Encoding then Content-Length", "Transfer-Encoding: chunked\nContent-Length: 54\n"},
 				{"Content-Length and Transfer-Encoding identity", "Content-Length: 54\nTransfer-Encoding: identity\n"},
+				{"a Transfer-Encoding read as chunked", "Transfer-Encoding: xchunked\n"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					r := rawExchange(t, api.addr, head+tc.headers+"\n"+body, 10*time.Second)
