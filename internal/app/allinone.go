@@ -28,9 +28,9 @@ type AllInOne struct {
 	lock       *flock.Flock // of the data directory, held until Stop
 }
 
-// LockFile is the file in the data directory that a running all-in-one
+// lockFile is the file in the data directory that a running all-in-one
 // holds locked, so that a second process on the same store fails at start.
-const LockFile = "inkstream.lock"
+const lockFile = "inkstream.lock"
 
 // StartAllInOne locks the data directory, starts the embedded server on
 // it, then the roles against it. A data directory locked by another
@@ -90,13 +90,13 @@ func (a *AllInOne) Stop() error {
 // nats-server opens its store there. A JetStream file store has one
 // owner: a second server on it acknowledges writes at sequences the first
 // also hands out, and one of them is lost. The lock is flock(2) on
-// LockFile: the kernel drops it when the process dies, so a crash leaves
+// lockFile: the kernel drops it when the process dies, so a crash leaves
 // nothing to clean up.
 func lockDataDir(dir string) (*flock.Flock, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("-data-dir: %w", err)
 	}
-	path := filepath.Join(dir, LockFile)
+	path := filepath.Join(dir, lockFile)
 	l := flock.New(path)
 	ok, err := l.TryLock()
 	if err != nil {
