@@ -122,15 +122,9 @@ func TestCtrlCStopsCleanlyAndRestartKeepsArticles(t *testing.T) {
 	d := startDev(t, devArgs(dir, "127.0.0.1:0"))
 	want := map[string]article{}
 	for i := 0; i < 3; i++ {
-		r, err := systest.Do(c, http.MethodPost, d.cmd+"/api/articles", map[string]any{"title": fmt.Sprintf("Kept %d", i), "content": "v1", "author_id": "alice"})
-		if err != nil || r.Status != http.StatusCreated {
-			t.Fatalf("POST: %v %d %s", err, r.Status, r.Body)
-		}
-		var a article
-		r.JSON(t, &a)
-		a.seq = r.Seq()
+		a := post(t, c, d.cmd, fmt.Sprintf("Kept %d", i))
 		if i == 2 {
-			r, err = systest.Do(c, http.MethodPatch, d.cmd+"/api/articles/"+a.ID, map[string]any{"content": "v2"}, "Content-Type", "application/merge-patch+json")
+			r, err := systest.Do(c, http.MethodPatch, d.cmd+"/api/articles/"+a.ID, map[string]any{"content": "v2"}, "Content-Type", "application/merge-patch+json")
 			if err != nil || r.Status != http.StatusOK {
 				t.Fatalf("PATCH: %v %d %s", err, r.Status, r.Body)
 			}

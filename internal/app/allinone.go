@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 
+	"github.com/gofrs/flock"
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/inkstream/inkstream/internal/config"
@@ -22,9 +25,16 @@ type AllInOne struct {
 	CommandAPI *Running
 	QueryAPI   *Running
 	Projector  *Running
+	lock       *flock.Flock // of the data directory, held until Stop
 }
 
-// StartAllInOne starts the embedded server, then the roles against it.
+// lockFile is the file in the data directory that a running all-in-one
+// holds locked, so that a second process on the same store fails at start.
+const lockFile = "inkstream.lock"
+
+// StartAllInOne locks the data directory, starts the embedded server on
+// it, then the roles against it. A data directory locked by another
+// process is an error that names it, and nothing in it is touched.
 func StartAllInOne(ctx context.Context, cfg config.AllInOne, log *slog.Logger) (*AllInOne, error) {
 	host, port, err := splitHostPort(cfg.NATSListen)
 	if err != nil {
@@ -36,11 +46,15 @@ func StartAllInOne(ctx context.Context, cfg config.AllInOne, log *slog.Logger) (
 			return nil, fmt.Errorf("-nats-monitor: %w", err)
 		}
 	}
-	ns, err := natsx.StartEmbedded(eo)
+	lock, err := lockDataDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	a := &AllInOne{NATS: ns, NATSURL: ns.ClientURL()}
+	ns, err := natsx.StartEmbedded(eo)
+	if err != nil {
+		return nil, errors.Join(err, lock.Unlock())
+	}
+	a := &AllInOne{NATS: ns, NATSURL: ns.ClientURL(), lock: lock}
 	log.Info("embedded NATS JetStream listening", "url", a.NATSURL, "store", cfg.DataDir)
 	for _, c := range []*config.Common{&cfg.CommandAPI.Common, &cfg.QueryAPI.Common, &cfg.Projector.Common} {
 		c.NATS.URL = a.NATSURL
@@ -57,7 +71,8 @@ func StartAllInOne(ctx context.Context, cfg config.AllInOne, log *slog.Logger) (
 	return a, nil
 }
 
-// Stop stops the command API, the query API, the projector, then NATS.
+// Stop stops the command API, the query API, the projector, then NATS,
+// and unlocks the data directory.
 func (a *AllInOne) Stop() error {
 	var errs []error
 	for _, r := range []*Running{a.CommandAPI, a.QueryAPI, a.Projector} {
@@ -67,7 +82,30 @@ func (a *AllInOne) Stop() error {
 	}
 	a.NATS.Shutdown()
 	a.NATS.WaitForShutdown()
+	errs = append(errs, a.lock.Unlock())
 	return errors.Join(errs...)
+}
+
+// lockDataDir takes the lock of dir (creating both if need be) before
+// nats-server opens its store there. A JetStream file store has one
+// owner: a second server on it acknowledges writes at sequences the first
+// also hands out, and one of them is lost. The lock is flock(2) on
+// lockFile: the kernel drops it when the process dies, so a crash leaves
+// nothing to clean up.
+func lockDataDir(dir string) (*flock.Flock, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("-data-dir: %w", err)
+	}
+	path := filepath.Join(dir, lockFile)
+	l := flock.New(path)
+	ok, err := l.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("-data-dir: lock %s: %w", path, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("data directory %s is in use: another inkstream holds the lock on %s; stop it, or give this one another -data-dir", dir, path)
+	}
+	return l, nil
 }
 
 // Done is closed when any role stops on its own.

@@ -2,7 +2,9 @@
 // command-line flags, each of which also reads an environment variable
 // INKSTREAM_<FLAG> (upper case, '-' → '_'). The NATS URL also honours the
 // standard NATS_URL, so the NATS CLI and the services agree. Nothing else in
-// inkstream reads the environment.
+// inkstream reads the environment. A NATS URL is checked here, once, without
+// quoting its credentials (natsx.CheckURLs); its passwords and tokens reach
+// logs and errors only through natsx's redaction.
 package config
 
 import (
@@ -105,6 +107,8 @@ func (c *Common) finish(level string) error {
 	}
 	if strings.TrimSpace(c.NATS.URL) == "" {
 		errs = append(errs, errors.New("-nats-url must not be empty"))
+	} else if err := natsx.CheckURLs(c.NATS.URL); err != nil {
+		errs = append(errs, err)
 	}
 	for _, r := range []struct {
 		name string

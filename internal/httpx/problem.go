@@ -1,6 +1,8 @@
 // Package httpx holds what the HTTP services share: RFC 9457 problem
 // responses and the one table that maps error kinds to status codes, health
-// and metrics endpoints, request metrics and the listen/shutdown cycle.
+// and metrics endpoints, request metrics, the listen/shutdown cycle, and
+// the rules of RFC 9110 and RFC 9112 that fasthttp and Fiber leave to the
+// application (request framing, unknown methods, closing a connection).
 package httpx
 
 import (
@@ -46,6 +48,8 @@ func typeURI(status int) string {
 		return "https://inkstream.dev/problems/bad-request"
 	case http.StatusNotFound:
 		return "https://inkstream.dev/problems/not-found"
+	case http.StatusMethodNotAllowed:
+		return "https://inkstream.dev/problems/method-not-allowed"
 	case http.StatusConflict:
 		return "https://inkstream.dev/problems/conflict"
 	case http.StatusPreconditionFailed:
@@ -58,6 +62,8 @@ func typeURI(status int) string {
 		return "https://inkstream.dev/problems/idempotency-key-reused"
 	case http.StatusServiceUnavailable:
 		return "https://inkstream.dev/problems/unavailable"
+	case http.StatusNotImplemented:
+		return "https://inkstream.dev/problems/not-implemented"
 	default:
 		return "about:blank"
 	}

@@ -19,12 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// NewApp returns a Fiber app with inkstream's error handler and body limit.
+// NewApp returns a Fiber app with inkstream's error handler and body
+// limit, whose server refuses ambiguous framing and unknown methods with a
+// problem (see guard). Serve it with Serve, so that a connection closed
+// with a request half read is closed in stages.
 func NewApp(name string, bodyLimit int, log *slog.Logger) *fiber.App {
 	if bodyLimit <= 0 {
 		bodyLimit = 1 << 20
 	}
-	return fiber.New(fiber.Config{
+	app := fiber.New(fiber.Config{
 		AppName:               name,
 		BodyLimit:             bodyLimit,
 		DisableStartupMessage: true,
@@ -37,6 +40,8 @@ func NewApp(name string, bodyLimit int, log *slog.Logger) *fiber.App {
 		JSONEncoder: json.Marshal,
 		JSONDecoder: json.Unmarshal,
 	})
+	guard(app)
+	return app
 }
 
 // Readiness reports whether a process can serve: nil when it can.
@@ -121,12 +126,14 @@ func RequestMetrics(reg *prometheus.Registry, service string) fiber.Handler {
 	}
 }
 
-// Serve binds addr first (so a busy port fails at start), then serves app
-// until ctx ends, then shuts it down within the grace period. It calls
-// started with the bound address once listening.
+// Serve serves app on ln until ctx ends, then shuts it down within the
+// grace period. A connection that closes with a request half read (a
+// body over the limit, a refused request) is closed in stages, so that
+// the client reads the answer (see guard).
 func Serve(ctx context.Context, app *fiber.App, ln net.Listener, log *slog.Logger) error {
 	errc := make(chan error, 1)
-	go func() { errc <- app.Listener(ln) }()
+	drain := int64(lingerBodies) * int64(app.Config().BodyLimit)
+	go func() { errc <- app.Listener(lingerListener{Listener: ln, max: drain}) }()
 	select {
 	case err := <-errc:
 		return err

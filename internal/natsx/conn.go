@@ -29,18 +29,19 @@ func Connect(ctx context.Context, cfg Options, log *slog.Logger) (*Conn, error) 
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("nats disconnected", "err", err)
+				log.Warn("nats disconnected", "err", cfg.RedactError(err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			// ConnectedUrlRedacted leaves a token (nats://<token>@host) in clear.
+			log.Info("nats reconnected", "url", RedactURL(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
 				subj = sub.Subject
 			}
-			log.Warn("nats async error", "subject", subj, "err", err)
+			log.Warn("nats async error", "subject", subj, "err", cfg.RedactError(err))
 		}),
 	}
 	if cfg.Creds != "" {
@@ -55,10 +56,12 @@ func Connect(ctx context.Context, cfg Options, log *slog.Logger) (*Conn, error) 
 		if err == nil {
 			break
 		}
-		log.Warn("nats connect failed; retrying", "url", url, "err", err)
+		// The URL carries the credentials; a parse error quotes it.
+		err = cfg.RedactError(err)
+		log.Warn("nats connect failed; retrying", "url", RedactURL(url), "err", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("connect to %s: %w", url, errors.Join(err, ctx.Err()))
+			return nil, fmt.Errorf("connect to %s: %w", RedactURL(url), errors.Join(err, ctx.Err()))
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
