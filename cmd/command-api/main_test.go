@@ -6,6 +6,7 @@ import (
 
 	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/natstest"
+	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
@@ -34,11 +35,13 @@ func TestBusyPortFailsAtStart(t *testing.T) {
 }
 
 // TestServesAndStopsCleanly starts the command API against a real NATS
-// (URL from NATS_URL), writes an article, and stops it by cancelling the
+// (URL from NATS_URL, with the command API's user in it) that an admin
+// has provisioned, writes an article, and stops it by cancelling the
 // context, as SIGINT does: run returns nil.
 func TestServesAndStopsCleanly(t *testing.T) {
 	srv := natstest.RunServer(t)
-	sv := cmdtest.Serve(t, run, "command API listening", []string{"-listen", "127.0.0.1:0"}, cmdtest.Env("NATS_URL="+srv.URL()))
+	natstest.Connect(t, srv.URL(), 1)
+	sv := cmdtest.Serve(t, run, "command API listening", []string{"-listen", "127.0.0.1:0"}, cmdtest.Env("NATS_URL="+natstest.RoleURL(srv.URL(), natsx.RoleCommandAPI)))
 	if err := sv.OpsOK(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,11 +28,16 @@ func devArgs(dir, natsListen string) []string {
 }
 
 func TestHelpListsFlags(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"-help"}, {"rebuild", "-h"}, {"verify", "-h"}} {
-		want := []string{"-nats-url", "-batch", "INKSTREAM_"} // rebuild and verify dial a NATS server
-		if args[0] != "rebuild" && args[0] != "verify" {
-			// The all-in-one embeds its server.
-			want = []string{"-data-dir", "-nats-listen", "-nats-monitor", "-command-listen", "-query-listen", "-projector-listen", "-body-limit", "-batch", "-versions", "INKSTREAM_"}
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"rebuild", "-h"}, {"verify", "-h"}, {"provision", "-h"}} {
+		// The admin commands dial a NATS server as its admin.
+		want := []string{"-nats-url", "-nats-context", "-nats-nkey", "-nats-creds", "-nats-user", "-nats-ca", "-connect-timeout", "-stream-replicas", "INKSTREAM_"}
+		switch args[0] {
+		case "rebuild":
+			want = append(want, "-batch", "-yes")
+		case "-h", "-help":
+			// The all-in-one embeds its server; -h also lists the subcommands.
+			want = []string{"-data-dir", "-nats-listen", "-nats-monitor", "-command-listen", "-query-listen", "-projector-listen", "-body-limit", "-batch", "-versions", "INKSTREAM_",
+				"Subcommands", "provision", "rebuild", "verify", "creds"}
 		}
 		cmdtest.Help(t, runBoth, args, want...)
 	}

@@ -57,7 +57,10 @@ type base struct {
 	log  *slog.Logger
 }
 
-func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Common, log *slog.Logger) (*base, error) {
+// setup binds the listener and connects; then, with -provision (the admin
+// user), it provisions the resources, or else looks them up and waits
+// for them (and for the projector consumer, with consumer).
+func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Common, consumer bool, log *slog.Logger) (*base, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen: %w", name, err)
@@ -67,7 +70,12 @@ func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Com
 		ln.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	res, err := natsx.Provision(ctx, conn.JS, c.NATS)
+	var res natsx.Resources
+	if c.NATS.Provision {
+		res, err = natsx.Provision(ctx, conn.JS, c.NATS, log)
+	} else {
+		res, err = natsx.Lookup(ctx, conn.JS, c.NATS, consumer, log)
+	}
 	if err != nil {
 		conn.NC.Close()
 		ln.Close()
@@ -133,7 +141,7 @@ func (b *base) run(ctx context.Context, workers ...func(context.Context) error) 
 
 // StartCommandAPI starts the write service.
 func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, log)
+	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, false, log)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +156,7 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 // StartQueryAPI starts the read service; /readyz answers 200 once its view
 // has loaded the bucket.
 func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "query-api", cfg.Listen, 0, cfg.Common, log)
+	b, err := setup(ctx, "query-api", cfg.Listen, 0, cfg.Common, true, log)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +175,7 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 
 // StartProjector starts a projector with its health and metrics server.
 func StartProjector(ctx context.Context, cfg config.Projector, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "projector", cfg.Listen, 0, cfg.Common, log)
+	b, err := setup(ctx, "projector", cfg.Listen, 0, cfg.Common, true, log)
 	if err != nil {
 		return nil, err
 	}

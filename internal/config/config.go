@@ -1,10 +1,13 @@
 // Package config reads the typed configuration of each inkstream process from
 // command-line flags, each of which also reads an environment variable
 // INKSTREAM_<FLAG> (upper case, '-' → '_'). The NATS URL also honours the
-// standard NATS_URL, so the NATS CLI and the services agree. Nothing else in
+// standard NATS_URL and the NATS CLI's NATS_CONTEXT, so the NATS CLI and
+// the services share one configuration. A variable set to the empty string
+// sets its flag to the empty string, as -flag= does. Nothing else in
 // inkstream reads the environment. A NATS URL is checked here, once, without
 // quoting its credentials (natsx.CheckURLs); its passwords and tokens reach
-// logs and errors only through natsx's redaction.
+// logs and errors only through natsx's redaction. Every error of a Parse
+// function but flag.ErrHelp is an ErrUsage.
 package config
 
 import (
@@ -14,6 +17,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,6 +27,25 @@ import (
 
 // EnvPrefix is the prefix of every environment variable a flag reads.
 const EnvPrefix = "INKSTREAM_"
+
+// ErrUsage marks a configuration error: a bad flag, argument or
+// environment variable. The commands exit with status 2 on it.
+var ErrUsage = errors.New("usage")
+
+// usageError is a configuration error: its message is err's, and it is
+// both ErrUsage and err.
+type usageError struct{ err error }
+
+func (e usageError) Error() string   { return e.err.Error() }
+func (e usageError) Unwrap() []error { return []error{ErrUsage, e.err} }
+
+// usage marks err as a configuration error (flag.ErrHelp stays as it is).
+func usage(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
 
 // Common is what every process has.
 type Common struct {
@@ -57,6 +81,15 @@ type QueryAPI struct {
 	ReadTimeout time.Duration // how long a read may wait for NATS
 }
 
+// Admin configures the admin commands of cmd/inkstream: provision,
+// rebuild and verify.
+type Admin struct {
+	Common
+	Batch     int  // rebuild: messages folded together
+	CacheSize int  // rebuild: snapshots kept in memory
+	Yes       bool // rebuild: do not ask for confirmation on a terminal
+}
+
 // AllInOne configures cmd/inkstream: an embedded NATS server and the three roles.
 type AllInOne struct {
 	Common
@@ -78,22 +111,43 @@ const (
 	DefaultVersions        = 10
 )
 
+// commonFlags are the flags of a service: how it reaches NATS, its
+// resources, its logs and its listener's extras.
 func commonFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
-	fs.StringVar(&c.NATS.URL, "nats-url", DefaultNATSURL, "NATS server URLs, comma-separated (also NATS_URL)")
-	return roleFlags(fs, c, name)
+	natsFlags(fs, c, name)
+	fs.BoolVar(&c.NATS.Provision, "provision", false, "also create or update stream, bucket and consumer at start-up (needs the admin NATS user; never lowers replicas)")
+	return roleFlags(fs, c)
 }
 
-// roleFlags are the common flags but the NATS URL (the all-in-one embeds its server).
-func roleFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
+// natsFlags say how a process reaches NATS: the servers and the credentials.
+func natsFlags(fs *flag.FlagSet, c *Common, name string) {
+	fs.StringVar(&c.NATS.URL, "nats-url", "", "NATS server URLs, comma-separated (default: NATS_URL, else the NATS context's, else "+DefaultNATSURL+")")
 	fs.StringVar(&c.NATS.Name, "nats-name", name, "NATS connection name")
-	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials file")
-	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster)")
-	fs.IntVar(&c.NATS.KVReplicas, "kv-replicas", 1, "replicas of KV bucket articles")
+	fs.StringVar(&c.NATS.Context, "nats-context", "", "NATS CLI context: a name the CLI knows or a .json file; the flags below override it (also NATS_CONTEXT)")
+	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials file: user JWT and nkey seed (also NATS_CREDS)")
+	fs.StringVar(&c.NATS.NKey, "nats-nkey", "", "NATS nkey seed file (also NATS_NKEY)")
+	fs.StringVar(&c.NATS.User, "nats-user", "", "NATS user name, with -nats-password (also NATS_USER)")
+	fs.StringVar(&c.NATS.Password, "nats-password", "", "NATS password, never logged (also NATS_PASSWORD)")
+	fs.StringVar(&c.NATS.CA, "nats-ca", "", "CA certificate file that signed the NATS servers' TLS certificates (also NATS_CA)")
+	fs.StringVar(&c.NATS.Cert, "nats-cert", "", "client certificate file, for NATS servers that verify clients, with -nats-key (also NATS_CERT)")
+	fs.StringVar(&c.NATS.Key, "nats-key", "", "the client certificate's private key file (also NATS_KEY)")
+}
+
+// roleFlags are the flags of the all-in-one's roles, which the services
+// share: the layout of the resources, logs and profiling.
+func roleFlags(fs *flag.FlagSet, c *Common) (level *string) {
+	level = layoutFlags(fs, c)
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof on the HTTP listener")
+	return level
+}
+
+// layoutFlags are the replicas and window of the resources, and the logs.
+func layoutFlags(fs *flag.FlagSet, c *Common) (level *string) {
+	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster); an existing stream's are never lowered")
+	fs.IntVar(&c.NATS.KVReplicas, "kv-replicas", 1, "replicas of KV bucket articles; an existing bucket's are never lowered")
 	fs.DurationVar(&c.NATS.DuplicateWindow, "duplicate-window", 2*time.Minute, "JetStream de-duplication window (how long an Idempotency-Key is honoured)")
-	fs.BoolVar(&c.NATS.Provision, "provision", true, "create or update stream, bucket and consumer at start-up")
 	level = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof on the HTTP listener")
 	return level
 }
 
@@ -105,11 +159,7 @@ func (c *Common) finish(level string) error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, not %q", c.LogFormat))
 	}
-	if strings.TrimSpace(c.NATS.URL) == "" {
-		errs = append(errs, errors.New("-nats-url must not be empty"))
-	} else if err := natsx.CheckURLs(c.NATS.URL); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.finishNATS())
 	for _, r := range []struct {
 		name string
 		v    int
@@ -120,6 +170,47 @@ func (c *Common) finish(level string) error {
 	}
 	if c.NATS.DuplicateWindow < time.Second {
 		errs = append(errs, errors.New("-duplicate-window must be at least 1s"))
+	}
+	return errors.Join(errs...)
+}
+
+// finishNATS checks the NATS settings and resolves the URL: -nats-url, else
+// NATS_URL, else the context's, else DefaultNATSURL.
+func (c *Common) finishNATS() error {
+	n := &c.NATS
+	if n.URL == "embedded" { // the all-in-one dials its own server
+		return nil
+	}
+	var errs []error
+	if n.Context != "" {
+		nctx, err := natsx.LoadContext(n.Context)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("-nats-context: %w", err))
+		case strings.TrimSpace(n.URL) == "":
+			n.URL = nctx.ServerURL()
+		}
+	}
+	if strings.TrimSpace(n.URL) == "" {
+		n.URL = DefaultNATSURL
+	}
+	if err := natsx.CheckURLs(n.URL); err != nil {
+		errs = append(errs, err)
+	}
+	kinds := 0
+	for _, v := range []string{n.Creds, n.NKey, n.User} {
+		if v != "" {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		errs = append(errs, errors.New("give one of -nats-creds, -nats-nkey and -nats-user, not several"))
+	}
+	if (n.User == "") != (n.Password == "") {
+		errs = append(errs, errors.New("-nats-user and -nats-password go together"))
+	}
+	if (n.Cert == "") != (n.Key == "") {
+		errs = append(errs, errors.New("-nats-cert and -nats-key go together"))
 	}
 	return errors.Join(errs...)
 }
@@ -140,9 +231,9 @@ func ParseCommandAPI(name string, args []string, getenv func(string) string, out
 	level := commonFlags(fs, &c.Common, name)
 	commandFlags(fs, &c, "listen")
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return c, usage(err)
 	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	return c, usage(errors.Join(c.finish(*level), c.validate()))
 }
 
 func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
@@ -173,9 +264,9 @@ func ParseProjector(name string, args []string, getenv func(string) string, out 
 	level := commonFlags(fs, &c.Common, name)
 	projectorFlags(fs, &c, "listen")
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return c, usage(err)
 	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	return c, usage(errors.Join(c.finish(*level), c.validate()))
 }
 
 func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
@@ -202,9 +293,9 @@ func ParseQueryAPI(name string, args []string, getenv func(string) string, out i
 	level := commonFlags(fs, &c.Common, name)
 	queryFlags(fs, &c, "listen")
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return c, usage(err)
 	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	return c, usage(errors.Join(c.finish(*level), c.validate()))
 }
 
 func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
@@ -234,7 +325,8 @@ func ParseAllInOne(name string, args []string, getenv func(string) string, out i
 	var c AllInOne
 	fs := newFlagSet(name, out)
 	c.NATS.URL = "embedded"
-	level := roleFlags(fs, &c.Common, name)
+	c.NATS.Name = name
+	level := roleFlags(fs, &c.Common)
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS server client address")
 	fs.StringVar(&c.HTTPMonitor, "nats-monitor", "127.0.0.1:8222", "embedded NATS server monitoring address (empty: off)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "JetStream store directory of the embedded server")
@@ -242,19 +334,58 @@ func ParseAllInOne(name string, args []string, getenv func(string) string, out i
 	projectorFlags(fs, &c.Projector, "projector-listen")
 	queryFlags(fs, &c.QueryAPI, "query-listen")
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return c, usage(err)
 	}
 	err := errors.Join(c.finish(*level), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
 	if c.DataDir == "" {
 		err = errors.Join(err, errors.New("-data-dir must not be empty"))
 	}
+	// One server: more replicas could never be placed.
+	for _, r := range []struct {
+		flag string
+		n    int
+	}{{"-stream-replicas", c.NATS.StreamReplicas}, {"-kv-replicas", c.NATS.KVReplicas}} {
+		if r.n > 1 {
+			err = errors.Join(err, fmt.Errorf("%s %d: the embedded NATS server is a single node, which holds 1 replica; run a cluster for more (make cluster)", r.flag, r.n))
+		}
+	}
 	c.CommandAPI.Common, c.Projector.Common, c.QueryAPI.Common = c.Common, c.Common, c.Common
-	return c, err
+	return c, usage(err)
 }
 
-// ParseAdmin reads the configuration of the admin commands (rebuild, verify).
-func ParseAdmin(name string, args []string, getenv func(string) string, out io.Writer) (Projector, error) {
-	return ParseProjector(name, args, getenv, out)
+// AdminCommands are the admin subcommands of cmd/inkstream.
+var AdminCommands = []string{"provision", "rebuild", "verify"}
+
+func adminFlags(fs *flag.FlagSet, c *Admin, command string) (level *string) {
+	natsFlags(fs, &c.Common, "inkstream-"+command)
+	level = layoutFlags(fs, &c.Common)
+	fs.DurationVar(&c.NATS.ConnectTimeout, "connect-timeout", 10*time.Second, "give up when NATS cannot be reached for this long")
+	if command == "rebuild" {
+		fs.IntVar(&c.Batch, "batch", 5000, "most messages folded together")
+		fs.IntVar(&c.CacheSize, "projector-cache", 200_000, "snapshots kept in memory")
+		fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation on a terminal")
+	}
+	return level
+}
+
+// ParseAdmin reads the configuration of an admin command: provision,
+// rebuild or verify. They connect as the admin user, and give up
+// connecting after -connect-timeout.
+func ParseAdmin(command string, args []string, getenv func(string) string, out io.Writer) (Admin, error) {
+	var c Admin
+	fs := newFlagSet("inkstream "+command, out)
+	level := adminFlags(fs, &c, command)
+	if err := parse(fs, args, getenv); err != nil {
+		return c, usage(err)
+	}
+	err := c.finish(*level)
+	if c.NATS.ConnectTimeout <= 0 {
+		err = errors.Join(err, errors.New("-connect-timeout must be positive"))
+	}
+	if command == "rebuild" {
+		err = errors.Join(err, Projector{Batch: c.Batch, CacheSize: c.CacheSize}.validate())
+	}
+	return c, usage(err)
 }
 
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
@@ -273,18 +404,38 @@ func EnvName(flagName string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse applies the environment first, then the command line, which wins.
-func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if getenv == nil {
-		getenv = os.Getenv
+// standardEnv are the NATS CLI's own variables, which a flag falls back on
+// when its INKSTREAM_ variable is not set: the CLI and the services share
+// one configuration.
+var standardEnv = map[string]string{
+	"nats-url": "NATS_URL", "nats-context": "NATS_CONTEXT", "nats-creds": "NATS_CREDS", "nats-nkey": "NATS_NKEY",
+	"nats-user": "NATS_USER", "nats-password": "NATS_PASSWORD", "nats-ca": "NATS_CA", "nats-cert": "NATS_CERT", "nats-key": "NATS_KEY",
+}
+
+// lookupEnv turns getenv into a lookup. Of the process environment
+// (os.Getenv, or nil) it tells a variable set to "" from an unset one;
+// of any other getenv (a test's map), "" is unset.
+func lookupEnv(getenv func(string) string) func(string) (string, bool) {
+	if getenv == nil || reflect.ValueOf(getenv).Pointer() == reflect.ValueOf(os.Getenv).Pointer() {
+		return os.LookupEnv
 	}
+	return func(k string) (string, bool) {
+		v := getenv(k)
+		return v, v != ""
+	}
+}
+
+// parse applies the environment first, then the command line, which wins.
+// A variable set to "" sets its flag to "".
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	lookup := lookupEnv(getenv)
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		v := getenv(EnvName(f.Name))
-		if v == "" && f.Name == "nats-url" {
-			v = getenv("NATS_URL")
+		v, ok := lookup(EnvName(f.Name))
+		if std := standardEnv[f.Name]; std != "" && v == "" {
+			v, ok = lookup(std)
 		}
-		if v == "" {
+		if !ok {
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
@@ -297,6 +448,16 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Left out, the URL comes from NATS_URL, a context or the default;
+	// given, it must say something.
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "nats-url" && strings.TrimSpace(f.Value.String()) == "" {
+			errs = append(errs, errors.New("-nats-url must not be empty"))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
@@ -304,12 +465,23 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 }
 
 // FlagNames lists the flags (and so, with EnvName, the environment variables)
-// of a process: command-api, projector, query-api or inkstream.
+// of a process: command-api, projector, query-api or inkstream, or an
+// inkstream subcommand ("inkstream provision", "inkstream creds", ...).
 func FlagNames(process string) ([]string, error) {
 	fs := newFlagSet(process, io.Discard)
 	var c AllInOne
-	if process == "inkstream" {
-		roleFlags(fs, &c.Common, process)
+	if sub, ok := strings.CutPrefix(process, "inkstream "); ok {
+		switch {
+		case sub == "creds":
+			credsFlags(fs, &Creds{})
+		case slices.Contains(AdminCommands, sub):
+			adminFlags(fs, &Admin{}, sub)
+		default:
+			return nil, fmt.Errorf("unknown process %q", process)
+		}
+		process = "subcommand"
+	} else if process == "inkstream" {
+		roleFlags(fs, &c.Common)
 	} else {
 		commonFlags(fs, &c.Common, process)
 	}
@@ -320,6 +492,7 @@ func FlagNames(process string) ([]string, error) {
 		projectorFlags(fs, &c.Projector, "listen")
 	case "query-api":
 		queryFlags(fs, &c.QueryAPI, "listen")
+	case "subcommand":
 	case "inkstream":
 		fs.String("nats-listen", "", "")
 		fs.String("nats-monitor", "", "")
@@ -333,4 +506,30 @@ func FlagNames(process string) ([]string, error) {
 	var names []string
 	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	return names, nil
+}
+
+// Creds configures `inkstream creds`.
+type Creds struct {
+	Dir string // where the credentials go
+	URL string // the servers the CLI contexts name
+}
+
+// ParseCreds reads the configuration of `inkstream creds`.
+func ParseCreds(args []string, getenv func(string) string, out io.Writer) (Creds, error) {
+	var c Creds
+	fs := newFlagSet("inkstream creds", out)
+	credsFlags(fs, &c)
+	if err := parse(fs, args, getenv); err != nil {
+		return c, usage(err)
+	}
+	var err error
+	if c.Dir == "" {
+		err = errors.New("-dir must be given")
+	}
+	return c, usage(errors.Join(err, natsx.CheckURLs(c.URL)))
+}
+
+func credsFlags(fs *flag.FlagSet, c *Creds) {
+	fs.StringVar(&c.Dir, "dir", "", "directory of the credentials (made 0700; seeds that exist are kept)")
+	fs.StringVar(&c.URL, "nats-url", DefaultNATSURL, "NATS server URLs the CLI contexts name, comma-separated")
 }

@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Listen != DefaultQueryListen || q.Versions != 10 || q.NATS.URL != DefaultNATSURL || q.NATS.DuplicateWindow != 2*time.Minute || !q.NATS.Provision {
+	if q.Listen != DefaultQueryListen || q.Versions != 10 || q.NATS.URL != DefaultNATSURL || q.NATS.DuplicateWindow != 2*time.Minute || q.NATS.Provision {
 		t.Fatalf("defaults: %+v", q)
 	}
 	a, err := ParseAllInOne("inkstream", nil, env(nil), io.Discard)

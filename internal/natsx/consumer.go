@@ -25,8 +25,9 @@ type Consumer struct {
 	log       *slog.Logger
 }
 
-// NewConsumer returns the projector's source; with provision it creates the
-// durable consumer when it is missing, otherwise it waits for it.
+// NewConsumer returns the projector's source; with provision (the admin
+// user) it creates the durable consumer when it is missing, otherwise it
+// waits for it.
 func NewConsumer(js jetstream.JetStream, provision bool, log *slog.Logger) *Consumer {
 	return &Consumer{js: js, provision: provision, log: log}
 }
@@ -37,12 +38,13 @@ func NewConsumer(js jetstream.JetStream, provision bool, log *slog.Logger) *Cons
 // message the client had buffered.
 func (c *Consumer) Consume(ctx context.Context, batch int, handle func(events.Delivery)) error {
 	for ctx.Err() == nil {
-		var cons jetstream.Consumer
-		var err error
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var err error
 		if c.provision {
-			cons, err = c.js.CreateOrUpdateConsumer(cctx, Stream, ConsumerConfig())
-		} else {
+			err = ensureConsumer(cctx, c.js)
+		}
+		var cons jetstream.Consumer
+		if err == nil {
 			cons, err = c.js.Consumer(cctx, Stream, ConsumerName)
 		}
 		cancel()

@@ -101,6 +101,13 @@ func ResetReadModel(ctx context.Context, js jetstream.JetStream) (uint64, error)
 	if err := kvs.Purge(ctx); err != nil {
 		return 0, fmt.Errorf("purge bucket: %w", err)
 	}
+	// The new consumer gets the old one's replicas: a reset never shrinks it.
+	cfg := ConsumerConfig()
+	if old, err := js.Consumer(ctx, Stream, ConsumerName); err == nil {
+		cfg.Replicas = old.CachedInfo().Config.Replicas
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("consumer: %w", err)
+	}
 	if err := js.DeleteConsumer(ctx, Stream, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return 0, fmt.Errorf("delete consumer: %w", err)
 	}
@@ -108,7 +115,7 @@ func ResetReadModel(ctx context.Context, js jetstream.JetStream) (uint64, error)
 	// still removing the old one's directory has lost its store: every
 	// update fails (err 10012). Delete such a one and create it again.
 	for attempt := 0; ; attempt++ {
-		_, err := js.CreateOrUpdateConsumer(ctx, Stream, ConsumerConfig())
+		_, err := js.CreateOrUpdateConsumer(ctx, Stream, cfg)
 		if err == nil {
 			break
 		}

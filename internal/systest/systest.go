@@ -33,7 +33,8 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Common returns the settings every role of a test system shares.
+// Common returns the settings of the test's own connection to url (a
+// natstest server's: the admin's), which provisions.
 func Common(url string, replicas int) config.Common {
 	return config.Common{NATS: natsx.Options{
 		URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas,
@@ -41,19 +42,25 @@ func Common(url string, replicas int) config.Common {
 	}, LogFormat: "text"}
 }
 
-// CommandConfig is a command API on a free port.
+// RoleCommon returns the settings of a role of a test system: its own
+// NATS user (natstest.RoleOptions), whatever credentials url carries.
+func RoleCommon(url string, role natsx.Role, replicas int) config.Common {
+	return config.Common{NATS: natstest.RoleOptions(url, role, replicas), LogFormat: "text"}
+}
+
+// CommandConfig is a command API on a free port, as user command-api.
 func CommandConfig(url string, replicas int) config.CommandAPI {
-	return config.CommandAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheSize: 10_000}
+	return config.CommandAPI{Common: RoleCommon(url, natsx.RoleCommandAPI, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheSize: 10_000}
 }
 
-// QueryConfig is a query API on a free port.
+// QueryConfig is a query API on a free port, as user query-api.
 func QueryConfig(url string, replicas int) config.QueryAPI {
-	return config.QueryAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second}
+	return config.QueryAPI{Common: RoleCommon(url, natsx.RoleQueryAPI, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second}
 }
 
-// ProjectorConfig is a projector on a free port.
+// ProjectorConfig is a projector on a free port, as user projector.
 func ProjectorConfig(url string, replicas int) config.Projector {
-	return config.Projector{Common: Common(url, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheSize: 10_000}
+	return config.Projector{Common: RoleCommon(url, natsx.RoleProjector, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheSize: 10_000}
 }
 
 // System is one command API, one query API and any number of projectors
@@ -70,8 +77,11 @@ type System struct {
 	Client     *http.Client
 }
 
-// Start runs the roles against url (with n projectors) and waits until the
-// query API is ready. Everything stops when the test ends.
+// Start provisions the stream, bucket and consumer with replicas as the
+// admin (url's credentials: a natstest server's URL has the admin's), as
+// the start-up of a cluster does, then runs the roles against url, each
+// as its own NATS user (with n projectors), and waits until the query API
+// is ready. Everything stops when the test ends.
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
 	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
@@ -82,7 +92,7 @@ func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	}
 	tb.Cleanup(conn.NC.Close)
 	s.Conn = conn
-	if s.Res, err = natsx.Provision(ctx, conn.JS, Common(url, replicas).NATS); err != nil {
+	if s.Res, err = natsx.Provision(ctx, conn.JS, Common(url, replicas).NATS, Logger()); err != nil {
 		tb.Fatal(err)
 	}
 	for i := 0; i < projectors; i++ {
