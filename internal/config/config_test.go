@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,13 +76,67 @@ func TestInvalidValuesAreErrors(t *testing.T) {
 		{"window", []string{"-duplicate-window", "1ms"}, nil, "-duplicate-window"},
 		{"unknown flag", []string{"-nope"}, nil, "nope"},
 		{"extra args", []string{"extra"}, nil, "unexpected arguments"},
+		{"empty NATS URL", []string{"-nats-url="}, nil, "-nats-url"},
+		{"user without password", []string{"-nats-user", "ink"}, nil, "-nats-password"},
+		{"password in NATS_PASSWORD without a user", nil, map[string]string{"NATS_PASSWORD": "pw"}, "-nats-user"},
+		{"two kinds of credentials", []string{"-nats-nkey", "a.nk", "-nats-creds", "a.creds"}, nil, "one of"},
+		{"cert without key", []string{"-nats-cert", "c.pem"}, nil, "-nats-key"},
+		{"unknown context", []string{"-nats-context", "no-such-context-" + strings.Repeat("x", 8)}, nil, "-nats-context"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no NATS CLI contexts of the machine's user
 			_, err := ParseCommandAPI("command-api", tc.args, env(tc.env), io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want error mentioning %q, got %v", tc.want, err)
 			}
+			if !errors.Is(err, ErrUsage) {
+				t.Fatalf("%v is not a usage error", err)
+			}
 		})
+	}
+}
+
+// TestEmptyVariableEmptiesItsFlag: in the process environment, a
+// variable set to "" sets its flag to "" (monitoring off), as -flag= does;
+// unset, the flag keeps its default.
+func TestEmptyVariableEmptiesItsFlag(t *testing.T) {
+	for _, k := range []string{"INKSTREAM_NATS_MONITOR", "INKSTREAM_BATCH"} {
+		t.Setenv(k, "") // restored when the test ends
+		os.Unsetenv(k)
+	}
+	a, err := ParseAllInOne("inkstream", nil, os.Getenv, io.Discard)
+	if err != nil || a.HTTPMonitor != "127.0.0.1:8222" {
+		t.Fatalf("unset: monitor %q, %v", a.HTTPMonitor, err)
+	}
+	t.Setenv("INKSTREAM_NATS_MONITOR", "")
+	a, err = ParseAllInOne("inkstream", nil, os.Getenv, io.Discard)
+	if err != nil || a.HTTPMonitor != "" {
+		t.Fatalf("INKSTREAM_NATS_MONITOR=: monitor %q, %v; want it off", a.HTTPMonitor, err)
+	}
+	t.Setenv("INKSTREAM_BATCH", "")
+	if _, err := ParseAllInOne("inkstream", nil, os.Getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "INKSTREAM_BATCH") {
+		t.Fatalf("INKSTREAM_BATCH=: %v, want an error naming it, as -batch= is", err)
+	}
+}
+
+// TestNATSContextSetsTheURL: the URL comes from -nats-url, else NATS_URL,
+// else the context's.
+func TestNATSContextSetsTheURL(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ink.json")
+	if err := os.WriteFile(file, []byte(`{"url":"nats://ctx:4222","nkey":"/x/admin.nk"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"NATS_CONTEXT": file}, "nats://ctx:4222"},
+		{map[string]string{"INKSTREAM_NATS_CONTEXT": file, "NATS_URL": "nats://env:1"}, "nats://env:1"},
+	} {
+		c, err := ParseProjector("projector", nil, env(tc.env), io.Discard)
+		if err != nil || c.NATS.URL != tc.want || c.NATS.Context != file {
+			t.Fatalf("%v: URL %q context %q, %v; want %s", tc.env, c.NATS.URL, c.NATS.Context, err, tc.want)
+		}
 	}
 }
 
