@@ -96,6 +96,10 @@ func TestExitStatus(t *testing.T) {
 	_, s := systest.StartSingle(t, 1)
 	a, _ := s.Create(systest.Body(1))
 	s.WaitProjected(20 * time.Second)
+	code, out, took = inkstream(t, nil, "verify", "-nats-url", natstest.StripCredentials(s.URL), "-nats-user", "admin", "-nats-password", "not-the-password")
+	if code != 2 || took > 5*time.Second || !strings.Contains(strings.ToLower(out), "authorization violation") || strings.Contains(out, "not-the-password") {
+		t.Errorf("verify with a wrong password: exit %d after %v, want 2 at once, the password hidden:\n%s", code, took, out)
+	}
 	if code, out, _ := inkstream(t, nil, "verify", "-nats-url", s.URL); code != 0 || !strings.Contains(out, "1 articles, 0 differences") {
 		t.Errorf("verify of a consistent read model: exit %d, want 0:\n%s", code, out)
 	}
@@ -104,6 +108,40 @@ func TestExitStatus(t *testing.T) {
 	}
 	if code, out, _ := inkstream(t, nil, "verify", "-nats-url", s.URL); code != 1 || !strings.Contains(out, a.ID+": missing") {
 		t.Errorf("verify of a read model with a snapshot missing: exit %d, want 1:\n%s", code, out)
+	}
+}
+
+// TestCredsMakesPrivateFilesAndKeepsThem runs `inkstream creds` twice
+// into one directory: every file is its owner's alone, the seeds stay.
+func TestCredsMakesPrivateFilesAndKeepsThem(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "creds")
+	var seeds []byte
+	for range 2 {
+		if code, out, _ := inkstream(t, nil, "creds", "-dir", dir, "-nats-url", "nats://h1:4222,nats://h2:4222"); code != 0 {
+			t.Fatalf("creds: exit %d:\n%s", code, out)
+		}
+		st, err := os.Stat(dir)
+		if err != nil || st.Mode().Perm() != 0o700 {
+			t.Fatalf("the directory: %v %v, want 0700", st.Mode(), err)
+		}
+		var all []byte
+		for _, f := range []string{"admin.nk", "command-api.nk", "projector.nk", "query-api.nk", "sys.nk", "accounts.conf", "admin.json", "sys.json"} {
+			st, err := os.Stat(filepath.Join(dir, f))
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: %v, want a file 0600", f, err)
+			}
+			if strings.HasSuffix(f, ".nk") {
+				b, _ := os.ReadFile(filepath.Join(dir, f))
+				all = append(all, b...)
+			}
+		}
+		if seeds != nil && !bytes.Equal(seeds, all) {
+			t.Fatal("a second run changed the seeds")
+		}
+		seeds = all
+	}
+	if code, out, _ := inkstream(t, nil, "creds"); code != 2 || !strings.Contains(out, "-dir") {
+		t.Fatalf("creds without -dir: exit %d, want 2:\n%s", code, out)
 	}
 }
 
