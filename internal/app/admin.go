@@ -46,14 +46,14 @@ func isTerminal(x any) bool {
 // or verify. Each connects as the admin user, gives up after
 // -connect-timeout when NATS cannot be reached, and never lowers the
 // replicas of anything.
-func Admin(ctx context.Context, command string, args []string, getenv func(string) string, io Stdio) error {
+func Admin(ctx context.Context, command string, args []string, getenv func(string) string, std Stdio) error {
 	switch command {
 	case "provision":
-		return provision(ctx, args, getenv, io)
+		return provision(ctx, args, getenv, std)
 	case "rebuild":
-		return rebuild(ctx, args, getenv, io)
+		return rebuild(ctx, args, getenv, std)
 	case "verify":
-		return verify(ctx, args, getenv, io)
+		return verify(ctx, args, getenv, std)
 	}
 	return fmt.Errorf("%w: unknown admin command %q", config.ErrUsage, command)
 }
@@ -100,18 +100,18 @@ func lookup(ctx context.Context, command string, cfg config.Admin, conn *natsx.C
 	return res, nil
 }
 
-func provision(ctx context.Context, args []string, getenv func(string) string, io Stdio) error {
-	cfg, conn, err := adminConnect(ctx, "provision", args, getenv, io.Err)
+func provision(ctx context.Context, args []string, getenv func(string) string, std Stdio) error {
+	cfg, conn, err := adminConnect(ctx, "provision", args, getenv, std.Err)
 	if err != nil {
 		return err
 	}
 	defer conn.NC.Close()
-	res, err := natsx.Provision(ctx, conn.JS, cfg.NATS, cfg.Logger(io.Err))
+	res, err := natsx.Provision(ctx, conn.JS, cfg.NATS, cfg.Logger(std.Err))
 	if err != nil {
 		return err
 	}
 	kvr, _ := natsx.BucketReplicas(ctx, res.KV)
-	fmt.Fprintf(io.Out, "provision: stream %s (%d replicas), bucket %s (%d replicas), consumer %s\n",
+	fmt.Fprintf(std.Out, "provision: stream %s (%d replicas), bucket %s (%d replicas), consumer %s\n",
 		natsx.Stream, res.Stream.CachedInfo().Config.Replicas, natsx.Bucket, kvr, natsx.ConsumerName)
 	return nil
 }
@@ -122,22 +122,22 @@ func provision(ctx context.Context, args []string, getenv func(string) string, i
 // and reports progress until the read model has caught up with the stream
 // as it was when the rebuild began. The query API keeps serving meanwhile.
 // On a terminal it asks first, unless -yes.
-func rebuild(ctx context.Context, args []string, getenv func(string) string, io Stdio) error {
-	cfg, conn, err := adminConnect(ctx, "rebuild", args, getenv, io.Err)
+func rebuild(ctx context.Context, args []string, getenv func(string) string, std Stdio) error {
+	cfg, conn, err := adminConnect(ctx, "rebuild", args, getenv, std.Err)
 	if err != nil {
 		return err
 	}
 	defer conn.NC.Close()
-	log := cfg.Logger(io.Err)
-	res, err := lookup(ctx, "rebuild", cfg, conn, io.Err)
+	log := cfg.Logger(std.Err)
+	res, err := lookup(ctx, "rebuild", cfg, conn, std.Err)
 	if err != nil {
 		return err
 	}
-	if !cfg.Yes && isTerminal(io.In) && isTerminal(io.Err) {
+	if !cfg.Yes && isTerminal(std.In) && isTerminal(std.Err) {
 		last := res.Stream.CachedInfo().State.LastSeq
-		fmt.Fprintf(io.Err, "rebuild: this purges bucket %s and resets consumer %s on %s, then folds %d stream sequences again.\n"+
+		fmt.Fprintf(std.Err, "rebuild: this purges bucket %s and resets consumer %s on %s, then folds %d stream sequences again.\n"+
 			"The query API keeps serving its snapshots meanwhile. Continue? [y/N] ", natsx.Bucket, natsx.ConsumerName, cfg.NATS.RedactedURL(), last)
-		answer, _ := bufio.NewReader(io.In).ReadString('\n')
+		answer, _ := bufio.NewReader(std.In).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			return fmt.Errorf("rebuild: %w: nothing changed", ErrNotConfirmed)
 		}
@@ -146,14 +146,14 @@ func rebuild(ctx context.Context, args []string, getenv func(string) string, io 
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	fmt.Fprintf(io.Out, "rebuild: bucket purged, consumer reset; folding %d stream sequences\n", target)
+	fmt.Fprintf(std.Out, "rebuild: bucket purged, consumer reset; folding %d stream sequences\n", target)
 	pctx, stop := context.WithCancel(ctx)
 	p := projector.New(natsx.NewConsumer(conn.JS, false, log), natsx.NewSnapshots(conn.JS, res.KV), natsx.NewEventStore(conn.JS),
 		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize}, prometheus.NewRegistry(), log)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = p.Run(pctx) }()
-	bar := newProgress(io.Out, "rebuild", target)
+	bar := newProgress(std.Out, "rebuild", target)
 	err = waitCaughtUp(ctx, natsx.NewLog(conn.JS), target, bar.set)
 	stop()
 	wg.Wait()
@@ -161,7 +161,7 @@ func rebuild(ctx context.Context, args []string, getenv func(string) string, io 
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	fmt.Fprintln(io.Out, "rebuild: done")
+	fmt.Fprintln(std.Out, "rebuild: done")
 	return nil
 }
 
@@ -247,29 +247,29 @@ func (c countingLog) ReadAll(ctx context.Context, each func(events.Message) erro
 // prints each difference and each skipped message, and returns
 // ErrDifferences when there is a difference. It writes nothing: it looks
 // the stream and bucket up, and reads them.
-func verify(ctx context.Context, args []string, getenv func(string) string, io Stdio) error {
-	cfg, conn, err := adminConnect(ctx, "verify", args, getenv, io.Err)
+func verify(ctx context.Context, args []string, getenv func(string) string, std Stdio) error {
+	cfg, conn, err := adminConnect(ctx, "verify", args, getenv, std.Err)
 	if err != nil {
 		return err
 	}
 	defer conn.NC.Close()
-	res, err := lookup(ctx, "verify", cfg, conn, io.Err)
+	res, err := lookup(ctx, "verify", cfg, conn, std.Err)
 	if err != nil {
 		return err
 	}
-	bar := newProgress(io.Err, "verify: reading the stream", res.Stream.CachedInfo().State.LastSeq)
+	bar := newProgress(std.Err, "verify: reading the stream", res.Stream.CachedInfo().State.LastSeq)
 	rep, err := projector.Verify(ctx, countingLog{natsx.NewLog(conn.JS), bar.set}, natsx.NewEventStore(conn.JS), natsx.NewSnapshots(conn.JS, res.KV))
 	bar.finish()
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	for _, s := range rep.Skipped {
-		fmt.Fprintln(io.Out, "verify: warning: skipped", s)
+		fmt.Fprintln(std.Out, "verify: warning: skipped", s)
 	}
 	for _, d := range rep.Differences {
-		fmt.Fprintln(io.Out, "verify:", d)
+		fmt.Fprintln(std.Out, "verify:", d)
 	}
-	fmt.Fprintf(io.Out, "verify: %d articles, %d differences, %d skipped messages\n", rep.Articles, len(rep.Differences), len(rep.Skipped))
+	fmt.Fprintf(std.Out, "verify: %d articles, %d differences, %d skipped messages\n", rep.Articles, len(rep.Differences), len(rep.Skipped))
 	if len(rep.Differences) > 0 {
 		return fmt.Errorf("verify: %w: %d differences", ErrDifferences, len(rep.Differences))
 	}
