@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
+	"regexp"
 	"testing"
+	"time"
 
 	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/natstest"
@@ -50,4 +53,26 @@ func TestServesAndStopsCleanly(t *testing.T) {
 		t.Fatalf("POST: %v %d %s", err, r.Status, r.Body)
 	}
 	sv.StopCleanly(t, sv.Base)
+}
+
+// TestWaitsForTheAdminToProvision starts the command API, as its own
+// user, on a server where nothing is provisioned: it waits, saying for
+// what, and is ready once the admin has provisioned.
+func TestWaitsForTheAdminToProvision(t *testing.T) {
+	srv := natstest.RunServer(t)
+	b := cmdtest.Start(t, run, []string{"-listen", "127.0.0.1:0", "-nats-url", natstest.RoleURL(srv.URL(), natsx.RoleCommandAPI)}, cmdtest.Env())
+	b.WaitLog(t, cmdtest.Timeout, regexp.MustCompile(`(waiting for stream ARTICLES \(an admin creates it: inkstream provision\))`))
+	natstest.Connect(t, srv.URL(), 1)
+	addr := b.WaitLog(t, cmdtest.Timeout, regexp.MustCompile(`msg="command API listening" addr=(\S+)`))[0]
+	c := &http.Client{Timeout: 10 * time.Second}
+	natstest.WaitFor(t, cmdtest.Timeout, func() error {
+		r, err := systest.Do(c, http.MethodGet, "http://"+addr+"/readyz", nil)
+		if err == nil && r.Status != http.StatusOK {
+			err = fmt.Errorf("readyz %d", r.Status)
+		}
+		return err
+	})
+	if err := b.Stop(t); err != nil {
+		t.Fatal(err)
+	}
 }
