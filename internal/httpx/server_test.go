@@ -9,33 +9,15 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
+	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
-
-// syncLog collects log lines while the server writes them.
-type syncLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // serve runs app on a free port over real HTTP until the test ends.
 func serve(t *testing.T, app *fiber.App, log *slog.Logger) string {
@@ -81,7 +63,7 @@ func get(t *testing.T, url string, headers ...string) (*http.Response, []byte) {
 // answered with a 500 problem, logged with its request id and stack, and
 // the next request is served.
 func TestPanicIsA500ProblemAndTheServerLives(t *testing.T) {
-	var logs syncLog
+	var logs cmdtest.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	app := httpx.NewApp("test", 0, log)
 	app.Get("/panic", func(*fiber.Ctx) error { panic("the handler broke") })
