@@ -23,6 +23,24 @@ import (
 // DevKeyFile is the development signing key's file in a data directory.
 const DevKeyFile = "dev-signing-key.pem"
 
+// DevJWKSFile is the development key's public half as a JWKS, beside it,
+// for processes started with -auth-jwks-file (make cluster, make bench).
+const DevJWKSFile = "dev-jwks.json"
+
+// WriteDevJWKS makes sure dir has a development key, and writes its
+// public half to DevJWKSFile there.
+func WriteDevJWKS(dir string) error {
+	k, _, err := LoadOrCreateDevKey(dir)
+	if err != nil {
+		return err
+	}
+	doc, err := k.JWKS()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, DevJWKSFile), doc, 0o644)
+}
+
 // ErrNoDevKey means a data directory holds no development key yet.
 var ErrNoDevKey = errors.New("no development signing key")
 
