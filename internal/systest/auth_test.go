@@ -420,3 +420,20 @@ func TestRateLimit(t *testing.T) {
 		return nil
 	})
 }
+
+// TestIdempotencyKeysAreTheWritersOwn: the same key and body from another
+// writer is another write; it never answers the first writer's article.
+func TestIdempotencyKeysAreTheWritersOwn(t *testing.T) {
+	_, s := systest.StartSingle(t, 1)
+	eve, maxi := systest.As(s.Token("eve", "editor")), systest.As(s.Token("max", "editor"))
+	body := auArticle("Same key", "ada")
+	a, _ := s.Create(body, append([]string{"Idempotency-Key", "k-1"}, eve...)...)
+	again, _ := s.Create(body, append([]string{"Idempotency-Key", "k-1"}, eve...)...)
+	other, _ := s.Create(body, append([]string{"Idempotency-Key", "k-1"}, maxi...)...)
+	if again.ID != a.ID || other.ID == a.ID {
+		t.Fatalf("eve %s, eve again %s, max %s: want eve's retry to be her article and max's another", a.ID, again.ID, other.ID)
+	}
+	if h := s.History(other.ID); len(h.Events) != 1 || h.Events[0].Event.Actor != "max" {
+		t.Fatalf("max's article: %+v", h.Events)
+	}
+}
