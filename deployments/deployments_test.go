@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -563,7 +562,8 @@ func TestComposeNATSConfigs(t *testing.T) {
 
 	// Run them: loopback addresses instead of container names, a temp store.
 	loopback := func(all []*server.Options) {
-		client, route := freePorts(t, len(all)), freePorts(t, len(all))
+		ports := natstest.FreePorts(t, 2*len(all))
+		client, route := ports[:len(all)], ports[len(all):]
 		var routeURLs []string
 		for _, p := range route {
 			routeURLs = append(routeURLs, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
@@ -701,15 +701,7 @@ func checkClusterServes(tb testing.TB, cfg natsx.Options, urls []string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := natsx.Connect(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatalf("connect without credentials: %v", err)
-	}
-	tb.Cleanup(func() { conn.NC.Close() })
-	res, err := natsx.Provision(ctx, conn.JS, cfg)
-	if err != nil {
-		tb.Fatalf("provision: %v", err)
-	}
+	conn, res := natstest.ConnectWith(tb, cfg)
 	info, err := res.Stream.Info(ctx)
 	if err != nil {
 		tb.Fatal(err)
@@ -934,23 +926,4 @@ func moduleGoVersion(tb testing.TB) string {
 		tb.Fatal("go.mod has no go directive")
 	}
 	return string(m[1])
-}
-
-// freePorts returns n ports that were free a moment ago.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var out []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
 }

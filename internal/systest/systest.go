@@ -35,10 +35,7 @@ func Logger() *slog.Logger {
 
 // Common returns the settings every role of a test system shares.
 func Common(url string, replicas int) config.Common {
-	return config.Common{NATS: natsx.Options{
-		URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas,
-		DuplicateWindow: 2 * time.Minute, Provision: true,
-	}, LogFormat: "text"}
+	return config.Common{NATS: natstest.Options(url, replicas), LogFormat: "text"}
 }
 
 // CommandConfig is a command API on a free port.
@@ -75,16 +72,7 @@ type System struct {
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
 	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
-	ctx := natstest.Context(tb)
-	conn, err := natsx.Connect(ctx, Common(url, replicas).NATS, Logger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(conn.NC.Close)
-	s.Conn = conn
-	if s.Res, err = natsx.Provision(ctx, conn.JS, Common(url, replicas).NATS); err != nil {
-		tb.Fatal(err)
-	}
+	s.Conn, s.Res = natstest.Connect(tb, url, replicas)
 	for i := 0; i < projectors; i++ {
 		s.StartProjector()
 	}
