@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inkstream/inkstream/internal/app"
@@ -25,7 +24,6 @@ import (
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/internal/systest"
 	"github.com/inkstream/inkstream/pkg/domain"
-	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // gtAppendMany creates n articles by publishing their ArticleCreated events
@@ -47,16 +45,10 @@ func gtAppendMany(tb testing.TB, s *systest.System, n int) []string {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		data, err := events.Encode(evs[0])
+		msg, err := natsx.EventMsg(evs[0], 0, evID, "")
 		if err != nil {
 			tb.Fatal(err)
 		}
-		msg := nats.NewMsg(events.Subject(id, events.ArticleCreated))
-		msg.Data = data
-		msg.Header.Set(jetstream.MsgIDHeader, evID)
-		msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-		msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.ArticleSubjects(id))
-		msg.Header.Set(events.HeaderEventType, string(events.ArticleCreated))
 		if acks[i], err = s.Conn.JS.PublishMsgAsync(msg); err != nil {
 			tb.Fatal(err)
 		}
