@@ -67,11 +67,19 @@ type System struct {
 	Client     *http.Client
 }
 
+// NewClient is an HTTP client for a test: enough idle connections per host
+// that hundreds of concurrent requests do not churn through sockets.
+func NewClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
+}
+
 // Start runs the roles against url (with n projectors) and waits until the
 // query API is ready. Everything stops when the test ends.
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
-	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
+	s := &System{TB: tb, URL: url, Replicas: replicas, Client: NewClient()}
 	s.Conn, s.Res = natstest.Connect(tb, url, replicas)
 	for i := 0; i < projectors; i++ {
 		s.StartProjector()
@@ -231,19 +239,17 @@ func (s *System) Store() *natsx.EventStore {
 // message in the stream.
 func (s *System) WaitProjected(timeout time.Duration) {
 	s.TB.Helper()
-	ctx := natstest.Context(s.TB)
 	natstest.WaitFor(s.TB, timeout, func() error {
-		info, err := s.Res.Stream.Info(ctx)
+		last, err := s.LastSeq()
 		if err != nil {
 			return err
 		}
-		cons, err := s.Conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
+		ci, err := s.ConsumerInfo()
 		if err != nil {
 			return err
 		}
-		ci := cons.CachedInfo()
-		if ci.AckFloor.Stream < info.State.LastSeq || ci.NumAckPending > 0 {
-			return fmt.Errorf("projector at %d of %d (%d pending ack)", ci.AckFloor.Stream, info.State.LastSeq, ci.NumAckPending)
+		if ci.AckFloor.Stream < last || ci.NumAckPending > 0 {
+			return fmt.Errorf("projector at %d of %d (%d pending ack)", ci.AckFloor.Stream, last, ci.NumAckPending)
 		}
 		return nil
 	})
