@@ -157,7 +157,7 @@ func TestCtrlCStopsCleanlyAndRestartKeepsArticles(t *testing.T) {
 			t.Fatalf("GET %s with its token after restart: %v %s %+v, want %+v", id, err, tag, got, a)
 		}
 		// Without it, once the projector has caught up (at worst after a
-		// redelivery: AckWait is 30s).
+		// redelivery: AckWait is 10s).
 		natstest.WaitFor(t, 40*time.Second, func() error {
 			got, tag, err := get(id)
 			if err == nil && (got != a || tag != fmt.Sprintf(`"%d"`, a.Version)) {

@@ -1,6 +1,7 @@
 // Package systest runs whole inkstream systems inside a test process: real
 // embedded JetStream (one server or a three-node cluster), the roles on
-// port 0, and an HTTP client that drives them.
+// port 0, an HTTP client that drives them, and the kit of checks the system
+// tests share (kit.go).
 package systest
 
 import (
