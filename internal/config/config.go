@@ -136,13 +136,20 @@ func (c Common) Logger(w io.Writer) *slog.Logger {
 // ParseCommandAPI reads the command API's configuration.
 func ParseCommandAPI(name string, args []string, getenv func(string) string, out io.Writer) (CommandAPI, error) {
 	var c CommandAPI
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { commandFlags(fs, &c, "listen") }, func() error { return c.validate() })
+	return c, err
+}
+
+// parseRole reads the configuration of a role: the common flags, the
+// role's own (flags), then checks both (validate: the role's own).
+func parseRole(name string, args []string, getenv func(string) string, out io.Writer, c *Common, flags func(*flag.FlagSet), validate func() error) error {
 	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	commandFlags(fs, &c, "listen")
+	level := commonFlags(fs, c, name)
+	flags(fs)
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return err
 	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	return errors.Join(c.finish(*level), validate())
 }
 
 func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
@@ -169,13 +176,8 @@ func (c CommandAPI) validate() error {
 // ParseProjector reads the projector's configuration.
 func ParseProjector(name string, args []string, getenv func(string) string, out io.Writer) (Projector, error) {
 	var c Projector
-	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	projectorFlags(fs, &c, "listen")
-	if err := parse(fs, args, getenv); err != nil {
-		return c, err
-	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { projectorFlags(fs, &c, "listen") }, func() error { return c.validate() })
+	return c, err
 }
 
 func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
@@ -198,13 +200,8 @@ func (c Projector) validate() error {
 // ParseQueryAPI reads the query API's configuration.
 func ParseQueryAPI(name string, args []string, getenv func(string) string, out io.Writer) (QueryAPI, error) {
 	var c QueryAPI
-	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	queryFlags(fs, &c, "listen")
-	if err := parse(fs, args, getenv); err != nil {
-		return c, err
-	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { queryFlags(fs, &c, "listen") }, func() error { return c.validate() })
+	return c, err
 }
 
 func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
