@@ -1,8 +1,7 @@
 // Package deployments_test checks the deployment files against the code they
 // deploy: docker-compose.yml against the flags of each binary and the NATS
 // configs, the NATS configs with the real nats-server parser and by running
-// them as a cluster, the Dockerfile against the module, and the Makefile's
-// cluster target.
+// them as a cluster, and the Dockerfile against the module.
 package deployments_test
 
 import (
@@ -898,20 +897,6 @@ func TestDockerfile(t *testing.T) {
 				t.Errorf("Dockerfile.dockerignore drops %s, which go build ./cmd/... needs", l)
 			}
 		}
-	}
-}
-
-func TestMakefileClusterTarget(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rule := regexp.MustCompile(`(?m)^cluster:(.*)\n(\t.*\n)*`).FindSubmatch(b)
-	if rule == nil {
-		t.Fatal("Makefile has no cluster target")
-	}
-	if !slices.Contains(strings.Fields(string(rule[1])), "build") || !strings.Contains(string(rule[0]), "\t$(BIN)/inkcluster ") {
-		t.Errorf("make cluster should build, then run $(BIN)/inkcluster:\n%s", rule[0])
 	}
 }
 
