@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/inkstream/inkstream/internal/app"
+	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
@@ -504,13 +505,9 @@ func Raw(tb testing.TB, addr string, wait time.Duration, req ...[]byte) RawAnswe
 func (s *System) VerifyCLI(args ...string) (string, error) {
 	s.TB.Helper()
 	var out bytes.Buffer
-	err := app.Verify(natstest.Context(s.TB), append([]string{"-nats-url", s.URL}, args...), NoEnv, &out, &out)
+	err := app.Verify(natstest.Context(s.TB), append([]string{"-nats-url", s.URL}, args...), cmdtest.Env(), &out, &out)
 	return out.String(), err
 }
-
-// NoEnv is an empty environment: it keeps the commands a test runs from
-// reading INKSTREAM_* of the test's own.
-func NoEnv(string) string { return "" }
 
 // LastSeq is the last sequence of stream ARTICLES.
 func (s *System) LastSeq() (uint64, error) {

@@ -152,7 +152,7 @@ func TestRebuildWhileServingReads(t *testing.T) {
 		start := time.Now()
 		done := make(chan error, 1)
 		go func() {
-			done <- app.Rebuild(natstest.Context(t), []string{"-nats-url", s.URL, "-log-level", "error"}, systest.NoEnv, &out, &errOut)
+			done <- app.Rebuild(natstest.Context(t), []string{"-nats-url", s.URL, "-log-level", "error"}, cmdtest.Env(), &out, &errOut)
 		}()
 		natstest.WaitFor(t, 60*time.Second, func() error {
 			if strings.Contains(out.String(), "bucket purged") {
