@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,10 +24,10 @@ import (
 // knobs the write path must cope with: a replica that lags behind the
 // leader, another writer that appends first, and unavailability. The
 // leader's view (Append, Last, Get) is always current; History reads the
-// replica. Behaviour against a real JetStream is tested in internal/natsx
-// and internal/systest.
+// replica. The write path calls it from one goroutine at a time. How the
+// adapter does the same against JetStream is tested in internal/natsx and
+// internal/systest.
 type fakeStore struct {
-	mu    sync.Mutex
 	log   []events.Message  // the leader's log; log[i].Seq == i+1
 	ids   map[string]uint64 // message id → sequence: the duplicate window
 	calls map[string]int    // method → calls
@@ -36,16 +35,11 @@ type fakeStore struct {
 	lag      int    // messages at the end of the log the replica does not hold yet...
 	lagReads int    // ...for this many more History reads (-1: for ever)
 	down     bool   // every call answers domain.ErrUnavailable
-	before   func() // runs before the next Append lands (another writer gets in first)
+	before   func() // runs once before the next Append lands: another writer gets in first
 }
 
 var _ EventStore = (*fakeStore)(nil)
 
-func newFakeStore() *fakeStore {
-	return &fakeStore{ids: map[string]uint64{}, calls: map[string]int{}}
-}
-
-// call counts a call of method and says whether the store is down.
 func (f *fakeStore) call(method string) error {
 	f.calls[method]++
 	if f.down {
@@ -55,8 +49,6 @@ func (f *fakeStore) call(method string) error {
 }
 
 func (f *fakeStore) History(_ context.Context, id string, upTo uint64) (events.History, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err := f.call("History"); err != nil {
 		return events.History{}, err
 	}
@@ -67,25 +59,14 @@ func (f *fakeStore) History(_ context.Context, id string, upTo uint64) (events.H
 			f.lagReads--
 		}
 	}
-	r := events.NewReplay(id)
-	for _, m := range visible {
-		if of, ok := events.ArticleIDFromSubject(m.Subject); ok && of == id && (upTo == 0 || m.Seq <= upTo) {
-			r.Add(m)
-		}
-	}
-	return r.History(), nil
+	return f.replay(visible, id, upTo).History(), nil
 }
 
 func (f *fakeStore) Append(_ context.Context, e domain.Event, expect uint64, msgID, requestHash string) (uint64, bool, error) {
-	f.mu.Lock()
-	before := f.before
-	f.before = nil
-	f.mu.Unlock()
-	if before != nil {
+	if before := f.before; before != nil {
+		f.before = nil
 		before()
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err := f.call("Append"); err != nil {
 		return 0, false, err
 	}
@@ -95,16 +76,10 @@ func (f *fakeStore) Append(_ context.Context, e domain.Event, expect uint64, msg
 	if last := f.last(e.ArticleID); last.Seq != expect {
 		return 0, false, fmt.Errorf("append v%d of %s after seq %d, the last is %d: %w", e.Version, e.ArticleID, expect, last.Seq, domain.ErrConflict)
 	}
-	data, err := events.Encode(e)
-	if err != nil {
-		return 0, false, err
-	}
-	return f.add(events.SubjectOf(e), data, msgID, requestHash), false, nil
+	return f.add(e, msgID, requestHash), false, nil
 }
 
 func (f *fakeStore) Last(_ context.Context, id string) (events.Message, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err := f.call("Last"); err != nil {
 		return events.Message{}, err
 	}
@@ -115,8 +90,6 @@ func (f *fakeStore) Last(_ context.Context, id string) (events.Message, error) {
 }
 
 func (f *fakeStore) Get(_ context.Context, seq uint64) (events.Message, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err := f.call("Get"); err != nil {
 		return events.Message{}, err
 	}
@@ -129,68 +102,58 @@ func (f *fakeStore) Get(_ context.Context, seq uint64) (events.Message, error) {
 // last is the last message on the subjects of article id (Seq 0: none).
 func (f *fakeStore) last(id string) events.Message {
 	for i := len(f.log) - 1; i >= 0; i-- {
-		if of, ok := events.ArticleIDFromSubject(f.log[i].Subject); ok && of == id {
+		if of, _ := events.ArticleIDFromSubject(f.log[i].Subject); of == id {
 			return f.log[i]
 		}
 	}
 	return events.Message{}
 }
 
-// add appends a message as it is and returns its sequence.
-func (f *fakeStore) add(subject string, data []byte, msgID, requestHash string) uint64 {
-	seq := uint64(len(f.log) + 1)
-	f.log = append(f.log, events.Message{Seq: seq, Subject: subject, Data: data, MsgID: msgID, RequestHash: requestHash})
-	if msgID != "" {
-		f.ids[msgID] = seq
-	}
-	return seq
-}
-
-// write is another writer: it decides cmd on the article as the leader
-// has it and appends the event.
-func (f *fakeStore) write(tb testing.TB, id string, cmd func(domain.Meta) domain.Command) domain.Event {
-	tb.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// replay folds the messages of article id in log up to upTo (0: all).
+func (f *fakeStore) replay(log []events.Message, id string, upTo uint64) *events.Replay {
 	r := events.NewReplay(id)
-	for _, m := range f.log {
-		if of, _ := events.ArticleIDFromSubject(m.Subject); of == id {
+	for _, m := range log {
+		if of, _ := events.ArticleIDFromSubject(m.Subject); of == id && (upTo == 0 || m.Seq <= upTo) {
 			r.Add(m)
 		}
 	}
-	evID := uuid.Must(uuid.NewV7()).String()
-	evs, err := domain.Decide(r.History().Fold.State, cmd(domain.Meta{EventID: evID, At: time.Now().UTC().Truncate(time.Microsecond), Actor: "other"}))
+	return r
+}
+
+// add appends the message of e (or, for a test, raw bytes) and returns its sequence.
+func (f *fakeStore) add(e any, msgID, requestHash string) uint64 {
+	m := events.Message{Seq: uint64(len(f.log) + 1), MsgID: msgID, RequestHash: requestHash}
+	switch e := e.(type) {
+	case domain.Event:
+		m.Subject, m.Data = events.SubjectOf(e), must(events.Encode(e))
+	case events.Message:
+		m.Subject, m.Data = e.Subject, e.Data
+	}
+	f.log = append(f.log, m)
+	f.ids[msgID] = m.Seq
+	return m.Seq
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// write is another writer: it decides cmd on the article as the leader
+// has it and appends the event without asking.
+func (f *fakeStore) write(tb testing.TB, id string, cmd func(domain.Meta) domain.Command) {
+	tb.Helper()
+	meta := domain.Meta{EventID: newID(), At: time.Now().UTC().Truncate(time.Microsecond), Actor: "other"}
+	evs, err := domain.Decide(f.replay(f.log, id, 0).History().Fold.State, cmd(meta))
 	if err != nil || len(evs) != 1 {
 		tb.Fatalf("another writer's command on %s: %d events, %v", id, len(evs), err)
 	}
-	data, err := events.Encode(evs[0])
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f.add(events.SubjectOf(evs[0]), data, evID, "")
-	return evs[0]
+	f.add(evs[0], meta.EventID, "")
 }
 
-// counts returns the calls of each method so far.
-func (f *fakeStore) counts() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make(map[string]int, len(f.calls))
-	for k, v := range f.calls {
-		out[k] = v
-	}
-	return out
-}
-
-// set changes the knobs under the store's lock.
-func (f *fakeStore) set(change func(f *fakeStore)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	change(f)
-}
-
-// ---- the service under test and its requests ----
-
+// rig is a write service on a fake store.
 type rig struct {
 	store *fakeStore
 	svc   *Service
@@ -198,7 +161,7 @@ type rig struct {
 }
 
 func newRig(writeTimeout time.Duration) *rig {
-	r := &rig{store: newFakeStore(), reg: prometheus.NewRegistry()}
+	r := &rig{store: &fakeStore{ids: map[string]uint64{}, calls: map[string]int{}}, reg: prometheus.NewRegistry()}
 	r.svc = New(r.store, Options{CacheSize: 1000, WriteTimeout: writeTimeout}, r.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return r
 }
@@ -219,105 +182,112 @@ func (r *rig) metric(tb testing.TB, name string) float64 {
 	return 0
 }
 
-// write runs req and fails the test unless it succeeds.
-func (r *rig) write(tb testing.TB, req request) result {
+// write runs req and fails unless it answers the article at version v
+// with title.
+func (r *rig) write(tb testing.TB, req request, v int, title string) result {
 	tb.Helper()
 	res, err := r.svc.write(context.Background(), req)
 	if err != nil {
 		tb.Fatalf("write %s: %v", req.id, err)
 	}
+	if res.state.Article.Version != v || res.state.Article.Title != title || res.seq == 0 {
+		tb.Fatalf("result v%d %q at seq %d, want v%d %q", res.state.Article.Version, res.state.Article.Title, res.seq, v, title)
+	}
 	return res
 }
 
+// fail runs req and fails unless its error is want.
+func (r *rig) fail(tb testing.TB, req request, want error) {
+	tb.Helper()
+	if _, err := r.svc.write(context.Background(), req); !errors.Is(err, want) {
+		tb.Fatalf("write %s: %v, want %v", req.id, err, want)
+	}
+}
+
+// requireCalls fails unless the store had the calls of want since before.
+func (r *rig) requireCalls(tb testing.TB, before map[string]int, want map[string]int) {
+	tb.Helper()
+	for method, n := range want {
+		if got := r.store.calls[method] - before[method]; got != n {
+			tb.Fatalf("%d calls of %s, want %d (all calls: %v)", got, method, n, r.store.calls)
+		}
+	}
+}
+
+func (r *rig) calls() map[string]int {
+	out := map[string]int{}
+	for k, v := range r.store.calls {
+		out[k] = v
+	}
+	return out
+}
+
 func fields(title string) domain.Fields {
-	return domain.Fields{Title: title, Content: "content", AuthorID: "ada"}
+	return domain.Fields{Title: title, Content: "c", AuthorID: "ada"}
 }
 
-func createReq(id string, f domain.Fields) request {
-	return request{id: id, fresh: true, command: func(m domain.Meta) domain.Command {
-		return domain.CreateArticle{Meta: m, ID: id, Fields: f}
-	}}
-}
-
-func replaceReq(id string, f domain.Fields, ifMatch *int) request {
-	return request{id: id, command: func(m domain.Meta) domain.Command {
-		return domain.ReplaceArticle{Meta: m, ID: id, Fields: f, IfMatch: ifMatch}
-	}}
-}
-
-func deleteReq(id string) request {
-	return request{id: id, command: func(m domain.Meta) domain.Command { return domain.DeleteArticle{Meta: m, ID: id} }}
-}
-
-// keyed is req retried under an Idempotency-Key: msgID and request digest.
-func keyed(req request, key, hash string) request {
-	req.key, req.hash = key, hash
-	return req
-}
-
-func createCmd(id, title string) func(domain.Meta) domain.Command {
+func create(id, title string) func(domain.Meta) domain.Command {
 	return func(m domain.Meta) domain.Command {
 		return domain.CreateArticle{Meta: m, ID: id, Fields: fields(title)}
 	}
 }
 
-func replaceCmd(id, title string) func(domain.Meta) domain.Command {
+func replace(id, title string, ifMatch ...int) func(domain.Meta) domain.Command {
 	return func(m domain.Meta) domain.Command {
-		return domain.ReplaceArticle{Meta: m, ID: id, Fields: fields(title)}
+		c := domain.ReplaceArticle{Meta: m, ID: id, Fields: fields(title)}
+		if len(ifMatch) > 0 {
+			c.IfMatch = &ifMatch[0]
+		}
+		return c
 	}
+}
+
+// req is a request of cmd on article id, with an Idempotency-Key's message
+// id and request digest when key is not empty.
+func req(id string, cmd func(domain.Meta) domain.Command, key, hash string) request {
+	return request{id: id, key: key, hash: hash, command: cmd}
+}
+
+// fresh is the create of a new id.
+func fresh(id, title string) request {
+	return request{id: id, fresh: true, command: create(id, title)}
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
-func version(v int) *int { return &v }
-
-// requireState fails unless res is the article at version v with title.
-func requireState(tb testing.TB, res result, v int, title string) {
-	tb.Helper()
-	if res.state.Article.Version != v || res.state.Article.Title != title || res.seq == 0 {
-		tb.Fatalf("result v%d %q at seq %d, want v%d %q", res.state.Article.Version, res.state.Article.Title, res.seq, v, title)
-	}
-}
 
 // ---- one test per step of Service.write ----
 
 func TestWriteLoad(t *testing.T) {
 	t.Run("a fresh id is not read", func(t *testing.T) {
 		r := newRig(time.Second)
-		res := r.write(t, createReq(newID(), fields("Fresh")))
-		requireState(t, res, 1, "Fresh")
-		if c := r.store.counts(); c["History"] != 0 || c["Last"] != 0 || c["Append"] != 1 {
-			t.Fatalf("calls %v: a fresh id must append without a read", c)
-		}
+		r.write(t, fresh(newID(), "Fresh"), 1, "Fresh")
+		r.requireCalls(t, nil, map[string]int{"History": 0, "Last": 0, "Append": 1})
 	})
 	t.Run("the history is read once and kept", func(t *testing.T) {
 		r := newRig(time.Second)
 		id := newID()
-		r.store.write(t, id, createCmd(id, "Written elsewhere"))
-		requireState(t, r.write(t, replaceReq(id, fields("Second"), nil)), 2, "Second")
-		requireState(t, r.write(t, replaceReq(id, fields("Third"), version(2))), 3, "Third")
-		if c := r.store.counts(); c["History"] != 1 || c["Append"] != 2 {
-			t.Fatalf("calls %v, want one History read for two writes", c)
-		}
+		r.store.write(t, id, create(id, "Written elsewhere"))
+		r.write(t, req(id, replace(id, "Second"), "", ""), 2, "Second")
+		r.write(t, req(id, replace(id, "Third", 2), "", ""), 3, "Third")
+		r.requireCalls(t, nil, map[string]int{"History": 1, "Append": 2})
 	})
 	t.Run("skipped messages are counted once", func(t *testing.T) {
 		r := newRig(time.Second)
 		id := newID()
-		r.store.write(t, id, createCmd(id, "Poisoned"))
-		r.store.set(func(f *fakeStore) { f.add(events.Subject(id, events.ArticleUpdated), []byte("not json"), "poison", "") })
-		requireState(t, r.write(t, replaceReq(id, fields("After the poison"), nil)), 2, "After the poison")
+		r.store.write(t, id, create(id, "Poisoned"))
+		r.store.add(events.Message{Subject: events.Subject(id, events.ArticleUpdated), Data: []byte("not json")}, "poison", "")
+		r.write(t, req(id, replace(id, "After the poison"), "", ""), 2, "After the poison")
 		r.svc.aggs.forget(id) // read the history again: the same message is not counted twice
-		requireState(t, r.write(t, replaceReq(id, fields("Again"), nil)), 3, "Again")
+		r.write(t, req(id, replace(id, "Again"), "", ""), 3, "Again")
 		if n := r.metric(t, "inkstream_skipped_messages_total"); n != 1 {
 			t.Fatalf("skipped messages counted %v, want 1", n)
 		}
 	})
 	t.Run("an unavailable store is ErrUnavailable", func(t *testing.T) {
 		r := newRig(time.Second)
-		r.store.set(func(f *fakeStore) { f.down = true })
-		if _, err := r.svc.write(context.Background(), replaceReq(newID(), fields("x"), nil)); !errors.Is(err, domain.ErrUnavailable) {
-			t.Fatalf("write on a store that is down: %v, want ErrUnavailable", err)
-		}
+		id := newID()
+		r.store.down = true
+		r.fail(t, req(id, replace(id, "Down"), "", ""), domain.ErrUnavailable)
 	})
 }
 
@@ -325,14 +295,11 @@ func TestWriteDecide(t *testing.T) {
 	r := newRig(time.Second)
 	id := newID()
 	t.Run("the event carries a new UUIDv7, the time and the actor", func(t *testing.T) {
-		req := createReq(id, fields("Decided"))
-		req.actor = "ada"
-		before := time.Now().UTC()
-		r.write(t, req)
-		m, err := r.store.Last(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
+		rq := fresh(id, "Decided")
+		rq.actor = "ada"
+		before := time.Now().UTC().Truncate(time.Microsecond)
+		r.write(t, rq, 1, "Decided")
+		m := r.store.last(id)
 		e, err := events.Decode(m.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -340,35 +307,31 @@ func TestWriteDecide(t *testing.T) {
 		if u, err := uuid.Parse(e.ID); err != nil || u.Version() != 7 || m.MsgID != e.ID {
 			t.Fatalf("event id %q (message id %q): want a UUIDv7, also the message id", e.ID, m.MsgID)
 		}
-		if e.Actor != "ada" || e.At.Before(before.Truncate(time.Microsecond)) || !e.At.Equal(e.At.Truncate(time.Microsecond)) || e.At.Location() != time.UTC {
+		if e.Actor != "ada" || e.At.Before(before) || !e.At.Equal(e.At.Truncate(time.Microsecond)) || e.At.Location() != time.UTC {
 			t.Fatalf("event actor %q at %v, want ada now, in UTC microseconds", e.Actor, e.At)
 		}
 	})
 	t.Run("no change appends nothing", func(t *testing.T) {
-		appends := r.store.counts()["Append"]
-		res := r.write(t, replaceReq(id, fields("Decided"), nil))
-		requireState(t, res, 1, "Decided")
-		if n := r.store.counts()["Append"]; n != appends {
-			t.Fatalf("a write that changes nothing appended %d events", n-appends)
-		}
+		before := r.calls()
+		r.write(t, req(id, replace(id, "Decided"), "", ""), 1, "Decided")
+		r.requireCalls(t, before, map[string]int{"Append": 0})
 	})
+	invalid := func(m domain.Meta) domain.Command {
+		return domain.ReplaceArticle{Meta: m, ID: id, Fields: domain.Fields{Content: "no title", AuthorID: "ada"}}
+	}
 	for _, tc := range []struct {
 		name string
 		req  request
 		want error
 	}{
-		{"an invalid command is ErrInvalid", replaceReq(id, domain.Fields{Content: "no title", AuthorID: "ada"}, nil), domain.ErrInvalid},
-		{"a stale If-Match is ErrPreconditionFailed", replaceReq(id, fields("Late"), version(7)), domain.ErrPreconditionFailed},
-		{"a write to an unknown id is ErrNotFound", replaceReq(newID(), fields("Nobody"), nil), domain.ErrNotFound},
+		{"an invalid command is ErrInvalid", req(id, invalid, "", ""), domain.ErrInvalid},
+		{"a stale If-Match is ErrPreconditionFailed", req(id, replace(id, "Late", 7), "", ""), domain.ErrPreconditionFailed},
+		{"a write to an unknown id is ErrNotFound", req("nobody", replace("nobody", "Nobody"), "", ""), domain.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			appends := r.store.counts()["Append"]
-			if _, err := r.svc.write(context.Background(), tc.req); !errors.Is(err, tc.want) {
-				t.Fatalf("err %v, want %v", err, tc.want)
-			}
-			if n := r.store.counts()["Append"]; n != appends {
-				t.Fatalf("a refused write appended %d events", n-appends)
-			}
+			before := r.calls()
+			r.fail(t, tc.req, tc.want)
+			r.requireCalls(t, before, map[string]int{"Append": 0})
 		})
 	}
 }
@@ -379,97 +342,76 @@ func TestWriteSettle(t *testing.T) {
 	// it, the write confirms it against the leader and decides again.
 	for _, tc := range []struct {
 		name string
-		// setup leaves this instance with a stale cache of id; the others'
-		// last write made the article's version 2 with title "Theirs".
+		// setup leaves this instance with a stale cache of the article;
+		// another writer's last write made it version 2.
 		setup func(t *testing.T, r *rig, id string)
-		req   func(id string) request
+		cmd   func(id string) func(domain.Meta) domain.Command
 	}{
 		{"a write equal to the stale state is a change", func(t *testing.T, r *rig, id string) {
-			r.write(t, createReq(id, fields("Mine")))
-			r.store.write(t, id, replaceCmd(id, "Theirs"))
-		}, func(id string) request { return replaceReq(id, fields("Mine"), nil) }},
+			r.write(t, fresh(id, "Mine"), 1, "Mine")
+			r.store.write(t, id, replace(id, "Theirs"))
+		}, func(id string) func(domain.Meta) domain.Command { return replace(id, "Mine") }},
 		{"a current If-Match is not a 412", func(t *testing.T, r *rig, id string) {
-			r.write(t, createReq(id, fields("Mine")))
-			r.store.write(t, id, replaceCmd(id, "Theirs"))
-		}, func(id string) request { return replaceReq(id, fields("Mine"), version(2)) }},
+			r.write(t, fresh(id, "Mine"), 1, "Mine")
+			r.store.write(t, id, replace(id, "Theirs"))
+		}, func(id string) func(domain.Meta) domain.Command { return replace(id, "Mine", 2) }},
 		{"an article created elsewhere is not a 404", func(t *testing.T, r *rig, id string) {
-			if _, err := r.svc.write(context.Background(), replaceReq(id, fields("Mine"), nil)); !errors.Is(err, domain.ErrNotFound) {
-				t.Fatalf("write before the create: %v, want ErrNotFound", err)
-			}
-			r.store.write(t, id, createCmd(id, "Created"))
-			r.store.write(t, id, replaceCmd(id, "Theirs"))
-		}, func(id string) request { return replaceReq(id, fields("Mine"), nil) }},
+			r.fail(t, req(id, replace(id, "Mine"), "", ""), domain.ErrNotFound)
+			r.store.write(t, id, create(id, "Created"))
+			r.store.write(t, id, replace(id, "Theirs"))
+		}, func(id string) func(domain.Meta) domain.Command { return replace(id, "Mine") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(time.Second)
 			id := newID()
 			tc.setup(t, r, id)
-			before := r.store.counts()
-			requireState(t, r.write(t, tc.req(id)), 3, "Mine")
-			if c := r.store.counts(); c["Last"] != before["Last"]+1 || c["History"] != before["History"]+1 {
-				t.Fatalf("calls %v after %v: want one Last to confirm and one History to reload", c, before)
-			}
+			before := r.calls()
+			r.write(t, req(id, tc.cmd(id), "", ""), 3, "Mine")
+			r.requireCalls(t, before, map[string]int{"Last": 1, "History": 1, "Append": 1})
 		})
 	}
-
 	t.Run("a state just read is confirmed once", func(t *testing.T) {
 		r := newRig(time.Second)
 		id := newID()
-		r.store.write(t, id, createCmd(id, "Theirs"))
-		// The history just read is confirmed by one Last; the 412 follows.
-		if _, err := r.svc.write(context.Background(), replaceReq(id, fields("Mine"), version(5))); !errors.Is(err, domain.ErrPreconditionFailed) {
-			t.Fatalf("err %v, want ErrPreconditionFailed", err)
-		}
-		if c := r.store.counts(); c["Last"] != 1 || c["History"] != 1 || c["Append"] != 0 {
-			t.Fatalf("calls %v", c)
-		}
+		r.store.write(t, id, create(id, "Theirs"))
+		r.fail(t, req(id, replace(id, "Mine", 5), "", ""), domain.ErrPreconditionFailed)
+		r.requireCalls(t, nil, map[string]int{"History": 1, "Last": 1, "Append": 0})
 	})
-
 	t.Run("a lagging replica is read again, never a 404", func(t *testing.T) {
 		for _, tc := range []struct {
 			name     string
 			lagReads int
 			want     error
-		}{
-			{"until it catches up", 3, nil},
-			{"until the write timeout", -1, domain.ErrUnavailable},
-		} {
+		}{{"until it catches up", 3, nil}, {"until the write timeout", -1, domain.ErrUnavailable}} {
 			t.Run(tc.name, func(t *testing.T) {
 				r := newRig(300 * time.Millisecond)
 				id := newID()
-				r.store.write(t, id, createCmd(id, "On the leader"))
-				r.store.set(func(f *fakeStore) { f.lag, f.lagReads = 1, tc.lagReads })
-				res, err := r.svc.write(context.Background(), replaceReq(id, fields("Mine"), nil))
-				if !errors.Is(err, tc.want) {
-					t.Fatalf("err %v, want %v", err, tc.want)
-				}
+				r.store.write(t, id, create(id, "On the leader"))
+				r.store.lag, r.store.lagReads = 1, tc.lagReads
 				if tc.want == nil {
-					requireState(t, res, 2, "Mine")
+					r.write(t, req(id, replace(id, "Mine"), "", ""), 2, "Mine")
+				} else {
+					r.fail(t, req(id, replace(id, "Mine"), "", ""), tc.want)
 				}
 				// The leader's last sequence, asked once, is what the
 				// replica's reads must reach.
-				if c := r.store.counts(); c["History"] < 2 || c["Last"] != 1 {
+				if c := r.store.calls; c["History"] < 2 || c["Last"] != 1 {
 					t.Fatalf("calls %v: want the replica read again, the leader asked once", c)
 				}
 			})
 		}
 	})
-
 	t.Run("a retried delete that landed answers the original", func(t *testing.T) {
 		r := newRig(time.Second)
 		id := newID()
-		r.write(t, createReq(id, fields("Doomed")))
-		first := r.write(t, keyed(deleteReq(id), "idem-delete", "hash-1"))
-		again := r.write(t, keyed(deleteReq(id), "idem-delete", "hash-1"))
-		if !again.state.Deleted || again.seq != first.seq || again.state.Article.Version != 2 {
+		del := func(m domain.Meta) domain.Command { return domain.DeleteArticle{Meta: m, ID: id} }
+		r.write(t, fresh(id, "Doomed"), 1, "Doomed")
+		first := r.write(t, req(id, del, "idem-delete", "hash-1"), 2, "Doomed")
+		if again := r.write(t, req(id, del, "idem-delete", "hash-1"), 2, "Doomed"); !again.state.Deleted || again.seq != first.seq {
 			t.Fatalf("retry answered %+v at seq %d, want the delete at seq %d", again.state, again.seq, first.seq)
 		}
-		if _, err := r.svc.write(context.Background(), keyed(deleteReq(id), "idem-delete", "hash-2")); !errors.Is(err, domain.ErrIdempotencyMismatch) {
-			t.Fatalf("the key with another request: %v, want ErrIdempotencyMismatch", err)
-		}
-		if _, err := r.svc.write(context.Background(), keyed(deleteReq(id), "idem-other", "hash-1")); !errors.Is(err, domain.ErrNotFound) {
-			t.Fatalf("another key on a deleted article: %v, want ErrNotFound", err)
-		}
+		r.fail(t, req(id, del, "idem-delete", "hash-2"), domain.ErrIdempotencyMismatch)
+		r.fail(t, req(id, del, "idem-other", "hash-1"), domain.ErrNotFound)
 	})
 }
 
@@ -477,69 +419,49 @@ func TestWriteAppend(t *testing.T) {
 	t.Run("a lost race is caught up and decided again", func(t *testing.T) {
 		r := newRig(time.Second)
 		id := newID()
-		r.write(t, createReq(id, fields("Mine")))
-		r.store.set(func(f *fakeStore) { f.before = func() { f.write(t, id, replaceCmd(id, "Theirs")) } })
-		requireState(t, r.write(t, replaceReq(id, fields("Mine again"), nil)), 3, "Mine again")
+		r.write(t, fresh(id, "Mine"), 1, "Mine")
+		r.store.before = func() { r.store.write(t, id, replace(id, "Theirs")) }
+		r.write(t, req(id, replace(id, "Mine again"), "", ""), 3, "Mine again")
 		if n := r.metric(t, "inkstream_command_conflicts_total"); n != 1 {
 			t.Fatalf("conflicts counted %v, want 1", n)
 		}
-		// One other write got in: the last message is enough, no History.
-		if c := r.store.counts(); c["History"] != 0 || c["Last"] != 1 || c["Append"] != 3 {
-			t.Fatalf("calls %v", c)
-		}
+		// One other write got in: its message is enough, no History.
+		r.requireCalls(t, nil, map[string]int{"History": 0, "Last": 1, "Append": 3})
 	})
 	t.Run("a lost race under If-Match is a 412", func(t *testing.T) {
 		r := newRig(time.Second)
 		id := newID()
-		r.write(t, createReq(id, fields("Mine")))
-		r.store.set(func(f *fakeStore) { f.before = func() { f.write(t, id, replaceCmd(id, "Theirs")) } })
-		if _, err := r.svc.write(context.Background(), replaceReq(id, fields("Mine again"), version(1))); !errors.Is(err, domain.ErrPreconditionFailed) {
-			t.Fatalf("err %v, want ErrPreconditionFailed", err)
-		}
+		r.write(t, fresh(id, "Mine"), 1, "Mine")
+		r.store.before = func() { r.store.write(t, id, replace(id, "Theirs")) }
+		r.fail(t, req(id, replace(id, "Mine again", 1), "", ""), domain.ErrPreconditionFailed)
 	})
 	t.Run("a duplicate message id answers the original write", func(t *testing.T) {
 		r := newRig(time.Second)
 		id := newID()
-		r.write(t, createReq(id, fields("First")))
-		first := r.write(t, keyed(replaceReq(id, fields("Keyed"), nil), "idem-put", "hash-1"))
-		r.write(t, replaceReq(id, fields("Later"), nil))
-		// The retry decides a change on v3, and JetStream answers the duplicate.
-		again := r.write(t, keyed(replaceReq(id, fields("Keyed"), nil), "idem-put", "hash-1"))
-		requireState(t, again, 2, "Keyed")
-		if again.seq != first.seq {
+		r.write(t, fresh(id, "First"), 1, "First")
+		first := r.write(t, req(id, replace(id, "Keyed"), "idem-put", "hash-1"), 2, "Keyed")
+		r.write(t, req(id, replace(id, "Later"), "", ""), 3, "Later")
+		// The retry decides a change on v3, and the log answers the duplicate.
+		if again := r.write(t, req(id, replace(id, "Keyed"), "idem-put", "hash-1"), 2, "Keyed"); again.seq != first.seq {
 			t.Fatalf("retry answered seq %d, the original is at %d", again.seq, first.seq)
 		}
-		// The aggregate reloads: the next write goes on from v3.
-		requireState(t, r.write(t, replaceReq(id, fields("Next"), nil)), 4, "Next")
-	})
-	t.Run("a duplicate message id with another request is ErrIdempotencyMismatch", func(t *testing.T) {
-		r := newRig(time.Second)
-		id := newID()
-		r.write(t, createReq(id, fields("First")))
-		r.write(t, keyed(replaceReq(id, fields("Keyed"), nil), "idem-put", "hash-1"))
-		_, err := r.svc.write(context.Background(), keyed(replaceReq(id, fields("Other body"), nil), "idem-put", "hash-2"))
-		if !errors.Is(err, domain.ErrIdempotencyMismatch) {
-			t.Fatalf("err %v, want ErrIdempotencyMismatch", err)
-		}
+		r.fail(t, req(id, replace(id, "Other body"), "idem-put", "hash-2"), domain.ErrIdempotencyMismatch)
+		// The aggregate was loaded again: the next write goes on from v3.
+		r.write(t, req(id, replace(id, "Next"), "", ""), 4, "Next")
 	})
 	t.Run("losing every race ends at the write timeout, nothing written", func(t *testing.T) {
 		r := newRig(200 * time.Millisecond)
 		id := newID()
-		r.write(t, createReq(id, fields("Mine")))
-		n := 0
+		r.write(t, fresh(id, "Mine"), 1, "Mine")
 		var interfere func()
 		interfere = func() {
-			n++
-			r.store.write(t, id, replaceCmd(id, fmt.Sprintf("Theirs %d", n)))
-			r.store.set(func(f *fakeStore) { f.before = interfere })
+			r.store.write(t, id, replace(id, fmt.Sprintf("Theirs %d", len(r.store.log))))
+			r.store.before = interfere
 		}
-		r.store.set(func(f *fakeStore) { f.before = interfere })
-		_, err := r.svc.write(context.Background(), replaceReq(id, fields("Never"), nil))
-		if !errors.Is(err, domain.ErrUnavailable) {
-			t.Fatalf("err %v, want ErrUnavailable", err)
-		}
-		r.store.set(func(f *fakeStore) { f.before = nil })
-		if last, _ := r.store.Last(context.Background(), id); strings.Contains(string(last.Data), "Never") {
+		r.store.before = interfere
+		r.fail(t, req(id, replace(id, "Never"), "", ""), domain.ErrUnavailable)
+		r.store.before = nil
+		if strings.Contains(string(r.store.last(id).Data), "Never") {
 			t.Fatal("the write that timed out was appended")
 		}
 	})
@@ -548,19 +470,15 @@ func TestWriteAppend(t *testing.T) {
 func TestWriteCatchUp(t *testing.T) {
 	r := newRig(time.Second)
 	id := newID()
-	r.write(t, createReq(id, fields("Mine")))
+	r.write(t, fresh(id, "Mine"), 1, "Mine")
 	// Two other writes get in: the last message does not follow the cached
 	// state, so the next attempt loads the whole history.
-	r.store.set(func(f *fakeStore) {
-		f.before = func() {
-			f.write(t, id, replaceCmd(id, "Theirs 1"))
-			f.write(t, id, replaceCmd(id, "Theirs 2"))
-		}
-	})
-	requireState(t, r.write(t, replaceReq(id, fields("Mine again"), nil)), 4, "Mine again")
-	if c := r.store.counts(); c["History"] != 1 || c["Last"] != 1 {
-		t.Fatalf("calls %v: want one Last, then one History", c)
+	r.store.before = func() {
+		r.store.write(t, id, replace(id, "Theirs 1"))
+		r.store.write(t, id, replace(id, "Theirs 2"))
 	}
+	r.write(t, req(id, replace(id, "Mine again"), "", ""), 4, "Mine again")
+	r.requireCalls(t, nil, map[string]int{"History": 1, "Last": 1})
 }
 
 func TestWriteOriginal(t *testing.T) {
@@ -568,58 +486,49 @@ func TestWriteOriginal(t *testing.T) {
 	// after the original event, read from a replica that may lag behind.
 	r := newRig(time.Second)
 	id := newID()
-	r.write(t, createReq(id, fields("First")))
-	first := r.write(t, keyed(replaceReq(id, fields("Keyed"), nil), "idem-put", "hash-1"))
-	r.write(t, replaceReq(id, fields("Later"), nil))
+	r.write(t, fresh(id, "First"), 1, "First")
+	first := r.write(t, req(id, replace(id, "Keyed"), "idem-put", "hash-1"), 2, "Keyed")
+	r.write(t, req(id, replace(id, "Later"), "", ""), 3, "Later")
 	// The replica holds neither the original (seq 2) nor what came after.
-	r.store.set(func(f *fakeStore) { f.lag, f.lagReads = 2, 3 })
-	histories := r.store.counts()["History"]
-	again := r.write(t, keyed(replaceReq(id, fields("Keyed"), nil), "idem-put", "hash-1"))
-	requireState(t, again, 2, "Keyed")
-	if again.seq != first.seq {
+	r.store.lag, r.store.lagReads = 2, 3
+	before := r.calls()
+	if again := r.write(t, req(id, replace(id, "Keyed"), "idem-put", "hash-1"), 2, "Keyed"); again.seq != first.seq {
 		t.Fatalf("retry answered seq %d, the original is at %d", again.seq, first.seq)
 	}
-	if n := r.store.counts()["History"] - histories; n != 4 {
-		t.Fatalf("%d History reads, want 4: three on the lagging replica, one that holds the original", n)
-	}
+	// Three reads on the lagging replica, one that holds the original.
+	r.requireCalls(t, before, map[string]int{"History": 4})
 }
 
 // TestCreateRetriedOverHTTP posts one article twice with one
 // Idempotency-Key through the handlers: the retry answers the original
-// article, and the same key with another body is a 422.
+// article and writes nothing; the same key with another body is a 422.
 func TestCreateRetriedOverHTTP(t *testing.T) {
 	r := newRig(time.Second)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app := httpx.NewApp("test", 0, log)
+	app := httpx.NewApp("test", 0, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.svc.Routes(app)
-	post := func(body string) *http.Response {
+	post := func(body string) string {
 		t.Helper()
-		req := httptest.NewRequest(http.MethodPost, "/api/articles", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(HeaderIdempotencyKey, "create-1")
-		resp, err := app.Test(req, -1)
+		rq := httptest.NewRequest(http.MethodPost, "/api/articles", strings.NewReader(body))
+		rq.Header.Set("Content-Type", "application/json")
+		rq.Header.Set(HeaderIdempotencyKey, "create-1")
+		resp, err := app.Test(rq, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp
-	}
-	read := func(resp *http.Response) string {
-		t.Helper()
 		b, err := io.ReadAll(resp.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return fmt.Sprintf("%d %s %s %s", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get(HeaderEventSeq), b)
+		return fmt.Sprintf("%d %s %s %s %s", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("ETag"), resp.Header.Get(HeaderEventSeq), b)
 	}
 	body := `{"title":"Once","content":"c","author_id":"ada"}`
-	first, again := read(post(body)), read(post(body))
-	if !strings.HasPrefix(first, "201 /api/articles/") || again != first {
+	if first, again := post(body), post(body); !strings.HasPrefix(first, "201 /api/articles/") || again != first {
 		t.Fatalf("first answer %s\nretry answer %s", first, again)
 	}
-	if n := r.store.counts()["Append"]; n != 2 || len(r.store.log) != 1 {
-		t.Fatalf("%d appends, %d events: the retry must write nothing", n, len(r.store.log))
+	if len(r.store.log) != 1 {
+		t.Fatalf("%d events: the retry must write nothing", len(r.store.log))
 	}
-	if resp := post(`{"title":"Another","content":"c","author_id":"ada"}`); resp.StatusCode != http.StatusUnprocessableEntity {
-		t.Fatalf("the key with another body: %s", read(resp))
+	if got := post(`{"title":"Another","content":"c","author_id":"ada"}`); !strings.HasPrefix(got, "422 ") {
+		t.Fatalf("the key with another body: %s", got)
 	}
 }
