@@ -92,17 +92,7 @@ func startDev(tb testing.TB, args []string) *dev {
 		tb.Fatal(err)
 	}
 	d.cmd, d.query, d.natsHostPort = m[0], m[1], u.Host
-	c := &http.Client{Timeout: 10 * time.Second}
-	natstest.WaitFor(tb, 30*time.Second, func() error {
-		r, err := systest.Do(c, http.MethodGet, d.query+"/readyz", nil)
-		if err != nil {
-			return err
-		}
-		if r.Status != http.StatusOK {
-			return fmt.Errorf("query API /readyz: %d %s", r.Status, r.Body)
-		}
-		return nil
-	})
+	systest.WaitReady(tb, &http.Client{Timeout: 10 * time.Second}, d.query)
 	return d
 }
 

@@ -11,9 +11,7 @@ import (
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-// raw sends the hand-written request req (its lines joined with \n, sent
-// as CRLF) on a fresh connection to addr and reads the answer, then waits
-// up to wait for the server to close the connection.
+// raw sends req, its lines joined with \n, as CRLF (systest.Raw).
 func raw(tb testing.TB, addr, req string, wait time.Duration) systest.RawAnswer {
 	tb.Helper()
 	return systest.Raw(tb, addr, wait, []byte(strings.ReplaceAll(req, "\n", "\r\n")))

@@ -32,7 +32,6 @@ import (
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/domain"
-	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // Body is the body of the i-th write of a test: every field distinct per i.
@@ -264,7 +263,7 @@ func (s *System) Metric(base, name string) float64 {
 func (s *System) Snapshot(id string) (readmodel.Snapshot, bool) {
 	s.TB.Helper()
 	e, err := s.Snapshots().Get(natstest.Context(s.TB), id)
-	if errorsIsNotFound(err) {
+	if errors.Is(err, domain.ErrNotFound) {
 		return readmodel.Snapshot{}, false
 	}
 	if err != nil {
@@ -296,8 +295,6 @@ func (s *System) RequireSnapshotIsFold(id string) readmodel.Snapshot {
 	}
 	return snap
 }
-
-func errorsIsNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }
 
 // MergePatch is the media type of a JSON merge patch (RFC 7396).
 const MergePatch = "application/merge-patch+json"
@@ -410,15 +407,17 @@ func IDs(as []domain.Article) []string {
 	return out
 }
 
-// Events are the events of an article's history; a message on its
-// subjects that is not one of them fails the test.
-func (s *System) Events(id string) []events.Stored {
-	s.TB.Helper()
-	h := s.History(id)
-	if len(h.Skipped) > 0 {
-		s.TB.Fatalf("history of %s skipped %v", id, h.Skipped)
-	}
-	return h.Events
+// WaitReady polls base/readyz (base: http://host:port) with c until it
+// answers 200.
+func WaitReady(tb testing.TB, c *http.Client, base string) {
+	tb.Helper()
+	natstest.WaitFor(tb, 30*time.Second, func() error {
+		r, err := Do(c, http.MethodGet, base+"/readyz", nil)
+		if err == nil && r.Status != http.StatusOK {
+			err = fmt.Errorf("%s/readyz: %d %s", base, r.Status, r.Body)
+		}
+		return err
+	})
 }
 
 // Concurrently sends n requests at once (released together) and returns

@@ -3,7 +3,6 @@ package systest_test
 import (
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,56 +20,33 @@ func TestProjectorsThreeInstances(t *testing.T) {
 	second := systest.Base(s.StartCommandAPI(systest.CommandConfig(s.URL, 1)))
 	cmds := []string{s.Cmd(), second}
 
-	const articles, updates, writers = 20, 200, 8
+	const articles, updates = 20, 200
 	ids := make([]string, articles)
 	for i := range ids {
 		a, _ := s.Create(map[string]any{"title": fmt.Sprintf("Article %d", i), "content": "v1", "author_id": fmt.Sprintf("author-%d", i%4)})
 		ids[i] = a.ID
 	}
 
-	// 200 updates from 8 goroutines, every one a change (a unique content),
+	// 200 updates at once, every one a change (a unique content),
 	// alternating PUT and PATCH and the two command APIs.
-	var wg sync.WaitGroup
-	errs := make(chan error, updates)
 	perArticle := make([]int, articles)
 	for i := 0; i < updates; i++ {
 		perArticle[i%articles]++
 	}
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < updates; i += writers {
-				id := ids[i%articles]
-				content := fmt.Sprintf("update %d by writer %d", i, w)
-				var r systest.Response
-				var err error
-				url := cmds[i%2] + "/api/articles/" + id
-				if i%3 == 0 {
-					r, err = systest.Do(s.Client, http.MethodPut, url, map[string]any{
-						"title": fmt.Sprintf("Article %d", i%articles), "content": content, "author_id": fmt.Sprintf("author-%d", i%4),
-						"status": []string{"draft", "under_review", "published"}[(i/3)%3], "tags": []string{fmt.Sprintf("t%d", i%5)},
-					})
-				} else {
-					r, err = systest.Do(s.Client, http.MethodPatch, url, map[string]any{"content": content, "tags": []string{fmt.Sprintf("w%d", w)}},
-						"Content-Type", systest.MergePatch)
-				}
-				if err == nil && r.Status != http.StatusOK {
-					err = fmt.Errorf("update %d of %s: %d %s", i, id, r.Status, r.Body)
-				}
-				if err != nil {
-					errs <- err
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if t.Failed() {
-		t.FailNow()
+	rs := systest.Concurrently(t, updates, func(i int) (systest.Response, error) {
+		url := cmds[i%2] + "/api/articles/" + ids[i%articles]
+		content := fmt.Sprintf("update %d", i)
+		if i%3 == 0 {
+			return systest.Do(s.Client, http.MethodPut, url, map[string]any{
+				"title": fmt.Sprintf("Article %d", i%articles), "content": content, "author_id": fmt.Sprintf("author-%d", i%4),
+				"status": []string{"draft", "under_review", "published"}[(i/3)%3], "tags": []string{fmt.Sprintf("t%d", i%5)},
+			})
+		}
+		return systest.Do(s.Client, http.MethodPatch, url, map[string]any{"content": content, "tags": []string{fmt.Sprintf("w%d", i%8)}},
+			"Content-Type", systest.MergePatch)
+	})
+	for _, r := range rs {
+		r.Require(t, http.StatusOK)
 	}
 	// Two tombstones as well.
 	for _, id := range ids[:2] {

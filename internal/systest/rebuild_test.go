@@ -188,7 +188,8 @@ func TestRebuildWhileServingReads(t *testing.T) {
 		}
 		// Every snapshot was written anew after the purge.
 		if kvAfter := bucketState(t, s); kvAfter.Msgs != n || kvAfter.FirstSeq <= kvBefore.LastSeq {
-			t.Fatalf("bucket before %+v, after %+v: want %d snapshots all written after the purge", kvBefore, kvAfter, n)
+			t.Fatalf("bucket before: seq %d to %d; after: %d snapshots, seq %d to %d; want %d snapshots all written after the purge",
+				kvBefore.FirstSeq, kvBefore.LastSeq, kvAfter.Msgs, kvAfter.FirstSeq, kvAfter.LastSeq, n)
 		}
 	})
 
@@ -222,19 +223,12 @@ func TestRebuildWhileServingReads(t *testing.T) {
 	})
 }
 
-// bucketState is the part of the bucket's stream state the rebuild test checks.
-type bucketStateOf struct{ Msgs, FirstSeq, LastSeq uint64 }
-
-func bucketState(tb testing.TB, s *systest.System) bucketStateOf {
+// bucketState is the state of the bucket's stream.
+func bucketState(tb testing.TB, s *systest.System) jetstream.StreamState {
 	tb.Helper()
-	ctx := natstest.Context(tb)
-	st, err := s.Conn.JS.Stream(ctx, natsx.BucketStream)
+	st, err := s.Res.KV.Status(natstest.Context(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return bucketStateOf{Msgs: info.State.Msgs, FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq}
+	return st.(*jetstream.KeyValueBucketStatus).StreamInfo().State
 }

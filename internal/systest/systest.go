@@ -120,17 +120,7 @@ func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 	// Cleanups run last-in first-out: idle client connections are closed
 	// before the server stops, so its graceful shutdown need not wait for them.
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
-	natstest.WaitFor(s.TB, 30*time.Second, func() error {
-		resp, err := s.Client.Get("http://" + r.Addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	WaitReady(s.TB, s.Client, Base(r))
 	return r
 }
 
