@@ -38,7 +38,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: the benchmark against DESIGN.md's targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
+## bench: the benchmark against its performance targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
 ##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/runs/<UTC time>.md and .json,
 ##        or with BENCH_PUBLISH=1 in the published bench/results.md and bench/results.json
 bench: build

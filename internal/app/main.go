@@ -2,9 +2,46 @@ package app
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/inkstream/inkstream/internal/config"
 )
+
+// Main is the body of a command's main(): it calls run with the process's
+// arguments (without the program name), its environment and its standard
+// error, and a context that SIGINT and SIGTERM cancel. An error other than
+// flag.ErrHelp (-h) is printed as "name: error" and the process exits 1.
+func Main(name string, run func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, name+":", err)
+		os.Exit(1)
+	}
+}
+
+// RunCommandAPI is cmd/command-api: the command API role until ctx ends.
+func RunCommandAPI(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return RunRole(ctx, "command-api", args, getenv, stderr, config.ParseCommandAPI, StartCommandAPI)
+}
+
+// RunQueryAPI is cmd/query-api: the query API role until ctx ends.
+func RunQueryAPI(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return RunRole(ctx, "query-api", args, getenv, stderr, config.ParseQueryAPI, StartQueryAPI)
+}
+
+// RunProjector is cmd/projector: a projector until ctx ends.
+func RunProjector(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	return RunRole(ctx, "projector", args, getenv, stderr, config.ParseProjector, StartProjector)
+}
 
 // Config is what every role's configuration can do.
 type Config interface {

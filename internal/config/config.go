@@ -178,14 +178,21 @@ func (c Common) Logger(w io.Writer) *slog.Logger {
 // ParseCommandAPI reads the command API's configuration.
 func ParseCommandAPI(name string, args []string, getenv func(string) string, out io.Writer) (CommandAPI, error) {
 	var c CommandAPI
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); commandFlags(fs, &c, "listen") },
+		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	return c, err
+}
+
+// parseRole reads the configuration of a role: the common flags, the
+// role's own (flags), then checks both (validate: the role's own).
+func parseRole(name string, args []string, getenv func(string) string, out io.Writer, c *Common, flags func(*flag.FlagSet), validate func() error) error {
 	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	authFlags(fs, &c.Auth)
-	commandFlags(fs, &c, "listen")
+	level := commonFlags(fs, c, name)
+	flags(fs)
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return err
 	}
-	return c, errors.Join(c.finish(*level), c.Auth.validate(), c.validate())
+	return errors.Join(c.finish(*level), validate())
 }
 
 func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
@@ -220,13 +227,8 @@ func (c CommandAPI) validate() error {
 // ParseProjector reads the projector's configuration.
 func ParseProjector(name string, args []string, getenv func(string) string, out io.Writer) (Projector, error) {
 	var c Projector
-	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	projectorFlags(fs, &c, "listen")
-	if err := parse(fs, args, getenv); err != nil {
-		return c, err
-	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { projectorFlags(fs, &c, "listen") }, func() error { return c.validate() })
+	return c, err
 }
 
 func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
@@ -249,14 +251,9 @@ func (c Projector) validate() error {
 // ParseQueryAPI reads the query API's configuration.
 func ParseQueryAPI(name string, args []string, getenv func(string) string, out io.Writer) (QueryAPI, error) {
 	var c QueryAPI
-	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	authFlags(fs, &c.Auth)
-	queryFlags(fs, &c, "listen")
-	if err := parse(fs, args, getenv); err != nil {
-		return c, err
-	}
-	return c, errors.Join(c.finish(*level), c.Auth.validate(), c.validate())
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); queryFlags(fs, &c, "listen") },
+		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	return c, err
 }
 
 func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {

@@ -126,8 +126,9 @@ func ProblemFor(err error) (*Problem, bool) {
 }
 
 // ErrorHandler is installed as Fiber's ErrorHandler: handlers only return
-// errors, this answers them. Unknown errors are logged with the request id
-// and answered as a plain 500.
+// errors, this answers them. Unknown errors are logged, with the answer's
+// X-Request-Id header if a middleware has set one (none does yet), and
+// answered as a 500 problem that says no more than "internal error".
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		p, ok := ProblemFor(err)

@@ -73,20 +73,10 @@ func IsTooManyRequests(err error) bool {
 // domain.ErrTooManyRequests when JetStream refuses more publishes for now,
 // domain.ErrUnavailable when JetStream did not answer before ctx ended.
 func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, msgID, requestHash string) (uint64, bool, error) {
-	data, err := events.Encode(e)
+	msg, err := EventMsg(e, expect, msgID, requestHash)
 	if err != nil {
 		return 0, false, err
 	}
-	hdr := nats.Header{}
-	hdr.Set(jetstream.MsgIDHeader, msgID)
-	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
-	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.ArticleSubjects(e.ArticleID))
-	hdr.Set(events.HeaderEventType, string(events.TypeOf(e.Change)))
-	if requestHash != "" {
-		hdr.Set(events.HeaderRequestHash, requestHash)
-	}
-	msg := &nats.Msg{Subject: events.SubjectOf(e), Header: hdr, Data: data}
-
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -121,6 +111,26 @@ func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, 
 		case <-time.After(backoff(attempt)):
 		}
 	}
+}
+
+// EventMsg is the message of event e as Append publishes it: the envelope
+// on articles.<id>.<verb>, with msgID as Nats-Msg-Id, the expectation that
+// the article's subjects end at stream sequence expect (0: no message), the
+// event type and, when not empty, the request's digest.
+func EventMsg(e domain.Event, expect uint64, msgID, requestHash string) (*nats.Msg, error) {
+	data, err := events.Encode(e)
+	if err != nil {
+		return nil, err
+	}
+	hdr := nats.Header{}
+	hdr.Set(jetstream.MsgIDHeader, msgID)
+	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.ArticleSubjects(e.ArticleID))
+	hdr.Set(events.HeaderEventType, string(events.TypeOf(e.Change)))
+	if requestHash != "" {
+		hdr.Set(events.HeaderRequestHash, requestHash)
+	}
+	return &nats.Msg{Subject: events.SubjectOf(e), Header: hdr, Data: data}, nil
 }
 
 // Last returns the last message on an article's subjects as the stream
