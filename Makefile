@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build lint bench cluster clean
+.PHONY: run test build lint bench cluster fuzz clean
 
 ## run: the all-in-one development server (embedded NATS on :4222, data in ./data; RUN_FLAGS: more flags).
 ##      Built into $(BIN)/ and run with job control on a terminal, so that Ctrl-C reaches inkstream alone:
@@ -24,12 +24,25 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test $(TEST_FLAGS) $(PKGS)
 
+## fuzz: every fuzz target of the repository, one after the other, each for FUZZTIME (default 30s);
+##       the last line of each says how many inputs it ran; a crasher fails it and is kept in testdata/fuzz
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
+	    echo "== $$dir $$target ($(FUZZTIME))"; \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$dir > $$log 2>&1; then cat $$log; exit 1; fi; \
+	    grep -E '^fuzz: elapsed: .*execs' $$log | tail -n 1; \
+	  done; \
+	done
+
 ## lint: gofmt and go vet
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: the benchmark against DESIGN.md's targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
+## bench: the benchmark against its performance targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
 ##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/runs/<UTC time>.md and .json,
 ##        or with BENCH_PUBLISH=1 in the published bench/results.md and bench/results.json
 bench: build

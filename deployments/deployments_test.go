@@ -1,8 +1,7 @@
 // Package deployments_test checks the deployment files against the code they
 // deploy: docker-compose.yml against the flags of each binary and the NATS
 // configs, the NATS configs with the real nats-server parser and by running
-// them as a cluster, the Dockerfile against the module, and the Makefile's
-// cluster target.
+// them as a cluster, and the Dockerfile against the module.
 package deployments_test
 
 import (
@@ -716,7 +715,8 @@ func TestComposeNATSConfigs(t *testing.T) {
 
 	// Run them: loopback addresses instead of container names, a temp store.
 	loopback := func(all []*server.Options) {
-		client, route := freePorts(t, len(all)), freePorts(t, len(all))
+		ports := natstest.FreePorts(t, 2*len(all))
+		client, route := ports[:len(all)], ports[len(all):]
 		var routeURLs []string
 		for _, p := range route {
 			routeURLs = append(routeURLs, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
@@ -1137,20 +1137,6 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-func TestMakefileClusterTarget(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rule := regexp.MustCompile(`(?m)^cluster:(.*)\n(\t.*\n)*`).FindSubmatch(b)
-	if rule == nil {
-		t.Fatal("Makefile has no cluster target")
-	}
-	if !slices.Contains(strings.Fields(string(rule[1])), "build") || !strings.Contains(string(rule[0]), "\t$(BIN)/inkcluster ") {
-		t.Errorf("make cluster should build, then run $(BIN)/inkcluster:\n%s", rule[0])
-	}
-}
-
 func moduleGoVersion(tb testing.TB) string {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "go.mod"))
@@ -1162,23 +1148,4 @@ func moduleGoVersion(tb testing.TB) string {
 		tb.Fatal("go.mod has no go directive")
 	}
 	return string(m[1])
-}
-
-// freePorts returns n ports that were free a moment ago.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var out []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
 }

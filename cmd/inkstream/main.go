@@ -3,7 +3,8 @@
 // command API, the query API and a projector in one process. `make run`
 // starts it. Its subcommands are for operators: provision, rebuild and
 // verify work on any inkstream NATS server or cluster as its admin user;
-// creds makes NATS credentials for a deployment.
+// creds makes NATS credentials for a deployment; token prints a
+// development bearer token.
 package main
 
 import (
@@ -13,8 +14,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/inkstream/inkstream/internal/app"
 	"github.com/inkstream/inkstream/internal/config"
@@ -27,34 +26,14 @@ Subcommands (inkstream <subcommand> -h lists each one's flags):
   rebuild     rebuild the read model from the stream (admin; asks on a terminal unless -yes)
   verify      compare the read model with the stream: exit 0 consistent, 1 differences, 2 could not run
   creds       make the NATS users' credentials for a deployment (nkeys, the server's accounts, CLI contexts)
+  token       print a development bearer token signed with the all-in-one's key
 Without one, inkstream runs the all-in-one.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// The first signal stops cleanly; a second one, while that takes its
-	// time, kills at once.
-	go func() { <-ctx.Done(); stop() }()
-	err := runIO(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "inkstream:", err)
-	}
-	os.Exit(exitCode(os.Args[1:], err))
-}
-
-// exitCode is the exit status of a run of args that returned err: 0, 2 for
-// a usage error (and for verify, any failure but differences), 1 else.
-func exitCode(args []string, err error) int {
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, config.ErrUsage):
-		return 2
-	case len(args) > 0 && args[0] == "verify" && !errors.Is(err, app.ErrDifferences):
-		return 2
-	}
-	return 1
+	app.Main("inkstream", func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+		return runIO(ctx, args, getenv, os.Stdin, os.Stdout, stderr)
+	})
 }
 
 // run is runIO with nothing to read: no admin command asks.
@@ -69,6 +48,8 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 			return app.Admin(ctx, args[0], args[1:], getenv, app.Stdio{In: stdin, Out: stdout, Err: stderr})
 		case "creds":
 			return app.Creds(args[1:], getenv, stdout, stderr)
+		case "token":
+			return app.Token(ctx, args[1:], getenv, stdout, stderr)
 		}
 		return fmt.Errorf("%w: unknown subcommand %q (inkstream -h lists them)", config.ErrUsage, args[0])
 	}

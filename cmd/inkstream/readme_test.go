@@ -165,7 +165,9 @@ func TestMakeRunTheNATSCLISectionAndCtrlC(t *testing.T) {
 	})
 	client := &http.Client{Timeout: 10 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
-	w, err := systest.Do(client, http.MethodPost, cmdAPI+"/api/articles", map[string]any{"title": "Seen by the CLI", "content": "c", "author_id": "ada"})
+	token := devToken(t, []string{"-data-dir", filepath.Join(work, "data")}, "-sub", "ada", "-roles", "author")
+	w, err := systest.Do(client, http.MethodPost, cmdAPI+"/api/articles", map[string]any{"title": "Seen by the CLI", "content": "c", "author_id": "ada"},
+		"Authorization", "Bearer "+token)
 	if err != nil || w.Status != http.StatusCreated {
 		t.Fatalf("POST: %v %d %s", err, w.Status, w.Body)
 	}

@@ -22,7 +22,8 @@ import (
 )
 
 // ErrDifferences is what Verify returns when the read model differs from
-// the fold of the stream (exit status 1; any other failure of verify is 2).
+// the fold of the stream (exit status 1; Admin makes any other failure of
+// verify exit 2).
 var ErrDifferences = errors.New("the read model differs from the stream")
 
 // ErrNotConfirmed is what Rebuild returns when its confirmation is refused.
@@ -53,7 +54,7 @@ func Admin(ctx context.Context, command string, args []string, getenv func(strin
 	case "rebuild":
 		return rebuild(ctx, args, getenv, std)
 	case "verify":
-		return verify(ctx, args, getenv, std)
+		return couldNotRun(verify(ctx, args, getenv, std))
 	}
 	return fmt.Errorf("%w: unknown admin command %q", config.ErrUsage, command)
 }
@@ -72,6 +73,14 @@ func Rebuild(ctx context.Context, args []string, getenv func(string) string, std
 // Verify is `inkstream verify`.
 func Verify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return verify(ctx, args, getenv, Stdio{Out: stdout, Err: stderr})
+}
+
+// couldNotRun marks a failure of verify other than differences: exit status 2.
+func couldNotRun(err error) error {
+	if err == nil || errors.Is(err, ErrDifferences) || errors.Is(err, config.ErrUsage) {
+		return err
+	}
+	return statusError{status: 2, err: err}
 }
 
 // adminConnect parses an admin command's flags and connects, within

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/inkstream/inkstream/internal/app"
+	"github.com/inkstream/inkstream/internal/auth"
+	"github.com/inkstream/inkstream/internal/auth/authtest"
 	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
@@ -150,7 +152,21 @@ func TestServicesConnectWithTLSAndAContext(t *testing.T) {
 		t.Fatal("a client without a certificate connected")
 	}
 
-	cmdCfg, err := config.ParseCommandAPI("command-api", []string{"-listen", "127.0.0.1:0", "-nats-url", url,
+	// The APIs trust the keys of a JWKS file; writes need a token.
+	signer := authtest.NewSigner(t)
+	jwks, err := signer.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwksFile := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(jwksFile, jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	token, err := signer.Token(auth.Claims{Subject: "a", Roles: []string{"author"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdCfg, err := config.ParseCommandAPI("command-api", []string{"-listen", "127.0.0.1:0", "-nats-url", url, "-auth-jwks-file", jwksFile,
 		"-nats-user", string(natsx.RoleCommandAPI), "-nats-password", natstest.Password(natsx.RoleCommandAPI),
 		"-nats-ca", ca.File, "-nats-cert", clientCert, "-nats-key", clientKey}, cmdtest.Env(), &logs)
 	if err != nil {
@@ -164,7 +180,7 @@ func TestServicesConnectWithTLSAndAContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	queryCfg, err := config.ParseQueryAPI("query-api", []string{"-listen", "127.0.0.1:0"}, cmdtest.Env("INKSTREAM_NATS_CONTEXT="+context(natsx.RoleQueryAPI)), &logs)
+	queryCfg, err := config.ParseQueryAPI("query-api", []string{"-listen", "127.0.0.1:0", "-auth-jwks-file", jwksFile}, cmdtest.Env("INKSTREAM_NATS_CONTEXT="+context(natsx.RoleQueryAPI)), &logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +202,7 @@ func TestServicesConnectWithTLSAndAContext(t *testing.T) {
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	t.Cleanup(client.CloseIdleConnections)
-	w, err := systest.Do(client, http.MethodPost, "http://"+running[2].Addr+"/api/articles", map[string]any{"title": "Over TLS", "content": "c", "author_id": "a"})
+	w, err := systest.Do(client, http.MethodPost, "http://"+running[2].Addr+"/api/articles", map[string]any{"title": "Over TLS", "content": "c", "author_id": "a"}, "Authorization", "Bearer "+token)
 	if err != nil || w.Status != http.StatusCreated {
 		t.Fatalf("POST: %v %d %s", err, w.Status, w.Body)
 	}
@@ -196,7 +212,7 @@ func TestServicesConnectWithTLSAndAContext(t *testing.T) {
 		if _, err := res.KV.Get(ctx, a.ID); err != nil {
 			return fmt.Errorf("snapshot of %s: %v", a.ID, err)
 		}
-		r, err := systest.Do(client, http.MethodGet, "http://"+running[1].Addr+"/api/articles/"+a.ID, nil)
+		r, err := systest.Do(client, http.MethodGet, "http://"+running[1].Addr+"/api/articles/"+a.ID, nil, "Authorization", "Bearer "+token)
 		if err == nil && r.Status != http.StatusOK {
 			err = fmt.Errorf("GET: %d %s", r.Status, r.Body)
 		}

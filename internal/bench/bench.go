@@ -2,7 +2,7 @@
 // bench`): it starts nats-server and the three services as separate
 // processes on loopback, loads them, runs the raw baselines (a bare Fiber
 // app, raw JetStream publishing) in the same run, and reports every figure
-// against the performance targets of DESIGN.md in a Markdown and a JSON
+// against its performance targets (targets, in report.go) in a Markdown and a JSON
 // file named for the run (bench/runs/<UTC time>.md and .json; the published
 // figures are bench/results.md and .json). It builds nothing: the binaries
 // come from -bin.

@@ -100,7 +100,7 @@ func publishOne(ctx context.Context, js jetstream.JetStream, n int) error {
 	if err != nil {
 		return err
 	}
-	msg, err := eventMsg(events.SubjectPrefix, e, 0)
+	msg, err := natsx.EventMsg(e, 0, e.ID, "")
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func publishRound(ctx context.Context, js jetstream.JetStream, ids []string, seq
 			if err != nil {
 				return err
 			}
-			msg, err := eventMsg(events.SubjectPrefix, e, seqs[a])
+			msg, err := natsx.EventMsg(e, seqs[a], e.ID, "")
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 // Package systest runs whole inkstream systems inside a test process: real
 // embedded JetStream (one server or a three-node cluster), the roles on
-// port 0, and an HTTP client that drives them.
+// port 0, an HTTP client that drives them, and the kit of checks the system
+// tests share (kit.go).
 package systest
 
 import (
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/inkstream/inkstream/internal/app"
+	"github.com/inkstream/inkstream/internal/auth/authtest"
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
@@ -36,10 +38,7 @@ func Logger() *slog.Logger {
 // Common returns the settings of the test's own connection to url (a
 // natstest server's: the admin's), which provisions.
 func Common(url string, replicas int) config.Common {
-	return config.Common{NATS: natsx.Options{
-		URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas,
-		DuplicateWindow: 2 * time.Minute, Provision: true,
-	}, LogFormat: "text"}
+	return config.Common{NATS: natstest.Options(url, replicas), LogFormat: "text"}
 }
 
 // RoleCommon returns the settings of a role of a test system: its own
@@ -75,6 +74,15 @@ type System struct {
 	Conn       *natsx.Conn
 	Res        natsx.Resources
 	Client     *http.Client
+	JWKS       *authtest.JWKS // the keys the APIs trust (see auth.go)
+}
+
+// NewClient is an HTTP client for a test: enough idle connections per host
+// that hundreds of concurrent requests do not churn through sockets.
+func NewClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
 
 // Start provisions the stream, bucket and consumer with replicas as the
@@ -84,17 +92,9 @@ type System struct {
 // is ready. Everything stops when the test ends.
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
-	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
-	ctx := natstest.Context(tb)
-	conn, err := natsx.Connect(ctx, Common(url, replicas).NATS, Logger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(conn.NC.Close)
-	s.Conn = conn
-	if s.Res, err = natsx.Provision(ctx, conn.JS, Common(url, replicas).NATS, Logger()); err != nil {
-		tb.Fatal(err)
-	}
+	s := &System{TB: tb, URL: url, Replicas: replicas, Client: NewClient()}
+	s.serveKeys()
+	s.Conn, s.Res = natstest.Connect(tb, url, replicas)
 	for i := 0; i < projectors; i++ {
 		s.StartProjector()
 	}
@@ -125,36 +125,30 @@ func (s *System) StartProjector() *app.Running {
 // StartQueryAPI starts a query API and waits until it is ready.
 func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 	s.TB.Helper()
+	cfg.Auth = s.withAuth(cfg.Auth)
 	r, err := app.StartQueryAPI(natstest.Context(s.TB), cfg, Logger())
 	if err != nil {
 		s.TB.Fatal(err)
 	}
 	s.TB.Cleanup(func() { _ = r.Stop() })
+	s.addHost(r.Addr)
 	// Cleanups run last-in first-out: idle client connections are closed
 	// before the server stops, so its graceful shutdown need not wait for them.
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
-	natstest.WaitFor(s.TB, 30*time.Second, func() error {
-		resp, err := s.Client.Get("http://" + r.Addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	WaitReady(s.TB, s.Client, Base(r))
 	return r
 }
 
 // StartCommandAPI starts a command API.
 func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Helper()
+	cfg.Auth = s.withAuth(cfg.Auth)
 	r, err := app.StartCommandAPI(natstest.Context(s.TB), cfg, Logger())
 	if err != nil {
 		s.TB.Fatal(err)
 	}
 	s.TB.Cleanup(func() { _ = r.Stop() })
+	s.addHost(r.Addr)
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
 	return r
 }
@@ -186,7 +180,9 @@ func (r Response) Seq() uint64 {
 
 // Do sends a request; headers come in pairs (name, value). A body that is a
 // string or []byte is sent as is, anything else as JSON. Content-Type
-// defaults to application/json when there is a body.
+// defaults to application/json when there is a body. A request to the
+// APIs of a system of this kit carries an editor's token unless headers
+// name an Authorization (As(token); Anonymous for none).
 func (s *System) Do(method, url string, body any, headers ...string) Response {
 	s.TB.Helper()
 	r, err := Do(s.Client, method, url, body, headers...)
@@ -222,6 +218,7 @@ func Do(c *http.Client, method, url string, body any, headers ...string) (Respon
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	authorize(req, headers)
 	resp, err := c.Do(req)
 	if err != nil {
 		return Response{}, err
@@ -253,19 +250,17 @@ func (s *System) Store() *natsx.EventStore {
 // message in the stream.
 func (s *System) WaitProjected(timeout time.Duration) {
 	s.TB.Helper()
-	ctx := natstest.Context(s.TB)
 	natstest.WaitFor(s.TB, timeout, func() error {
-		info, err := s.Res.Stream.Info(ctx)
+		last, err := s.LastSeq()
 		if err != nil {
 			return err
 		}
-		cons, err := s.Conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
+		ci, err := s.ConsumerInfo()
 		if err != nil {
 			return err
 		}
-		ci := cons.CachedInfo()
-		if ci.AckFloor.Stream < info.State.LastSeq || ci.NumAckPending > 0 {
-			return fmt.Errorf("projector at %d of %d (%d pending ack)", ci.AckFloor.Stream, info.State.LastSeq, ci.NumAckPending)
+		if ci.AckFloor.Stream < last || ci.NumAckPending > 0 {
+			return fmt.Errorf("projector at %d of %d (%d pending ack)", ci.AckFloor.Stream, last, ci.NumAckPending)
 		}
 		return nil
 	})
