@@ -133,12 +133,12 @@ func (b *base) run(ctx context.Context, workers ...func(context.Context) error) 
 
 // StartCommandAPI starts the write service.
 func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, log)
+	b, err := setup(ctx, "command-api", cfg.Listen, max(cfg.BodyLimit, cfg.BulkBodyLimit), cfg.Common, log)
 	if err != nil {
 		return nil, err
 	}
 	store := natsx.NewEventStore(b.conn.JS)
-	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout}, b.reg, log)
+	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout, BodyLimit: cfg.BodyLimit, BulkMax: cfg.BulkMax}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	svc.Routes(b.app)
 	log.Info("command API listening", "addr", b.ln.Addr().String())

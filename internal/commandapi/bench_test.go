@@ -72,3 +72,11 @@ func BenchmarkCreateArticle(b *testing.B) {
 		}
 	}
 }
+
+func (s *encodeOnly) AppendBatch(context.Context, []domain.Event, []string, string) (uint64, uint64, bool, error) {
+	return 0, 0, false, errNotInBenchmark
+}
+
+func (s *encodeOnly) Range(context.Context, uint64, uint64) ([]events.Message, error) {
+	return nil, errNotInBenchmark
+}

@@ -46,12 +46,23 @@ type EventStore interface {
 	// Get returns the message at stream sequence seq as the leader has it.
 	// Errors: domain.ErrNotFound, domain.ErrUnavailable.
 	Get(ctx context.Context, seq uint64) (events.Message, error)
+	// AppendBatch appends creates as one atomic batch, all or none, and
+	// returns the sequences of the first and last; when the batch's first
+	// message id is already stored it stores nothing and returns that
+	// message's sequence with duplicate set. Errors: domain.ErrConflict,
+	// domain.ErrUnavailable.
+	AppendBatch(ctx context.Context, evs []domain.Event, msgIDs []string, requestHash string) (first, last uint64, duplicate bool, err error)
+	// Range returns the messages from sequence from to to, complete.
+	// Errors: domain.ErrUnavailable.
+	Range(ctx context.Context, from, to uint64) ([]events.Message, error)
 }
 
 // Options configure the write service.
 type Options struct {
 	CacheSize    int           // articles whose state is kept in memory
 	WriteTimeout time.Duration // how long one write may take, retries included
+	BodyLimit    int           // largest body of a one-article write (413 above)
+	BulkMax      int           // most articles in one bulk create
 }
 
 // Service handles the write routes.
@@ -86,10 +97,20 @@ func New(store EventStore, opts Options, reg prometheus.Registerer, log *slog.Lo
 
 // Routes installs the write routes on app.
 func (s *Service) Routes(app *fiber.App) {
-	app.Post("/api/articles", s.createArticle)
-	app.Put("/api/articles/:id", s.replaceArticle)
-	app.Patch("/api/articles/:id", s.patchArticle)
+	app.Post("/api/articles/_bulk", s.bulkCreate)
+	app.Post("/api/articles", s.limitBody, s.createArticle)
+	app.Put("/api/articles/:id", s.limitBody, s.replaceArticle)
+	app.Patch("/api/articles/:id", s.limitBody, s.patchArticle)
 	app.Delete("/api/articles/:id", s.deleteArticle)
+}
+
+// limitBody answers 413 to a one-article write over BodyLimit: the app's own
+// limit is the larger one of a bulk.
+func (s *Service) limitBody(c *fiber.Ctx) error {
+	if s.opts.BodyLimit > 0 && len(c.Body()) > s.opts.BodyLimit {
+		return fiber.ErrRequestEntityTooLarge
+	}
+	return c.Next()
 }
 
 // change runs a write to an existing article (PUT, PATCH, DELETE): it

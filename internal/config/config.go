@@ -34,10 +34,12 @@ type Common struct {
 // CommandAPI configures cmd/command-api.
 type CommandAPI struct {
 	Common
-	Listen       string
-	BodyLimit    int
-	WriteTimeout time.Duration // how long a write may wait for JetStream, retries included
-	CacheSize    int           // articles whose state the command API keeps in memory
+	Listen        string
+	BodyLimit     int
+	WriteTimeout  time.Duration // how long a write may wait for JetStream, retries included
+	CacheSize     int           // articles whose state the command API keeps in memory
+	BulkMax       int           // most articles in one bulk create
+	BulkBodyLimit int           // largest body of a bulk create
 }
 
 // Projector configures cmd/projector.
@@ -90,6 +92,7 @@ func roleFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
 	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster)")
 	fs.IntVar(&c.NATS.KVReplicas, "kv-replicas", 1, "replicas of KV bucket articles")
 	fs.DurationVar(&c.NATS.DuplicateWindow, "duplicate-window", 2*time.Minute, "JetStream de-duplication window (how long an Idempotency-Key is honoured)")
+	fs.StringVar(&c.NATS.StreamCompression, "stream-compression", "s2", "how stream ARTICLES stores events on disk: s2 or none")
 	fs.BoolVar(&c.NATS.Provision, "provision", true, "create or update stream, bucket and consumer at start-up")
 	level = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -117,6 +120,9 @@ func (c *Common) finish(level string) error {
 		if r.v < 1 || r.v > 5 {
 			errs = append(errs, fmt.Errorf("%s must be 1 to 5, not %d", r.name, r.v))
 		}
+	}
+	if c.NATS.StreamCompression != "s2" && c.NATS.StreamCompression != "none" {
+		errs = append(errs, fmt.Errorf("-stream-compression must be s2 or none, not %q", c.NATS.StreamCompression))
 	}
 	if c.NATS.DuplicateWindow < time.Second {
 		errs = append(errs, errors.New("-duplicate-window must be at least 1s"))
@@ -150,6 +156,8 @@ func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
 	fs.IntVar(&c.BodyLimit, "body-limit", DefaultBodyLimit, "largest request body in bytes (413 above)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "how long a write waits for JetStream, retries included (503 after)")
 	fs.IntVar(&c.CacheSize, "command-cache", 100_000, "articles whose state the command API keeps in memory")
+	fs.IntVar(&c.BulkMax, "bulk-max", 1000, "most articles in one POST /api/articles/_bulk (JetStream's atomic batch limit is 1000)")
+	fs.IntVar(&c.BulkBodyLimit, "bulk-body-limit", 16<<20, "largest body of a bulk create in bytes (413 above)")
 }
 
 func (c CommandAPI) validate() error {
@@ -162,6 +170,12 @@ func (c CommandAPI) validate() error {
 	}
 	if c.CacheSize < 0 {
 		errs = append(errs, errors.New("-command-cache must not be negative"))
+	}
+	if c.BulkMax < 1 || c.BulkMax > 1000 {
+		errs = append(errs, errors.New("-bulk-max must be 1 to 1000"))
+	}
+	if c.BulkBodyLimit < c.BodyLimit {
+		errs = append(errs, errors.New("-bulk-body-limit must be at least -body-limit"))
 	}
 	return errors.Join(errs...)
 }

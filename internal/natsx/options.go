@@ -10,5 +10,7 @@ type Options struct {
 	StreamReplicas  int           // replicas of stream ARTICLES
 	KVReplicas      int           // replicas of bucket articles
 	DuplicateWindow time.Duration // JetStream de-duplication window
-	Provision       bool          // create-or-update stream, bucket and consumer at start-up
+	// StreamCompression is how the stream stores its messages: s2 or none.
+	StreamCompression string
+	Provision         bool // create-or-update stream, bucket and consumer at start-up
 }

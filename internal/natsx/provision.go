@@ -23,7 +23,19 @@ func StreamConfig(cfg Options) jetstream.StreamConfig {
 		Duplicates:  cfg.DuplicateWindow,
 		AllowDirect: true,
 		Discard:     jetstream.DiscardOld,
+		Compression: compression(cfg.StreamCompression),
+		// A bulk create is one atomic batch: all of it lands, or none.
+		AllowAtomicPublish: true,
 	}
+}
+
+// compression is the store compression of a -stream-compression value:
+// s2 or none.
+func compression(name string) jetstream.StoreCompression {
+	if name == "none" {
+		return jetstream.NoCompression
+	}
+	return jetstream.S2Compression
 }
 
 // BucketConfig is the configuration of KV bucket articles.
