@@ -133,14 +133,15 @@ func (b *base) run(ctx context.Context, workers ...func(context.Context) error) 
 
 // StartCommandAPI starts the write service.
 func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "command-api", cfg.Listen, max(cfg.BodyLimit, cfg.BulkBodyLimit), cfg.Common, log)
+	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, log)
 	if err != nil {
 		return nil, err
 	}
 	store := natsx.NewEventStore(b.conn.JS)
-	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout, BodyLimit: cfg.BodyLimit, BulkMax: cfg.BulkMax}, b.reg, log)
+	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout, BulkMax: cfg.BulkMax}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	svc.Routes(b.app)
+	httpx.BodyLimitFor(b.app, commandapi.BulkPath, cfg.BulkBodyLimit)
 	log.Info("command API listening", "addr", b.ln.Addr().String())
 	return b.run(ctx), nil
 }
@@ -153,7 +154,7 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 		return nil, err
 	}
 	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV),
-		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout}, b.reg, log)
+		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout, CacheBytes: uint64(cfg.CacheBytes)}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(func() error {
 		if !svc.Ready() {
 			return errors.New("view is still loading")

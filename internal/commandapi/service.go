@@ -24,6 +24,10 @@ import (
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
+// BulkPath is the route of a bulk create, whose body may be larger than
+// the others' (the app lets it: httpx.BodyLimitFor).
+const BulkPath = "/api/articles/_bulk"
+
 // Headers of the write API.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
@@ -61,7 +65,6 @@ type EventStore interface {
 type Options struct {
 	CacheSize    int           // articles whose state is kept in memory
 	WriteTimeout time.Duration // how long one write may take, retries included
-	BodyLimit    int           // largest body of a one-article write (413 above)
 	BulkMax      int           // most articles in one bulk create
 }
 
@@ -97,20 +100,11 @@ func New(store EventStore, opts Options, reg prometheus.Registerer, log *slog.Lo
 
 // Routes installs the write routes on app.
 func (s *Service) Routes(app *fiber.App) {
-	app.Post("/api/articles/_bulk", s.bulkCreate)
-	app.Post("/api/articles", s.limitBody, s.createArticle)
-	app.Put("/api/articles/:id", s.limitBody, s.replaceArticle)
-	app.Patch("/api/articles/:id", s.limitBody, s.patchArticle)
+	app.Post(BulkPath, s.bulkCreate)
+	app.Post("/api/articles", s.createArticle)
+	app.Put("/api/articles/:id", s.replaceArticle)
+	app.Patch("/api/articles/:id", s.patchArticle)
 	app.Delete("/api/articles/:id", s.deleteArticle)
-}
-
-// limitBody answers 413 to a one-article write over BodyLimit: the app's own
-// limit is the larger one of a bulk.
-func (s *Service) limitBody(c *fiber.Ctx) error {
-	if s.opts.BodyLimit > 0 && len(c.Body()) > s.opts.BodyLimit {
-		return fiber.ErrRequestEntityTooLarge
-	}
-	return c.Next()
 }
 
 // change runs a write to an existing article (PUT, PATCH, DELETE): it

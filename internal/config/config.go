@@ -57,6 +57,7 @@ type QueryAPI struct {
 	Versions    int           // versions kept and served by /versions
 	MinSeqWait  time.Duration // how long a read with X-Min-Event-Seq waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS
+	CacheBytes  int64         // budget of the article bodies kept in memory
 }
 
 // AllInOne configures cmd/inkstream: an embedded NATS server and the three roles.
@@ -226,12 +227,16 @@ func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
 	fs.IntVar(&c.Versions, "versions", DefaultVersions, "versions served by /api/articles/{id}/versions")
 	fs.DurationVar(&c.MinSeqWait, "min-seq-wait", 2*time.Second, "how long a read with X-Min-Event-Seq waits for the view (503 for lists after)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Second, "how long a read that misses the view waits for NATS (503 after)")
+	fs.Int64Var(&c.CacheBytes, "cache-bytes", 64<<20, "bytes of article bodies the query API keeps in memory (the index of every article is kept besides)")
 }
 
 func (c QueryAPI) validate() error {
 	var errs []error
 	if c.Versions < 1 || c.Versions > 1000 {
 		errs = append(errs, errors.New("-versions must be 1 to 1000"))
+	}
+	if c.CacheBytes < 0 {
+		errs = append(errs, errors.New("-cache-bytes must not be negative"))
 	}
 	if c.ReadTimeout < 100*time.Millisecond {
 		errs = append(errs, errors.New("-read-timeout must be at least 100ms"))

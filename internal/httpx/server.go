@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 )
 
 // NewApp returns a Fiber app with inkstream's error handler and body
@@ -148,4 +150,19 @@ func Serve(ctx context.Context, app *fiber.App, ln net.Listener, log *slog.Logge
 	// and Listener would serve for ever; a closed ln makes it return nil.
 	_ = ln.Close()
 	return <-errc
+}
+
+// BodyLimitFor lets requests to path (its query aside) carry bodies of up
+// to limit bytes, beyond the app's own body limit; the others keep it.
+func BodyLimitFor(app *fiber.App, path string, limit int) {
+	srv := app.Server()
+	screen := srv.HeaderReceived
+	srv.HeaderReceived = func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+		rc := screen(h)
+		uri := h.RequestURI()
+		if bytes.HasPrefix(uri, []byte(path)) && (len(uri) == len(path) || uri[len(path)] == '?') && rc.MaxRequestBodySize == 0 {
+			rc.MaxRequestBodySize = limit
+		}
+		return rc
+	}
 }

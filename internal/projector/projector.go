@@ -37,14 +37,16 @@ type Source interface {
 
 // Snapshots is the bucket the projector writes.
 type Snapshots interface {
-	// Get returns the snapshot of id. Errors: domain.ErrNotFound, domain.ErrUnavailable.
+	// Get returns the snapshot of id; a deleted or purged key is an Entry
+	// with Deleted set and the revision a write must expect.
+	// Errors: domain.ErrNotFound, domain.ErrUnavailable.
 	Get(ctx context.Context, id string) (readmodel.Entry, error)
-	// Put writes the snapshot of id if the key is at revision expect (0:
-	// absent) and returns the new revision. Errors: domain.ErrConflict,
+	// Put writes snap if its key is at revision expect (0: the key has no
+	// message) and returns the new revision. Errors: domain.ErrConflict,
 	// domain.ErrUnavailable.
-	Put(ctx context.Context, id string, value []byte, expect uint64) (uint64, error)
+	Put(ctx context.Context, snap readmodel.Snapshot, expect uint64) (uint64, error)
 	// PutAsync is Put without waiting for the answer.
-	PutAsync(id string, value []byte, expect uint64) readmodel.Pending
+	PutAsync(snap readmodel.Snapshot, expect uint64) readmodel.Pending
 }
 
 // EventLog reads an article's history.
@@ -210,12 +212,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 			slow = append(slow, id)
 			continue
 		}
-		b, err := readmodel.Encode(readmodel.FromState(next.state, next.seq))
-		if err != nil {
-			slow = append(slow, id)
-			continue
-		}
-		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(id, b, cur.rev)})
+		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(readmodel.FromState(next.state, next.seq), cur.rev)})
 	}
 	// One deadline for the whole batch, and one that stays expired: a put
 	// whose ack is lost (its leader stepped down or died) never resolves,
@@ -358,6 +355,9 @@ func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 	if err != nil {
 		return cached{}, err
 	}
+	if e.Deleted {
+		return cached{rev: e.Revision}, nil
+	}
 	snap, _, err := readmodel.Decode(e.Value)
 	if err != nil {
 		return cached{}, err
@@ -366,11 +366,7 @@ func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 }
 
 func (p *Projector) write(ctx context.Context, c cached, rev uint64) (uint64, error) {
-	b, err := readmodel.Encode(readmodel.FromState(c.state, c.seq))
-	if err != nil {
-		return 0, err
-	}
-	return p.snaps.Put(ctx, c.state.Article.ID, b, rev)
+	return p.snaps.Put(ctx, readmodel.FromState(c.state, c.seq), rev)
 }
 
 // Checkpoint is the stream sequence of the last event this instance handled.

@@ -61,9 +61,10 @@ func Decode(b []byte) (Snapshot, []byte, error) {
 // Snapshot) and revision, or a deletion.
 type Entry struct {
 	Key      string
-	Value    []byte
+	Value    []byte // nil when only the index was read
 	Revision uint64
-	Deleted  bool // the key was deleted or purged
+	Deleted  bool   // the key's last message deleted or purged it
+	Index    *Index // from the message's header, when it has one
 }
 
 // Pending is a snapshot write in flight.

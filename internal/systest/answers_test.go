@@ -216,6 +216,11 @@ func TestAnswersUnderStalledNATS(t *testing.T) {
 // article with 100 versions of 100 000 characters, 8 readers at once.
 func TestAnswersLongHistoriesAreComplete(t *testing.T) {
 	_, s := systest.StartSingle(t, 1)
+	// A read time-out of its own: the point is completeness, on a machine
+	// that may be busy, not speed.
+	qCfg := systest.QueryConfig(s.URL, 1)
+	qCfg.ReadTimeout = time.Minute
+	query := "http://" + s.StartQueryAPI(qCfg).Addr
 	long := strings.Repeat("long history ", 100_000/13)
 	a, _ := s.Create(map[string]any{"title": "Long", "content": "1 " + long, "author_id": "a"})
 	for v := 2; v <= 100; v++ {
@@ -233,7 +238,7 @@ func TestAnswersLongHistoriesAreComplete(t *testing.T) {
 				if rd%2 == 1 {
 					path = map[string]string{"/events": "/versions", "/versions": "/events"}[path]
 				}
-				r, err := systest.Do(client, http.MethodGet, s.Query()+"/api/articles/"+a.ID+path, nil)
+				r, err := systest.Do(client, http.MethodGet, query+"/api/articles/"+a.ID+path, nil)
 				if err == nil && r.Status != http.StatusOK {
 					err = fmt.Errorf("%s: status %d", path, r.Status)
 				}

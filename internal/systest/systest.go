@@ -48,7 +48,7 @@ func CommandConfig(url string, replicas int) config.CommandAPI {
 
 // QueryConfig is a query API on a free port.
 func QueryConfig(url string, replicas int) config.QueryAPI {
-	return config.QueryAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second}
+	return config.QueryAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second, CacheBytes: 16 << 20}
 }
 
 // ProjectorConfig is a projector on a free port.
