@@ -10,7 +10,7 @@ import (
 )
 
 func TestHelpListsFlags(t *testing.T) {
-	cmdtest.Help(t, run, []string{"-h"}, "-listen", "-nats-url", "-body-limit", "-write-timeout", "-command-cache", "-stream-replicas", "-log-level", "INKSTREAM_", "NATS_URL")
+	cmdtest.Help(t, run, []string{"-h"}, "-listen", "-nats-url", "-body-limit", "-write-timeout", "-command-cache-bytes", "-stream-replicas", "-log-level", "INKSTREAM_", "NATS_URL")
 }
 
 func TestBadConfigurationIsAnError(t *testing.T) {
@@ -24,7 +24,7 @@ func TestBadConfigurationIsAnError(t *testing.T) {
 		cmdtest.BadConfigCase{Name: "stray argument", Args: []string{"serve"}, Mention: "serve"},
 		cmdtest.BadConfigCase{Name: "env body limit not a number", Env: []string{"INKSTREAM_BODY_LIMIT=abc"}, Mention: "INKSTREAM_BODY_LIMIT"},
 		cmdtest.BadConfigCase{Name: "env write timeout not a duration", Env: []string{"INKSTREAM_WRITE_TIMEOUT=soon"}, Mention: "INKSTREAM_WRITE_TIMEOUT"},
-		cmdtest.BadConfigCase{Name: "env cache negative", Env: []string{"INKSTREAM_COMMAND_CACHE=-1"}, Mention: "command-cache"},
+		cmdtest.BadConfigCase{Name: "env cache negative", Env: []string{"INKSTREAM_COMMAND_CACHE_BYTES=-1"}, Mention: "command-cache-bytes"},
 		cmdtest.BadConfigCase{Name: "env provision not a bool", Env: []string{"INKSTREAM_PROVISION=maybe"}, Mention: "INKSTREAM_PROVISION"},
 	)
 }

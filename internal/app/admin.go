@@ -50,7 +50,7 @@ func Rebuild(ctx context.Context, args []string, getenv func(string) string, std
 	fmt.Fprintf(stdout, "rebuild: bucket purged, consumer reset; folding %d stream sequences\n", target)
 	pctx, stop := context.WithCancel(ctx)
 	p := projector.New(natsx.NewConsumer(conn.JS, true, log), natsx.NewSnapshots(conn.JS, res.KV), natsx.NewEventStore(conn.JS),
-		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize}, prometheus.NewRegistry(), log)
+		projector.Options{Batch: cfg.Batch, CacheBytes: uint64(cfg.CacheBytes)}, prometheus.NewRegistry(), log)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = p.Run(pctx) }()

@@ -138,7 +138,7 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 		return nil, err
 	}
 	store := natsx.NewEventStore(b.conn.JS)
-	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout, BulkMax: cfg.BulkMax}, b.reg, log)
+	svc := commandapi.New(store, commandapi.Options{CacheBytes: uint64(cfg.CacheBytes), WriteTimeout: cfg.WriteTimeout, BulkMax: cfg.BulkMax}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	svc.Routes(b.app)
 	httpx.BodyLimitFor(b.app, commandapi.BulkPath, cfg.BulkBodyLimit)
@@ -173,7 +173,7 @@ func StartProjector(ctx context.Context, cfg config.Projector, log *slog.Logger)
 		return nil, err
 	}
 	p := projector.New(natsx.NewConsumer(b.conn.JS, cfg.NATS.Provision, log), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewEventStore(b.conn.JS),
-		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize}, b.reg, log)
+		projector.Options{Batch: cfg.Batch, CacheBytes: uint64(cfg.CacheBytes)}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	log.Info("projector health listening", "addr", b.ln.Addr().String())
 	return b.run(ctx, p.Run), nil

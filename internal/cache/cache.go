@@ -7,6 +7,8 @@ import (
 	"github.com/maypok86/otter/v2"
 	"github.com/maypok86/otter/v2/stats"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inkstream/inkstream/pkg/domain"
 )
 
 // Cache maps article ids to values of a weight in bytes, up to a budget.
@@ -58,3 +60,21 @@ func (c *Cache[V]) Forget(id string) { c.c.Invalidate(id) }
 
 // Bytes is the weight the cache holds now.
 func (c *Cache[V]) Bytes() uint64 { return c.c.WeightedSize() }
+
+// GetOrAdd returns the value of id, storing mk's first when it has none.
+func (c *Cache[V]) GetOrAdd(id string, mk func() V) V {
+	if v, ok := c.c.GetIfPresent(id); ok {
+		return v
+	}
+	v, _ := c.c.SetIfAbsent(id, mk())
+	return v
+}
+
+// ArticleBytes estimates what an article's state weighs in memory.
+func ArticleBytes(a domain.Article) int {
+	n := len(a.ID) + len(a.Title) + len(a.Slug) + len(a.Content) + len(a.AuthorID) + len(a.Status) + 160
+	for _, t := range a.Tags {
+		n += len(t) + 16
+	}
+	return n
+}

@@ -52,7 +52,7 @@ func (s *encodeOnly) Get(context.Context, uint64) (events.Message, error) {
 func BenchmarkCreateArticle(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	app := httpx.NewApp("bench", 0, log)
-	New(&encodeOnly{}, Options{CacheSize: 10_000, WriteTimeout: 5 * time.Second}, prometheus.NewRegistry(), log).Routes(app)
+	New(&encodeOnly{}, Options{CacheBytes: 16 << 20, WriteTimeout: 5 * time.Second}, prometheus.NewRegistry(), log).Routes(app)
 	h := app.Handler()
 	body := []byte(`{"title":"Posted article 17","content":"` +
 		strings.Repeat("Event sourcing keeps every change as an immutable fact; the read side folds them. ", 12) +

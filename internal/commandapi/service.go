@@ -63,7 +63,7 @@ type EventStore interface {
 
 // Options configure the write service.
 type Options struct {
-	CacheSize    int           // articles whose state is kept in memory
+	CacheBytes   uint64        // budget of the article states kept in memory
 	WriteTimeout time.Duration // how long one write may take, retries included
 	BulkMax      int           // most articles in one bulk create
 }
@@ -85,7 +85,7 @@ func New(store EventStore, opts Options, reg prometheus.Registerer, log *slog.Lo
 	uuid.EnableRandPool()
 	s := &Service{
 		store: store,
-		aggs:  newAggregates(opts.CacheSize),
+		aggs:  newAggregates(opts.CacheBytes, reg),
 		opts:  opts,
 		log:   log,
 		skips: obs.NewSkips(reg, log),

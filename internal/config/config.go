@@ -37,7 +37,7 @@ type CommandAPI struct {
 	Listen        string
 	BodyLimit     int
 	WriteTimeout  time.Duration // how long a write may wait for JetStream, retries included
-	CacheSize     int           // articles whose state the command API keeps in memory
+	CacheBytes    int64         // budget of the article states the command API keeps in memory
 	BulkMax       int           // most articles in one bulk create
 	BulkBodyLimit int           // largest body of a bulk create
 }
@@ -45,9 +45,9 @@ type CommandAPI struct {
 // Projector configures cmd/projector.
 type Projector struct {
 	Common
-	Listen    string // health and metrics
-	Batch     int    // messages fetched per pull
-	CacheSize int    // snapshots kept in memory
+	Listen     string // health and metrics
+	Batch      int    // messages fetched per pull
+	CacheBytes int64  // budget of the snapshots the projector keeps in memory
 }
 
 // QueryAPI configures cmd/query-api.
@@ -156,7 +156,7 @@ func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
 	fs.StringVar(&c.Listen, listen, DefaultCommandListen, "command API listen address")
 	fs.IntVar(&c.BodyLimit, "body-limit", DefaultBodyLimit, "largest request body in bytes (413 above)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "how long a write waits for JetStream, retries included (503 after)")
-	fs.IntVar(&c.CacheSize, "command-cache", 100_000, "articles whose state the command API keeps in memory")
+	fs.Int64Var(&c.CacheBytes, "command-cache-bytes", 32<<20, "bytes of article states the command API keeps in memory")
 	fs.IntVar(&c.BulkMax, "bulk-max", 1000, "most articles in one POST /api/articles/_bulk (JetStream's atomic batch limit is 1000)")
 	fs.IntVar(&c.BulkBodyLimit, "bulk-body-limit", 16<<20, "largest body of a bulk create in bytes (413 above)")
 }
@@ -169,8 +169,8 @@ func (c CommandAPI) validate() error {
 	if c.WriteTimeout < 100*time.Millisecond {
 		errs = append(errs, errors.New("-write-timeout must be at least 100ms"))
 	}
-	if c.CacheSize < 0 {
-		errs = append(errs, errors.New("-command-cache must not be negative"))
+	if c.CacheBytes < 0 {
+		errs = append(errs, errors.New("-command-cache-bytes must not be negative"))
 	}
 	if c.BulkMax < 1 || c.BulkMax > 1000 {
 		errs = append(errs, errors.New("-bulk-max must be 1 to 1000"))
@@ -196,7 +196,7 @@ func ParseProjector(name string, args []string, getenv func(string) string, out 
 func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
 	fs.StringVar(&c.Listen, listen, DefaultProjectorListen, "projector health and metrics listen address")
 	fs.IntVar(&c.Batch, "batch", 5000, "most messages the projector folds together (it takes what has arrived, up to this)")
-	fs.IntVar(&c.CacheSize, "projector-cache", 200_000, "snapshots the projector keeps in memory")
+	fs.Int64Var(&c.CacheBytes, "projector-cache-bytes", 64<<20, "bytes of snapshots the projector keeps in memory")
 }
 
 func (c Projector) validate() error {
@@ -204,8 +204,8 @@ func (c Projector) validate() error {
 	if c.Batch < 1 || c.Batch > 10_000 {
 		errs = append(errs, errors.New("-batch must be 1 to 10000"))
 	}
-	if c.CacheSize < 0 {
-		errs = append(errs, errors.New("-projector-cache must not be negative"))
+	if c.CacheBytes < 0 {
+		errs = append(errs, errors.New("-projector-cache-bytes must not be negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -57,8 +57,8 @@ type EventLog interface {
 
 // Options configure a projector.
 type Options struct {
-	Batch     int // messages handled together
-	CacheSize int // snapshots kept in memory
+	Batch      int    // messages handled together
+	CacheBytes uint64 // budget of the snapshots kept in memory
 }
 
 // Projector consumes the log into the bucket.
@@ -84,7 +84,7 @@ func New(src Source, snaps Snapshots, log EventLog, opts Options, reg prometheus
 	if opts.Batch <= 0 {
 		opts.Batch = 1000
 	}
-	p := &Projector{src: src, snaps: snaps, log: log, opts: opts, lg: lg, cache: newSnapshots(opts.CacheSize), skips: obs.NewSkips(reg, lg)}
+	p := &Projector{src: src, snaps: snaps, log: log, opts: opts, lg: lg, cache: newSnapshots(opts.CacheBytes, reg), skips: obs.NewSkips(reg, lg)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_projector_" + name, Help: help})
 		reg.MustRegister(c)

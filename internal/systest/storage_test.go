@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/systest"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
@@ -131,3 +133,104 @@ func TestBulkCreate(t *testing.T) {
 }
 
 func url2(s string) string { return url.QueryEscape(s) }
+
+// TestQueryWithinByteBudget gives a query API 1 MiB for article bodies and
+// about 2.4 MB of articles: it serves every one of them (from its cache, from
+// KV, replayed from the stream once KV has lost the snapshot), lists them
+// all across pages, and its cache metrics show the misses and evictions.
+func TestQueryWithinByteBudget(t *testing.T) {
+	_, s := systest.StartSingle(t, 1)
+	qCfg := systest.QueryConfig(s.URL, 1)
+	qCfg.CacheBytes = 1 << 20
+	small := "http://" + s.StartQueryAPI(qCfg).Addr
+
+	const n = 600
+	content := strings.Repeat("A body that does not fit many times over. ", 100) // 4 200 bytes
+	want := map[string]domain.Article{}
+	for start := 0; start < n; start += 200 {
+		r := s.Do(http.MethodPost, s.Cmd()+"/api/articles/_bulk", bulkBody(200, func(i int, a map[string]any) {
+			a["title"], a["content"], a["author_id"] = fmt.Sprintf("Budget %04d", start+i), content, "budget"
+		}))
+		r.Require(t, http.StatusCreated)
+		var ans bulkAnswer
+		r.JSON(t, &ans)
+		for _, a := range ans.Items {
+			want[a.ID] = a
+		}
+	}
+	s.WaitProjected(60 * time.Second)
+	get := func(id string) domain.Article {
+		t.Helper()
+		var a domain.Article
+		natstest.WaitFor(t, 10*time.Second, func() error {
+			r := s.Do(http.MethodGet, small+"/api/articles/"+id, nil)
+			if r.Status != http.StatusOK {
+				return fmt.Errorf("GET %s: %d %s", id, r.Status, r.Body)
+			}
+			a = r.Article(t)
+			return nil
+		})
+		return a
+	}
+	for round := range 2 {
+		for id, w := range want {
+			if got := get(id); !systest.SameArticle(got, w) {
+				t.Fatalf("round %d: GET %s = %+v, want %+v", round, id, got, w)
+			}
+		}
+	}
+
+	listed := map[string]bool{}
+	cursor := ""
+	for page := 0; ; page++ {
+		q := "/api/articles?author_id=budget&limit=100&sort=title"
+		if cursor != "" {
+			q += "&cursor=" + url.QueryEscape(cursor)
+		}
+		var p struct {
+			Items      []domain.Article `json:"items"`
+			NextCursor string           `json:"next_cursor"`
+		}
+		r := s.Do(http.MethodGet, small+q, nil)
+		r.Require(t, http.StatusOK)
+		r.JSON(t, &p)
+		for _, a := range p.Items {
+			if listed[a.ID] || !systest.SameArticle(a, want[a.ID]) {
+				t.Fatalf("page %d lists %+v (listed before: %v)", page, a, listed[a.ID])
+			}
+			listed[a.ID] = true
+		}
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(listed) != n {
+		t.Fatalf("the pages listed %d of %d articles", len(listed), n)
+	}
+
+	metric := func(name string) float64 { return s.Metric(small, name) }
+	if ev, miss, held := metric("inkstream_cache_evictions_total"), metric("inkstream_cache_misses_total"), metric("inkstream_cache_bytes"); ev == 0 || miss == 0 || held > 1<<20 {
+		t.Fatalf("cache: %v evictions, %v misses, %v bytes held; want evictions and misses within 1 MiB", ev, miss, held)
+	}
+
+	// Snapshots gone from KV: the reads replay the articles from the stream.
+	replays := metric("inkstream_query_replays_total")
+	var gone []string
+	for id := range want {
+		if len(gone) == 20 {
+			break
+		}
+		if err := s.Res.KV.Purge(natstest.Context(t), id); err != nil {
+			t.Fatal(err)
+		}
+		gone = append(gone, id)
+	}
+	for _, id := range gone {
+		if got := get(id); !systest.SameArticle(got, want[id]) {
+			t.Fatalf("GET %s after its snapshot was purged = %+v", id, got)
+		}
+	}
+	if got := metric("inkstream_query_replays_total") - replays; got < float64(len(gone)) {
+		t.Fatalf("%v replays for %d articles whose snapshot was purged", got, len(gone))
+	}
+}

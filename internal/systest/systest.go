@@ -43,7 +43,7 @@ func Common(url string, replicas int) config.Common {
 
 // CommandConfig is a command API on a free port.
 func CommandConfig(url string, replicas int) config.CommandAPI {
-	return config.CommandAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheSize: 10_000, BulkMax: 1000, BulkBodyLimit: 16 << 20}
+	return config.CommandAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20}
 }
 
 // QueryConfig is a query API on a free port.
@@ -53,7 +53,7 @@ func QueryConfig(url string, replicas int) config.QueryAPI {
 
 // ProjectorConfig is a projector on a free port.
 func ProjectorConfig(url string, replicas int) config.Projector {
-	return config.Projector{Common: Common(url, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheSize: 10_000}
+	return config.Projector{Common: Common(url, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheBytes: 16 << 20}
 }
 
 // System is one command API, one query API and any number of projectors
