@@ -77,6 +77,8 @@ func (s *encodeOnly) AppendBatch(context.Context, []domain.Event, []string, stri
 	return 0, 0, false, errNotInBenchmark
 }
 
+func (s *encodeOnly) Purge(context.Context, string, uint64) error { return errNotInBenchmark }
+
 func (s *encodeOnly) Range(context.Context, uint64, uint64) ([]events.Message, error) {
 	return nil, errNotInBenchmark
 }

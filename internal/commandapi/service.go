@@ -59,6 +59,9 @@ type EventStore interface {
 	// Range returns the messages from sequence from to to, complete.
 	// Errors: domain.ErrUnavailable.
 	Range(ctx context.Context, from, to uint64) ([]events.Message, error)
+	// Purge removes an article's messages before stream sequence before.
+	// Errors: domain.ErrUnavailable.
+	Purge(ctx context.Context, articleID string, before uint64) error
 }
 
 // Options configure the write service.

@@ -279,3 +279,17 @@ func (s *EventStore) bound(ctx context.Context) (context.Context, context.Cancel
 // hdrNumPending is the header of an end-of-batch marker that counts the
 // matching messages left after the batch.
 const hdrNumPending = "Nats-Num-Pending"
+
+// Purge removes every message of an article from the stream that comes
+// before stream sequence before (an erasure keeps its ArticleErased). It
+// may be done again. Errors: domain.ErrUnavailable.
+func (s *EventStore) Purge(ctx context.Context, articleID string, before uint64) error {
+	st, err := s.js.Stream(ctx, Stream)
+	if err == nil {
+		err = st.Purge(ctx, jetstream.WithPurgeSubject(events.ArticleSubjects(articleID)), jetstream.WithPurgeSequence(before))
+	}
+	if err != nil {
+		return fmt.Errorf("purge %s: %w: %v", articleID, domain.ErrUnavailable, err)
+	}
+	return nil
+}

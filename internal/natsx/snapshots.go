@@ -290,3 +290,18 @@ func (s *Snapshots) LastSeq(ctx context.Context) (uint64, error) {
 	}
 	return 0, errors.New("bucket status has no stream info")
 }
+
+// Purge removes every revision of id's snapshot, if the key is still at
+// revision expect, and returns the purge marker's revision.
+// Errors: domain.ErrConflict, domain.ErrUnavailable.
+func (s *Snapshots) Purge(ctx context.Context, id string, expect uint64) (uint64, error) {
+	msg := &nats.Msg{Subject: KeySubject(id), Header: nats.Header{}}
+	msg.Header.Set(hdrKVOperation, kvPurge)
+	msg.Header.Set(jetstream.MsgRollup, jetstream.MsgRollupSubject)
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	ack, err := s.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, putError(id, err)
+	}
+	return ack.Sequence, nil
+}

@@ -13,6 +13,8 @@ type cached struct {
 	state domain.State
 	seq   uint64
 	rev   uint64
+	// removed: the bucket holds a deletion or purge marker at rev.
+	removed bool
 }
 
 // snapshots are the snapshots this projector keeps, within a byte budget.

@@ -47,6 +47,10 @@ type Snapshots interface {
 	Put(ctx context.Context, snap readmodel.Snapshot, expect uint64) (uint64, error)
 	// PutAsync is Put without waiting for the answer.
 	PutAsync(snap readmodel.Snapshot, expect uint64) readmodel.Pending
+	// Purge removes every revision of id's snapshot if the key is at
+	// revision expect, and returns the revision of the purge marker.
+	// Errors: domain.ErrConflict, domain.ErrUnavailable.
+	Purge(ctx context.Context, id string, expect uint64) (uint64, error)
 }
 
 // EventLog reads an article's history.
@@ -208,7 +212,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 		items := groups[id]
 		cur, _ := p.cache.get(id) // a miss folds from nothing: only a create applies
 		next, dirty, n, err := p.fold(context.Background(), id, cur, false, false, items)
-		if err != nil || !dirty {
+		if err != nil || !dirty || next.state.Erased {
 			slow = append(slow, id)
 			continue
 		}
@@ -311,7 +315,14 @@ func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed, 
 			n.duplicates++
 			continue
 		}
-		_, err := f.Next(it.Message)
+		var err error
+		if cur.removed && !dirty {
+			// The bucket removed the snapshot (a deletion, or an erasure
+			// that purged the article's events): trust only the log.
+			err = events.ErrGap
+		} else {
+			_, err = f.Next(it.Message)
+		}
 		var skip *events.SkipError
 		switch {
 		case err == nil:
@@ -323,16 +334,12 @@ func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed, 
 			// The predecessor is not in the bucket (another instance holds
 			// it, or the snapshot was removed): fold the article from the
 			// log up to this message.
-			h, err := p.log.History(ctx, id, it.Seq)
+			h, gone, err := p.replay(ctx, id, it.Seq)
 			if err != nil {
 				return cur, false, n, err
 			}
-			if h.LastSeq < it.Seq {
-				return cur, false, n, fmt.Errorf("replay of %s reached seq %d, not %d: %w", id, h.LastSeq, it.Seq, domain.ErrUnavailable)
-			}
-			p.skips.Report(h.Skipped...)
-			if h.Fold.Seq != it.Seq {
-				n.duplicates++ // the whole fold skips it too
+			if gone || h.Fold.Seq != it.Seq {
+				n.duplicates++ // purged by an erasure, or the whole fold skips it too
 				continue
 			}
 			f, dirty = h.Fold, true
@@ -347,6 +354,28 @@ func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed, 
 	return cached{state: f.State, seq: f.Seq, rev: cur.rev}, dirty, n, nil
 }
 
+// replay folds an article's history up to stream sequence seq. gone is set
+// when seq is no longer in the log because an erasure purged it.
+func (p *Projector) replay(ctx context.Context, id string, seq uint64) (events.History, bool, error) {
+	h, err := p.log.History(ctx, id, seq)
+	if err != nil {
+		return h, false, err
+	}
+	p.skips.Report(h.Skipped...)
+	if h.LastSeq >= seq {
+		return h, false, nil
+	}
+	// The read did not reach seq: a replica behind, or seq purged.
+	all, err := p.log.History(ctx, id, 0)
+	if err != nil {
+		return h, false, err
+	}
+	if all.Fold.State.Erased && all.LastSeq > seq {
+		return all, true, nil
+	}
+	return h, false, fmt.Errorf("replay of %s reached seq %d, not %d: %w", id, h.LastSeq, seq, domain.ErrUnavailable)
+}
+
 func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 	e, err := p.snaps.Get(ctx, id)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -356,7 +385,7 @@ func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 		return cached{}, err
 	}
 	if e.Deleted {
-		return cached{rev: e.Revision}, nil
+		return cached{rev: e.Revision, removed: true}, nil
 	}
 	snap, _, err := readmodel.Decode(e.Value)
 	if err != nil {
@@ -365,7 +394,12 @@ func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 	return cached{state: snap.State(), seq: snap.Seq, rev: e.Revision}, nil
 }
 
+// write stores the snapshot of c, expecting the key at rev; an erased
+// article's snapshot is purged instead.
 func (p *Projector) write(ctx context.Context, c cached, rev uint64) (uint64, error) {
+	if c.state.Erased {
+		return p.snaps.Purge(ctx, c.state.Article.ID, rev)
+	}
 	return p.snaps.Put(ctx, readmodel.FromState(c.state, c.seq), rev)
 }
 

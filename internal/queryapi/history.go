@@ -96,8 +96,8 @@ func (s *Service) listEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(h.Events) == 0 {
-		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+	if len(h.Events) == 0 || h.Fold.State.Erased {
+		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound) // an erased article shows nothing
 	}
 	out := make([]auditEvent, len(h.Events))
 	for i, se := range h.Events {

@@ -252,7 +252,7 @@ func (s *System) Metric(base, name string) float64 {
 func (s *System) Snapshot(id string) (readmodel.Snapshot, bool) {
 	s.TB.Helper()
 	e, err := s.Snapshots().Get(natstest.Context(s.TB), id)
-	if errorsIsNotFound(err) {
+	if errorsIsNotFound(err) || err == nil && e.Deleted {
 		return readmodel.Snapshot{}, false
 	}
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/systest"
 	"github.com/inkstream/inkstream/pkg/domain"
@@ -233,4 +235,69 @@ func TestQueryWithinByteBudget(t *testing.T) {
 	if got := metric("inkstream_query_replays_total") - replays; got < float64(len(gone)) {
 		t.Fatalf("%v replays for %d articles whose snapshot was purged", got, len(gone))
 	}
+}
+
+// TestErasure erases an article while the projector is stopped and some of
+// its events are not projected yet: the stream keeps only the
+// ArticleErased marker on the article's subjects, the bucket no snapshot,
+// and no read shows anything of it; the projector started again converges
+// without bringing the article back, and verify finds no difference.
+func TestErasure(t *testing.T) {
+	_, s := systest.StartSingle(t, 1)
+	ctx := natstest.Context(t)
+	a, _ := s.Create(systest.Body(1))
+	keep, _ := s.Create(systest.Body(2))
+	s.Write(http.MethodPatch, a.ID, map[string]any{"status": "published"}, "Content-Type", "application/merge-patch+json")
+	s.WaitProjected(30 * time.Second)
+	if err := s.Projectors[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	s.Write(http.MethodPut, a.ID, systest.Body(3)) // never projected before the erasure
+
+	r := s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID+"?erase=true", nil)
+	r.Require(t, http.StatusNoContent)
+	erasedAt := r.Seq()
+
+	stream, err := s.Conn.JS.Stream(ctx, "ARTICLES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter("articles."+a.ID+".>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.State.Subjects) != 1 || info.State.Subjects["articles."+a.ID+".erased"] != 1 {
+		t.Fatalf("the article's subjects hold %v, want only its erasure", info.State.Subjects)
+	}
+	h := s.History(a.ID)
+	if len(h.Events) != 1 || h.Events[0].Seq != erasedAt {
+		t.Fatalf("history after the erasure: %+v", h.Events)
+	}
+
+	s.StartProjector()
+	s.WaitProjected(30 * time.Second)
+	if _, ok := s.Snapshot(a.ID); ok {
+		t.Fatal("the bucket still holds a snapshot of the erased article")
+	}
+	s.WaitGone(a.ID)
+	for _, path := range []string{"", "/versions", "/versions/1", "/events"} {
+		s.Do(http.MethodGet, s.Query()+"/api/articles/"+a.ID+path, nil).RequireProblem(t, http.StatusNotFound, "")
+	}
+	var list struct {
+		Items []domain.Article `json:"items"`
+	}
+	lr := s.Do(http.MethodGet, s.Query()+"/api/articles?limit=100", nil)
+	lr.Require(t, http.StatusOK)
+	lr.JSON(t, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != keep.ID {
+		t.Fatalf("the list holds %+v, want only %s", list.Items, keep.ID)
+	}
+	s.Do(http.MethodPut, s.Cmd()+"/api/articles/"+a.ID, systest.Body(4)).RequireProblem(t, http.StatusNotFound, "")
+	if out, err := verify(t, s); err != nil {
+		t.Fatalf("verify after the erasure: %v\n%s", err, out)
+	}
+	// An erasure may be done again; an unknown article has none.
+	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID+"?erase=true", nil).Require(t, http.StatusNoContent)
+	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/0196f4a2-7c3e-7d4b-9a10-3f2e1d0c9b8a?erase=true", nil).RequireProblem(t, http.StatusNotFound, "")
+	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+keep.ID+"?erase=maybe", nil).RequireProblem(t, http.StatusBadRequest, "")
 }
