@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/projector"
 )
 
@@ -32,10 +32,12 @@ func adminConnect(ctx context.Context, name string, args []string, getenv func(s
 }
 
 // Rebuild rebuilds the read model from the stream from scratch: it purges
-// the bucket and resets the projector consumer, then projects in this
-// process too (running projectors share the work) and reports progress on
-// stdout until the read model has caught up with the stream as it was when
-// the rebuild began. The query API keeps serving meanwhile.
+// the bucket and moves the projector consumer past the stream's end
+// (running projectors fold only what comes after), then folds the whole
+// stream in this process, in windows of -projector-cache-bytes, writing
+// one snapshot per article per window, and reports progress on stdout. The
+// query API keeps serving meanwhile: its view keeps the old snapshots, and
+// a read that misses it is replayed from the stream.
 func Rebuild(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, conn, res, err := adminConnect(ctx, "rebuild", args, getenv, stderr)
 	if err != nil {
@@ -43,52 +45,25 @@ func Rebuild(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	defer conn.NC.Close()
 	log := cfg.Logger(stderr)
-	target, err := natsx.ResetReadModel(ctx, conn.JS)
+	target, err := natsx.ResetForRebuild(ctx, conn.JS)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	fmt.Fprintf(stdout, "rebuild: bucket purged, consumer reset; folding %d stream sequences\n", target)
-	pctx, stop := context.WithCancel(ctx)
-	p := projector.New(natsx.NewConsumer(conn.JS, true, log), natsx.NewSnapshots(conn.JS, res.KV), natsx.NewEventStore(conn.JS),
-		projector.Options{Batch: cfg.Batch, CacheBytes: uint64(cfg.CacheBytes)}, prometheus.NewRegistry(), log)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = p.Run(pctx) }()
-	err = waitCaughtUp(ctx, natsx.NewLog(conn.JS), target, func(done uint64, elapsed time.Duration) {
-		rate := float64(done) / max(elapsed.Seconds(), 1e-3)
-		fmt.Fprintf(stdout, "rebuild: %d/%d (%.0f%%) in %s, %.0f events/s\n", done, target, 100*float64(done)/float64(max(target, 1)), elapsed.Round(time.Millisecond), rate)
-	})
-	stop()
-	wg.Wait()
+	fmt.Fprintf(stdout, "rebuild: bucket purged, projectors moved past seq %d; folding %d stream sequences\n", target, target)
+	start := time.Now()
+	rep, err := projector.Rebuild(ctx, natsx.NewLog(conn.JS), natsx.NewSnapshots(conn.JS, res.KV), int(cfg.CacheBytes),
+		obs.NewSkips(prometheus.NewRegistry(), log), func(seq uint64) {
+			elapsed := time.Since(start)
+			fmt.Fprintf(stdout, "rebuild: %d/%d (%.0f%%) in %s, %.0f events/s\n", seq, target, 100*float64(seq)/float64(max(target, 1)),
+				elapsed.Round(time.Millisecond), float64(seq)/max(elapsed.Seconds(), 1e-3))
+		})
 	if err != nil {
-		return fmt.Errorf("rebuild: %w", err)
+		return err
 	}
+	fmt.Fprintf(stdout, "rebuild: %d events folded into %d snapshots in %d windows, %d skipped, in %s (%.0f events/s)\n",
+		rep.Events, rep.Articles, rep.Windows, rep.Skipped, rep.Elapsed.Round(time.Millisecond), float64(rep.Events)/max(rep.Elapsed.Seconds(), 1e-3))
 	fmt.Fprintln(stdout, "rebuild: done")
 	return nil
-}
-
-// waitCaughtUp polls the consumer until it has acknowledged every message
-// up to target, calling progress about once a second.
-func waitCaughtUp(ctx context.Context, log *natsx.Log, target uint64, progress func(done uint64, elapsed time.Duration)) error {
-	start := time.Now()
-	last := time.Time{}
-	for {
-		done, err := log.AckFloor(ctx)
-		if err == nil {
-			if time.Since(last) >= time.Second || done >= target {
-				progress(min(done, target), time.Since(start))
-				last = time.Now()
-			}
-			if done >= target {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // Verify folds the stream and compares it with every KV snapshot; it prints

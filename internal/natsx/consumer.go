@@ -40,10 +40,11 @@ func (c *Consumer) Consume(ctx context.Context, batch int, handle func(events.De
 		var cons jetstream.Consumer
 		var err error
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		if c.provision {
-			cons, err = c.js.CreateOrUpdateConsumer(cctx, Stream, ConsumerConfig())
-		} else {
-			cons, err = c.js.Consumer(cctx, Stream, ConsumerName)
+		// Bind to the consumer as it is (a rebuild may have moved its
+		// start); create it only when it is missing.
+		cons, err = c.js.Consumer(cctx, Stream, ConsumerName)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) && c.provision {
+			cons, err = c.js.CreateConsumer(cctx, Stream, ConsumerConfig())
 		}
 		cancel()
 		if err != nil {

@@ -117,10 +117,11 @@ func provisionOnce(ctx context.Context, js jetstream.JetStream, cfg Options) (Re
 	if err != nil {
 		return res, fmt.Errorf("bucket %s: %w", Bucket, err)
 	}
-	if cfg.Provision {
-		_, err = js.CreateOrUpdateConsumer(ctx, Stream, ConsumerConfig())
-	} else {
-		_, err = js.Consumer(ctx, Stream, ConsumerName)
+	// The consumer is created when missing, never updated: a rebuild may
+	// have moved its start past the stream's end.
+	_, err = js.Consumer(ctx, Stream, ConsumerName)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) && cfg.Provision {
+		_, err = js.CreateConsumer(ctx, Stream, ConsumerConfig())
 	}
 	if err != nil {
 		return res, fmt.Errorf("consumer %s: %w", ConsumerName, err)

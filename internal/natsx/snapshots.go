@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,6 +28,9 @@ const (
 type Snapshots struct {
 	js jetstream.JetStream
 	kv jetstream.KeyValue
+
+	mu     sync.Mutex
+	stream jetstream.Stream // the bucket's stream, looked up once
 }
 
 // NewSnapshots returns the snapshot store on bucket kv.
@@ -39,7 +43,7 @@ func NewSnapshots(js jetstream.JetStream, kv jetstream.KeyValue) *Snapshots {
 // marker's revision, which the next write must expect.
 // Errors: domain.ErrNotFound (the key never had a value), domain.ErrUnavailable.
 func (s *Snapshots) Get(ctx context.Context, id string) (readmodel.Entry, error) {
-	st, err := s.js.Stream(ctx, BucketStream)
+	st, err := s.bucketStream(ctx)
 	if err != nil {
 		return readmodel.Entry{}, fmt.Errorf("snapshot %s: %w: %v", id, domain.ErrUnavailable, err)
 	}
@@ -51,6 +55,19 @@ func (s *Snapshots) Get(ctx context.Context, id string) (readmodel.Entry, error)
 		return readmodel.Entry{}, fmt.Errorf("snapshot %s: %w: %v", id, domain.ErrUnavailable, err)
 	}
 	return entryOf(id, m.Sequence, m.Header, m.Data), nil
+}
+
+func (s *Snapshots) bucketStream(ctx context.Context) (jetstream.Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream == nil {
+		st, err := s.js.Stream(ctx, BucketStream)
+		if err != nil {
+			return nil, err
+		}
+		s.stream = st
+	}
+	return s.stream, nil
 }
 
 // GetMany returns the stored snapshots of ids (keys without one are left

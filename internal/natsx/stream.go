@@ -119,3 +119,43 @@ func ResetReadModel(ctx context.Context, js jetstream.JetStream) (uint64, error)
 	}
 	return last, nil
 }
+
+// ResetForRebuild prepares a rebuild that folds the log itself: it purges
+// the bucket, then moves the projector consumer past the stream's last
+// sequence (deleting and creating it again), so that running projectors,
+// which rebind by themselves, fold only what comes after while the rebuild
+// folds everything up to it. It returns that last sequence.
+func ResetForRebuild(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	last, err := NewLog(js).LastSeq(ctx)
+	if err != nil {
+		return 0, err
+	}
+	kvs, err := js.Stream(ctx, BucketStream)
+	if err != nil {
+		return 0, fmt.Errorf("bucket stream: %w", err)
+	}
+	if err := kvs.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("purge bucket: %w", err)
+	}
+	cfg := ConsumerConfig()
+	if last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+	}
+	if err := js.DeleteConsumer(ctx, Stream, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return 0, fmt.Errorf("delete consumer: %w", err)
+	}
+	// A consumer created (by a running projector) while the server was
+	// still removing the old one's directory has lost its store: every
+	// update fails (err 10012). Delete such a one and create it again.
+	for attempt := 0; ; attempt++ {
+		_, err := js.CreateConsumer(ctx, Stream, cfg)
+		if err == nil {
+			break
+		}
+		if attempt == 4 || !sleep(ctx, 100*time.Millisecond) {
+			return 0, fmt.Errorf("create consumer: %w", err)
+		}
+		_ = js.DeleteConsumer(ctx, Stream, ConsumerName)
+	}
+	return last, nil
+}

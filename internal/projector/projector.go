@@ -41,6 +41,9 @@ type Snapshots interface {
 	// with Deleted set and the revision a write must expect.
 	// Errors: domain.ErrNotFound, domain.ErrUnavailable.
 	Get(ctx context.Context, id string) (readmodel.Entry, error)
+	// GetMany returns the snapshots (and markers) of those ids that have
+	// one, read in a batch. Errors: domain.ErrUnavailable.
+	GetMany(ctx context.Context, ids []string) (map[string]readmodel.Entry, error)
 	// Put writes snap if its key is at revision expect (0: the key has no
 	// message) and returns the new revision. Errors: domain.ErrConflict,
 	// domain.ErrUnavailable.
