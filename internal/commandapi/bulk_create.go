@@ -28,6 +28,10 @@ type bulkRequest struct {
 // bulkCreate handles POST /api/articles/_bulk: up to BulkMax articles
 // validated together and written as one atomic batch, all or none.
 func (s *Service) bulkCreate(c *fiber.Ctx) error {
+	by := httpx.PrincipalOf(c)
+	if err := domain.Attempt(by, domain.ActCreate); err != nil {
+		return err
+	}
 	if err := checkContentType(c, fiber.MIMEApplicationJSON); err != nil {
 		return err
 	}
@@ -39,11 +43,11 @@ func (s *Service) bulkCreate(c *fiber.Ctx) error {
 	if n == 0 || n > s.opts.BulkMax {
 		return fieldError("articles", fmt.Sprintf("must hold 1 to %d articles", s.opts.BulkMax))
 	}
-	key, hash, err := idempotency(c)
+	key, hash, err := idempotency(c, by)
 	if err != nil {
 		return err
 	}
-	evs, msgIDs, err := s.decideBulk(req.Articles, key, "")
+	evs, msgIDs, err := s.decideBulk(req.Articles, key, by)
 	if err != nil {
 		return err
 	}
@@ -84,7 +88,7 @@ type bulkAnswer struct {
 // decideBulk decodes and decides every article of a bulk, and returns the
 // events with their message ids, or a *domain.ValidationError naming every
 // broken rule as articles[i].field.
-func (s *Service) decideBulk(items []json.RawMessage, key, actor string) ([]domain.Event, []string, error) {
+func (s *Service) decideBulk(items []json.RawMessage, key string, by domain.Principal) ([]domain.Event, []string, error) {
 	invalid := &domain.ValidationError{Fields: map[string]string{}}
 	evs := make([]domain.Event, 0, len(items))
 	msgIDs := make([]string, 0, len(items))
@@ -94,8 +98,12 @@ func (s *Service) decideBulk(items []json.RawMessage, key, actor string) ([]doma
 		fields, err := decodeArticle(raw)
 		if err == nil {
 			id, evID := uuid.Must(uuid.NewV7()).String(), uuid.Must(uuid.NewV7()).String()
+			cmd := domain.CreateArticle{Meta: domain.Meta{EventID: evID, At: at, Actor: by.Subject}, ID: id, Fields: fields}
+			if err := domain.AuthorizeCommand(by, domain.State{}, cmd); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", prefix, err)
+			}
 			var decided []domain.Event
-			decided, err = domain.Decide(domain.State{}, domain.CreateArticle{Meta: domain.Meta{EventID: evID, At: at, Actor: actor}, ID: id, Fields: fields})
+			decided, err = domain.Decide(domain.State{}, cmd)
 			if err == nil {
 				evs = append(evs, decided[0])
 				msgIDs = append(msgIDs, bulkMsgID(key, i, evID))

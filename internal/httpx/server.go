@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http/pprof"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,8 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -43,7 +47,39 @@ func NewApp(name string, bodyLimit int, log *slog.Logger) *fiber.App {
 		JSONDecoder: json.Unmarshal,
 	})
 	guard(app)
+	// Every response carries X-Request-Id, the client's (when it is a
+	// sane one) or a new one; log lines of the request name it. A panic in
+	// a handler is logged with it and answered as a 500 problem by the
+	// error handler, and the process lives on.
+	app.Use(requestid.New(requestid.Config{Next: func(c *fiber.Ctx) bool {
+		if id := c.Request().Header.Peek(fiber.HeaderXRequestID); len(id) > 0 && !saneRequestID(id) {
+			c.Request().Header.Del(fiber.HeaderXRequestID)
+		}
+		return false
+	}}))
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, p any) {
+		log.Error("handler panicked", "method", c.Method(), "path", c.Path(), "request_id", RequestID(c),
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	}}))
 	return app
+}
+
+// RequestID is the id of the request c answers (X-Request-Id).
+func RequestID(c *fiber.Ctx) string { return c.GetRespHeader(fiber.HeaderXRequestID) }
+
+// saneRequestID accepts a client's request id of up to 128 visible ASCII
+// characters; anything else is replaced, so that what reaches the logs and
+// the answer stays short and printable.
+func saneRequestID(id []byte) bool {
+	if len(id) > 128 {
+		return false
+	}
+	for _, b := range id {
+		if b <= ' ' || b > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Readiness reports whether a process can serve: nil when it can.

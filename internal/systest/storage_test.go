@@ -254,7 +254,9 @@ func TestErasure(t *testing.T) {
 	}
 	s.Write(http.MethodPut, a.ID, systest.Body(3)) // never projected before the erasure
 
-	r := s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID+"?erase=true", nil)
+	admin := systest.As(s.Token("root", "admin"))
+	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID+"?erase=true", nil).RequireProblem(t, http.StatusForbidden, "") // an editor may not
+	r := s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID+"?erase=true", nil, admin...)
 	r.Require(t, http.StatusNoContent)
 	erasedAt := r.Seq()
 
@@ -297,7 +299,7 @@ func TestErasure(t *testing.T) {
 		t.Fatalf("verify after the erasure: %v\n%s", err, out)
 	}
 	// An erasure may be done again; an unknown article has none.
-	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID+"?erase=true", nil).Require(t, http.StatusNoContent)
-	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/0196f4a2-7c3e-7d4b-9a10-3f2e1d0c9b8a?erase=true", nil).RequireProblem(t, http.StatusNotFound, "")
-	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+keep.ID+"?erase=maybe", nil).RequireProblem(t, http.StatusBadRequest, "")
+	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID+"?erase=true", nil, admin...).Require(t, http.StatusNoContent)
+	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/0196f4a2-7c3e-7d4b-9a10-3f2e1d0c9b8a?erase=true", nil, admin...).RequireProblem(t, http.StatusNotFound, "")
+	s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+keep.ID+"?erase=maybe", nil, admin...).RequireProblem(t, http.StatusBadRequest, "")
 }
