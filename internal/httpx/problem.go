@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -109,12 +110,16 @@ func ProblemFor(err error) (*Problem, bool) {
 
 // ErrorHandler is installed as Fiber's ErrorHandler: handlers only return
 // errors, this answers them. Unknown errors are logged with the request id
-// and answered as a plain 500.
+// (and trace id) and answered as a plain 500.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
 		p, ok := ProblemFor(err)
 		if !ok {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", c.GetRespHeader(fiber.HeaderXRequestID), "err", err)
+			ctx := c.UserContext()
+			if obs.RequestID(ctx) == "" { // an error before the Trace middleware ran
+				ctx = obs.WithRequestID(ctx, c.GetRespHeader(fiber.HeaderXRequestID))
+			}
+			log.ErrorContext(ctx, "request failed", "method", c.Method(), "path", c.Path(), "err", err)
 			p = NewProblem(http.StatusInternalServerError, "internal error")
 		}
 		return WriteProblem(c, p)
