@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/inkstream/inkstream/internal/config"
 )
 
 // Config is one benchmark invocation.
@@ -44,9 +46,14 @@ type Config struct {
 	OnStart func(name string, pid int)
 }
 
-// Main is cmd/inkbench: flags, then Run. "inkbench serve-fiber" is the
-// raw Fiber baseline server that the harness runs as a child.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// envPrefix is the prefix of the environment variable each flag of Main
+// falls back on: -runs reads INKSTREAM_BENCH_RUNS.
+const envPrefix = "INKSTREAM_BENCH_"
+
+// Main is cmd/inkbench: flags (the environment, read with getenv, first;
+// the command line wins), then Run. "inkbench serve-fiber" is the raw
+// Fiber baseline server that the harness runs as a child.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-fiber" {
 		return serveFiber(ctx, args[1:], stderr)
 	}
@@ -67,11 +74,25 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the replay as timed out (partial rate) after this (default 4m, 60s with -short)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
 	fs.StringVar(&cfg.Only, "only", "", "run one part: loads (GET, list, POST, PUT, visibility and their baselines) or replay (replay and cold start)")
+	fs.Bool("version", false, "print the version (from the build information) and exit")
+	envName := func(flagName string) string {
+		if flagName == "version" {
+			return ""
+		}
+		return config.EnvNameWith(envPrefix, flagName)
+	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/<name>.md and -out/<name>.json.")
-		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/<name>.md and -out/<name>.json, with its charts beside them (-out/<name>-*.svg).")
+		fmt.Fprintf(stderr, "Every flag also reads %s<FLAG> (upper case, '-' as '_').\n", envPrefix)
+		config.PrintFlags(stderr, fs, envName)
+	}
+	if err := config.ApplyEnv(fs, getenv, envName); err != nil {
+		return err
 	}
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := config.PrintVersion(fs); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -226,16 +226,16 @@ func TestInterruptStopsEveryProcess(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	if err := Main(t.Context(), []string{"-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if err := Main(t.Context(), []string{"-h"}, noEnv, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
-	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-runs", "0"}, io.Discard, io.Discard)
+	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-runs", "0"}, noEnv, io.Discard, io.Discard)
 	for _, want := range []string{"-runs must be at least 1", "nats-server is missing from", "run `make build`"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad flags: want an error with %q, got %v", want, err)
 		}
 	}
-	if err := Main(t.Context(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+	if err := Main(t.Context(), []string{"extra"}, noEnv, io.Discard, io.Discard); err == nil {
 		t.Error("a stray argument was accepted")
 	}
 }
@@ -290,7 +290,7 @@ func TestReplayVsPublish(t *testing.T) {
 // TestOnlyOnePart checks -only: a bad value is refused, and the report of
 // one part neither shows nor judges the other.
 func TestOnlyOnePart(t *testing.T) {
-	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-only", "post"}, io.Discard, io.Discard)
+	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-only", "post"}, noEnv, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `-only "post": want loads or replay`) {
 		t.Errorf("-only post: %v", err)
 	}
@@ -418,3 +418,6 @@ func TestInterleavedTakesTurns(t *testing.T) {
 		}
 	}
 }
+
+// noEnv is an environment without variables.
+func noEnv(string) string { return "" }
