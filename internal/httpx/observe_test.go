@@ -13,8 +13,8 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/internal/cmdtest"
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/obs/obstest"
 )

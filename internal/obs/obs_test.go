@@ -114,7 +114,7 @@ func TestCacheMetrics(t *testing.T) {
 	want := map[string]float64{
 		"inkstream_cache_hits_total a": 3, "inkstream_cache_misses_total a": 1, "inkstream_cache_evictions_total a": 1,
 		"inkstream_cache_evicted_bytes_total a": 100, "inkstream_cache_entries a": 3, "inkstream_cache_bytes a": 300,
-		"inkstream_cache_max_bytes a": 1 << 20,
+		"inkstream_cache_max_bytes a":  1 << 20,
 		"inkstream_cache_hits_total b": 0, "inkstream_cache_misses_total b": 0, "inkstream_cache_evictions_total b": 1,
 		"inkstream_cache_evicted_bytes_total b": 7, "inkstream_cache_entries b": 1, "inkstream_cache_bytes b": 10,
 	}
