@@ -10,6 +10,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -74,6 +75,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the replay as timed out (partial rate) after this (default 4m, 60s with -short)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
 	fs.StringVar(&cfg.Only, "only", "", "run one part: loads (GET, list, POST, PUT, visibility and their baselines) or replay (replay and cold start)")
+	redraw := fs.String("redraw", "", "draw the charts of an earlier run's results `file` (its .json) again and rewrite its .md beside it; run nothing")
 	fs.Bool("version", false, "print the version (from the build information) and exit")
 	envName := func(flagName string) string {
 		if flagName == "version" {
@@ -98,7 +100,34 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if *redraw != "" {
+		return Redraw(*redraw, stdout)
+	}
 	_, err := Run(ctx, cfg)
+	return err
+}
+
+// Redraw draws the charts of the results in file (a .json that Run wrote)
+// again beside it, rewrites its .md, and prints the .md.
+func Redraw(file string, out io.Writer) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	base := strings.TrimSuffix(file, ".json")
+	charts, err := writeCharts(base, rep)
+	if err != nil {
+		return err
+	}
+	md := markdown(rep) + chartsSection(charts)
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(out, md)
 	return err
 }
 
