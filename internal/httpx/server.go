@@ -170,22 +170,25 @@ func RequestMetrics(reg prometheus.Registerer) fiber.Handler {
 }
 
 // Trace puts what the log lines of a request carry into its context (its
-// X-Request-Id, set by the request id middleware that must come before)
-// and, when tracing is on, starts its server span: a child of the client's
+// request id, from the request id middleware, which must come before) and,
+// when tracing is on, starts its server span: a child of the client's
 // traceparent, if it sent one, named for the method and route pattern.
-// With tracing off it makes no span and no allocation but the request id's.
+// With tracing off it makes no span and allocates only for the request id.
 func Trace() fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		ctx, self := c.UserContext(), c.Route()
 		var span trace.Span
 		if obs.Tracing() {
-			method := strings.Clone(c.Method())
 			ctx = obs.Propagator.Extract(ctx, headerCarrier{&c.Request().Header})
-			ctx, span = obs.Tracer().Start(ctx, method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-				semconv.HTTPRequestMethodKey.String(method), semconv.URLPath(strings.Clone(c.Path()))))
+			ctx, span = obs.Tracer().Start(ctx, "HTTP", serverSpan) // named at its end, for its route
+			if span.IsRecording() {
+				span.SetAttributes(semconv.HTTPRequestMethodKey.String(strings.Clone(c.Method())), semconv.URLPath(strings.Clone(c.Path())))
+			} else {
+				span = nil // sampled out: nothing to finish
+			}
 		}
-		if id := c.GetRespHeader(fiber.HeaderXRequestID); id != "" {
-			ctx = obs.WithRequestID(ctx, strings.Clone(id))
+		if id := requestID(c); id != "" {
+			ctx = obs.WithRequestID(ctx, id)
 		}
 		c.SetUserContext(ctx)
 		err := c.Next()
@@ -200,6 +203,22 @@ func Trace() fiber.Handler {
 		}
 		return err
 	}
+}
+
+// serverSpan is the option of every request's span, made once.
+var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
+
+// requestID is the request's id as the request id middleware (Fiber's
+// requestid) left it: in the locals, where it is a string of its own, or
+// else in the response's X-Request-Id, which is copied.
+func requestID(c *fiber.Ctx) string {
+	if id, ok := c.Locals("requestid").(string); ok {
+		return id
+	}
+	if id := c.GetRespHeader(fiber.HeaderXRequestID); id != "" {
+		return strings.Clone(id)
+	}
+	return ""
 }
 
 // headerCarrier reads a request's headers for the W3C propagator.

@@ -18,6 +18,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/readmodel"
@@ -128,7 +129,10 @@ func (s *Service) Track(ctx context.Context) error { return s.progress.run(ctx) 
 // apply brings one change of the bucket into the view, in the trace of the
 // write that made it.
 func (s *Service) apply(e readmodel.Entry) {
-	ctx, span := obs.StartProcess(context.Background(), "query view update", e.Trace, nil, attribute.String("inkstream.article_id", e.Key))
+	ctx, span := context.Background(), trace.Span(nil)
+	if obs.Tracing() {
+		ctx, span = obs.StartProcess(ctx, "query view update", e.Trace, nil, attribute.String("inkstream.article_id", e.Key))
+	}
 	var err error
 	defer func() { obs.End(span, err) }()
 	if e.Deleted {
