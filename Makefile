@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build lint bench cluster clean prometheus
+.PHONY: run test build lint bench cluster fuzz clean prometheus
 
 ## run: the all-in-one development server (embedded NATS on :4222, data in ./data)
 run:
@@ -29,6 +29,19 @@ prometheus:
 		$(SUDO) apt-get update -qq >/dev/null && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	fi
+
+## fuzz: every fuzz target of the repository, one after the other, each for FUZZTIME (default 30s);
+##       the last line of each says how many inputs it ran; a crasher fails it and is kept in testdata/fuzz
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed -E 's/^func (Fuzz[A-Za-z0-9_]*).*/\1/'); do \
+	    echo "== $$dir $$target ($(FUZZTIME))"; \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$dir > $$log 2>&1; then cat $$log; exit 1; fi; \
+	    grep -E '^fuzz: elapsed: .*execs' $$log | tail -n 1; \
+	  done; \
+	done
 
 ## lint: gofmt and go vet
 lint:

@@ -13,10 +13,12 @@ import (
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-// post creates an article through the command API at base.
-func post(tb testing.TB, c *http.Client, base, title string) article {
+// post creates a published article through the command API of d, as an
+// editor, so that anyone may read it.
+func post(tb testing.TB, c *http.Client, d *dev, title string) article {
 	tb.Helper()
-	r, err := systest.Do(c, http.MethodPost, base+"/api/articles", map[string]any{"title": title, "content": "v1", "author_id": "alice"})
+	r, err := systest.Do(c, http.MethodPost, d.cmd+"/api/articles", map[string]any{"title": title, "content": "v1", "author_id": "alice", "status": "published"},
+		"Authorization", "Bearer "+d.token)
 	if err != nil || r.Status != http.StatusCreated {
 		tb.Fatalf("POST: %v %d %s", err, r.Status, r.Body)
 	}
@@ -41,7 +43,7 @@ func TestSecondAllInOneOnTheSameDirectoryFails(t *testing.T) {
 	}
 
 	d := startDev(t, devArgs(dir, "127.0.0.1:0"))
-	before := post(t, c, d.cmd, "Before the second")
+	before := post(t, c, d, "Before the second")
 
 	out, err := cmdtest.RunBriefly(t, runBoth, devArgs(dir, "127.0.0.1:0"), cmdtest.Env())
 	if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "in use") {
@@ -51,7 +53,7 @@ func TestSecondAllInOneOnTheSameDirectoryFails(t *testing.T) {
 		t.Fatalf("the second all-in-one started a NATS server on the store:\n%s", out)
 	}
 
-	after := post(t, c, d.cmd, "After the second")
+	after := post(t, c, d, "After the second")
 	d.StopCleanly(t, d.cmd)
 
 	d2 := startDev(t, devArgs(dir, "127.0.0.1:0"))

@@ -34,6 +34,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return app.Rebuild(ctx, args[1:], getenv, stdout, stderr)
 		case "verify":
 			return app.Verify(ctx, args[1:], getenv, stdout, stderr)
+		case "token":
+			return app.Token(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := config.ParseAllInOne("inkstream", args, getenv, stderr)

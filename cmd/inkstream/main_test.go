@@ -77,6 +77,7 @@ type dev struct {
 	*cmdtest.Background
 	cmd, query   string
 	natsHostPort string
+	token        string // an editor's, from `inkstream token`
 }
 
 // startDev runs the all-in-one until it is stopped or the test ends, and
@@ -90,6 +91,7 @@ func startDev(tb testing.TB, args []string) *dev {
 		tb.Fatal(err)
 	}
 	d.cmd, d.query, d.natsHostPort = m[0], m[1], u.Host
+	d.token = devToken(tb, args, "-sub", "eve", "-roles", "editor")
 	c := &http.Client{Timeout: 10 * time.Second}
 	natstest.WaitFor(tb, 30*time.Second, func() error {
 		r, err := systest.Do(c, http.MethodGet, d.query+"/readyz", nil)
@@ -122,9 +124,9 @@ func TestCtrlCStopsCleanlyAndRestartKeepsArticles(t *testing.T) {
 	d := startDev(t, devArgs(dir, "127.0.0.1:0"))
 	want := map[string]article{}
 	for i := 0; i < 3; i++ {
-		a := post(t, c, d.cmd, fmt.Sprintf("Kept %d", i))
+		a := post(t, c, d, fmt.Sprintf("Kept %d", i))
 		if i == 2 {
-			r, err := systest.Do(c, http.MethodPatch, d.cmd+"/api/articles/"+a.ID, map[string]any{"content": "v2"}, "Content-Type", "application/merge-patch+json")
+			r, err := systest.Do(c, http.MethodPatch, d.cmd+"/api/articles/"+a.ID, map[string]any{"content": "v2"}, "Content-Type", "application/merge-patch+json", "Authorization", "Bearer "+d.token)
 			if err != nil || r.Status != http.StatusOK {
 				t.Fatalf("PATCH: %v %d %s", err, r.Status, r.Body)
 			}

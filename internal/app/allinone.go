@@ -13,6 +13,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natsx"
 )
@@ -50,6 +51,14 @@ func StartAllInOne(ctx context.Context, cfg config.AllInOne, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	// The development key: made on the first start, trusted by both APIs;
+	// `inkstream token` signs with it.
+	if _, created, err := auth.LoadOrCreateDevKey(cfg.DataDir); err != nil {
+		return nil, errors.Join(fmt.Errorf("development key: %w", err), lock.Unlock())
+	} else if created {
+		log.Info("created the development signing key; `inkstream token -sub <user> -roles <roles>` signs tokens with it", "file", filepath.Join(cfg.DataDir, auth.DevKeyFile))
+	}
+	cfg.CommandAPI.Auth.DevKeyDir, cfg.QueryAPI.Auth.DevKeyDir = cfg.DataDir, cfg.DataDir
 	ns, err := natsx.StartEmbedded(eo)
 	if err != nil {
 		return nil, errors.Join(err, lock.Unlock())

@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/commandapi"
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/httpx"
@@ -50,12 +51,13 @@ func (r *Running) Err() error { return r.err }
 // base is what every role sets up before its own parts: the listener (bound
 // first, so a busy port fails at start), the NATS connection and resources.
 type base struct {
-	ln   net.Listener
-	conn *natsx.Conn
-	res  natsx.Resources
-	reg  *prometheus.Registry
-	app  *fiber.App
-	log  *slog.Logger
+	ln     net.Listener
+	conn   *natsx.Conn
+	res    natsx.Resources
+	reg    *prometheus.Registry
+	app    *fiber.App
+	log    *slog.Logger
+	onStop []func(context.Context) error // after HTTP has stopped
 }
 
 func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Common, log *slog.Logger) (*base, error) {
@@ -95,6 +97,35 @@ func (b *base) ready(extra func() error) httpx.Readiness {
 	}
 }
 
+// authenticate installs the bearer token middleware on the API routes,
+// trusting the keys cfg names (and the development key of cfg.DevKeyDir).
+// On an error the base is closed.
+func (b *base) authenticate(ctx context.Context, cfg config.Auth) error {
+	o := auth.Options{JWKSURL: cfg.JWKSURL, JWKSFile: cfg.JWKSFile, Issuer: cfg.Issuer, Audience: cfg.Audience, RolesClaim: cfg.RolesClaim}
+	if cfg.DevKeyDir != "" {
+		k, err := auth.LoadDevKey(cfg.DevKeyDir)
+		if err != nil {
+			b.close()
+			return err
+		}
+		o.Trusted = append(o.Trusted, k.Public())
+	}
+	v, err := auth.New(ctx, o, b.log)
+	if err != nil {
+		b.close()
+		return err
+	}
+	b.onStop = append(b.onStop, v.Close)
+	b.app.Use("/api", v.Middleware())
+	return nil
+}
+
+// close releases what setup took, for a role that fails to start.
+func (b *base) close() {
+	b.conn.NC.Close()
+	b.ln.Close()
+}
+
 // run starts the HTTP server and the workers; on ctx's end it stops HTTP,
 // then the workers, then drains NATS.
 func (b *base) run(ctx context.Context, workers ...func(context.Context) error) *Running {
@@ -119,6 +150,9 @@ func (b *base) run(ctx context.Context, workers ...func(context.Context) error) 
 	go func() {
 		defer close(r.done)
 		err := httpx.Serve(ctx, b.app, b.ln, b.log)
+		for _, f := range b.onStop {
+			err = errors.Join(err, f(context.Background()))
+		}
 		cancel()
 		wcancel()
 		wg.Wait()
@@ -141,6 +175,12 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	if err := b.authenticate(ctx, cfg.Auth); err != nil {
+		return nil, err
+	}
+	if cfg.RateLimit > 0 {
+		b.app.Use("/api", httpx.RateLimit(cfg.RateLimit, cfg.RateBurst))
+	}
 	store := natsx.NewEventStore(b.conn.JS).Instrument(obs.NewPublish(b.reg))
 	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
@@ -154,6 +194,9 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (*Running, error) {
 	b, err := setup(ctx, "query-api", cfg.Listen, 0, cfg.Common, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.authenticate(ctx, cfg.Auth); err != nil {
 		return nil, err
 	}
 	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV),

@@ -39,7 +39,7 @@ type articleRequest struct {
 func articleBody(titleText string, author int) []byte {
 	b, _ := json.Marshal(articleRequest{
 		Title: titleText, Content: content, AuthorID: "author-" + strconv.Itoa(author%16),
-		Status: string(domain.StatusDraft), Tags: tags,
+		Status: string(domain.StatusPublished), Tags: tags,
 	})
 	return b
 }
@@ -49,7 +49,7 @@ func articleBody(titleText string, author int) []byte {
 func articleFields(titleText string, author int) domain.Fields {
 	return domain.Fields{
 		Title: titleText, Slug: domain.Slugify(titleText), Content: content,
-		AuthorID: "author-" + strconv.Itoa(author%16), Status: domain.StatusDraft, Tags: tags,
+		AuthorID: "author-" + strconv.Itoa(author%16), Status: domain.StatusPublished, Tags: tags,
 	}
 }
 

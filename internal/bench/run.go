@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/valyala/fasthttp"
 
+	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/procs"
@@ -33,6 +34,10 @@ type runner struct {
 	logf func(string, ...any)
 	ps   *children
 	dir  string // logs and JetStream stores
+	// authz is the Authorization header of the writes: an editor's token
+	// of the development key in dir, which the APIs trust. Reads go
+	// without a token, as a blog's readers do: the articles are published.
+	authz string
 }
 
 func (r *runner) run(ctx context.Context) (res Result, err error) {
@@ -41,6 +46,9 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 		return res, err
 	}
 	r.ps = newChildren(r.dir, r.logf, r.cfg.OnStart)
+	if r.authz, err = editorAuthorization(r.dir); err != nil {
+		return res, err
+	}
 	defer func() {
 		r.ps.stopAll(5 * time.Second)
 		// The stores can take gigabytes; the logs stay when something
@@ -131,6 +139,9 @@ func (r *runner) startService(ctx context.Context, name, bin, natsURL string) (*
 	var took time.Duration
 	p, addr, err := r.startListening(name, r.cfg.bin(bin), func(addr string) []string {
 		args := []string{"-nats-url", natsURL, "-listen", addr}
+		if bin != "projector" {
+			args = append(args, "-auth-jwks-file", filepath.Join(r.dir, auth.DevJWKSFile))
+		}
 		if r.cfg.Pprof {
 			args = append(args, "-pprof")
 		}
@@ -186,7 +197,7 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	all := []*proc{ns, cmd, proj, query}
 
 	r.logf("seeding %d articles", c.SeedArticles)
-	ids, err := seed(ctx, cmdAddr, c.SeedArticles, c.Conns)
+	ids, err := seed(ctx, cmdAddr, c.SeedArticles, c.Conns, r.authz)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
@@ -227,7 +238,7 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	// POST next to its baseline, in turns. The projector and the query API
 	// fold the baseline's events too, as the POSTs'.
 	raw := &publishLoop{js: js, conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
-	postLoop := &closedLoop{addr: cmdAddr, build: post(cmdAddr), want: http.StatusCreated,
+	postLoop := &closedLoop{addr: cmdAddr, build: post(cmdAddr, r.authz), want: http.StatusCreated,
 		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
 	r.logf("baseline: raw sync JetStream publish (%d publishers) and POST /api/articles (%d connections): %s warm-up + %s each, in %d turns",
 		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
@@ -246,7 +257,7 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 		return fmt.Errorf("after POST: %w", err)
 	}
 	res.Notes.PostCatchUpMS = ms(took)
-	if res.Put, err = r.load(ctx, "PUT /api/articles/{id}", closedLoop{addr: cmdAddr, build: put(cmdAddr, ids, c.Conns), want: http.StatusOK}, all...); err != nil {
+	if res.Put, err = r.load(ctx, "PUT /api/articles/{id}", closedLoop{addr: cmdAddr, build: put(cmdAddr, ids, c.Conns, r.authz), want: http.StatusOK}, all...); err != nil {
 		return err
 	}
 	if took, err = r.settle(ctx, js, proj); err != nil {
@@ -259,7 +270,7 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if res.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, queryAddr: queryAddr, ids: ids, sample: max(c.VisibilityRate/250, 1), rate: c.VisibilityRate, duration: c.Duration,
+	if res.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, authz: r.authz, queryAddr: queryAddr, ids: ids, sample: max(c.VisibilityRate/250, 1), rate: c.VisibilityRate, duration: c.Duration,
 		pollTimeout: 10 * time.Second, js: js, projector: proj}).run(ctx); err != nil {
 		return fmt.Errorf("write → visible: %w", err)
 	}
@@ -394,6 +405,21 @@ func getByID(addr string, ids []string) func(w, i int, req *fasthttp.Request) {
 	}
 }
 
+// editorAuthorization makes the development key of dir (and the JWKS
+// file the APIs are started with) and returns the Authorization header of
+// an editor's token signed with it.
+func editorAuthorization(dir string) (string, error) {
+	if err := auth.WriteDevJWKS(dir); err != nil {
+		return "", err
+	}
+	k, err := auth.LoadDevKey(dir)
+	if err != nil {
+		return "", err
+	}
+	tok, err := k.Token(auth.Claims{Subject: "inkbench", Roles: []string{"editor"}, TTL: 7 * 24 * time.Hour})
+	return "Bearer " + tok, err
+}
+
 // bodyTemplate splits an article body around its title's number.
 func bodyTemplate(kind string) (prefix, suffix []byte) {
 	b := articleBody(title(kind, 0)+"#", 0)
@@ -401,29 +427,30 @@ func bodyTemplate(kind string) (prefix, suffix []byte) {
 	return b[:i], b[i+2:]
 }
 
-func writeBody(req *fasthttp.Request, prefix, suffix []byte, n int) {
+func writeBody(req *fasthttp.Request, authz string, prefix, suffix []byte, n int) {
 	var num [20]byte
 	req.Header.SetContentType("application/json")
+	req.Header.Set(fasthttp.HeaderAuthorization, authz)
 	req.AppendBody(prefix)
 	req.AppendBody(strconv.AppendInt(num[:0], int64(n), 10))
 	req.AppendBody(suffix)
 }
 
 // post creates a new article per request.
-func post(addr string) func(w, i int, req *fasthttp.Request) {
+func post(addr, authz string) func(w, i int, req *fasthttp.Request) {
 	url := "http://" + addr + "/api/articles"
 	prefix, suffix := bodyTemplate("posted")
 	return func(w, i int, req *fasthttp.Request) {
 		req.Header.SetMethod(http.MethodPost)
 		req.SetRequestURI(url)
-		writeBody(req, prefix, suffix, w*100_000_000+i)
+		writeBody(req, authz, prefix, suffix, w*100_000_000+i)
 	}
 }
 
 // put replaces articles with a new title each time; connection w updates
 // only the articles whose index is w modulo conns, so connections never
 // race for an article.
-func put(addr string, ids []string, conns int) func(w, i int, req *fasthttp.Request) {
+func put(addr string, ids []string, conns int, authz string) func(w, i int, req *fasthttp.Request) {
 	owned := make([][]string, conns)
 	for j, id := range ids {
 		owned[j%conns] = append(owned[j%conns], "http://"+addr+"/api/articles/"+id)
@@ -432,18 +459,18 @@ func put(addr string, ids []string, conns int) func(w, i int, req *fasthttp.Requ
 	return func(w, i int, req *fasthttp.Request) {
 		req.Header.SetMethod(http.MethodPut)
 		req.SetRequestURI(owned[w][i%len(owned[w])])
-		writeBody(req, prefix, suffix, w*100_000_000+i+1)
+		writeBody(req, authz, prefix, suffix, w*100_000_000+i+1)
 	}
 }
 
 // seed creates n articles with conns connections and returns their ids.
-func seed(ctx context.Context, addr string, n, conns int) ([]string, error) {
+func seed(ctx context.Context, addr string, n, conns int, authz string) ([]string, error) {
 	ids := make([]string, n)
 	var next atomic.Int64
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	build := post(addr)
+	build := post(addr, authz)
 	for w := range conns {
 		wg.Add(1)
 		go func() {

@@ -54,6 +54,7 @@ type Visibility struct {
 // bounded: rate × duration PUTs, and polls of one write stop after
 // pollTimeout.
 type visibilityLoad struct {
+	authz                  string // of the PUTs
 	commandAddr, queryAddr string
 	ids                    []string
 	sample                 int
@@ -70,7 +71,7 @@ const maxWriters = 512
 func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 	out := Visibility{Rate: v.rate}
 	var n atomic.Int64
-	hdr := http.Header{"Content-Type": []string{"application/json"}}
+	hdr := http.Header{"Content-Type": []string{"application/json"}, "Authorization": []string{v.authz}}
 	targeter := func(t *vegeta.Target) error {
 		i := int(n.Add(1))
 		t.Method, t.URL, t.Header = http.MethodPut, "http://"+v.commandAddr+"/api/articles/"+v.ids[i%len(v.ids)], hdr

@@ -23,6 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/procs"
 )
@@ -137,6 +138,9 @@ func (c Config) members() ([]member, string) {
 				args:  []string{"-nats-url", natsURL, "-listen", addr, "-nats-name", name, "-stream-replicas", "3", "-kv-replicas", "3"},
 				ready: "http://" + addr + "/readyz", addrs: []string{"http://" + addr}, ports: []int{p},
 			})
+			if s.bin != "projector" { // the APIs trust the development key (see Run)
+				ms[len(ms)-1].args = append(ms[len(ms)-1].args, "-auth-jwks-file", filepath.Join(c.DataDir, auth.DevJWKSFile))
+			}
 		}
 	}
 	return ms, natsURL
@@ -189,6 +193,12 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 	if err := os.MkdirAll(s.group.Dir, 0o755); err != nil {
 		return err
 	}
+	// The development key of the data directory, made on the first start;
+	// the APIs trust its public half, `inkstream token -data-dir` signs with it.
+	if err := auth.WriteDevJWKS(c.DataDir); err != nil {
+		return fmt.Errorf("development key: %w", err)
+	}
+	s.say("tokens: inkstream token -data-dir %s -sub <user> -roles author|editor|admin", c.DataDir)
 	s.say("starting nats-1..3 (data and logs in %s)", c.DataDir)
 	err := s.start(ctx, 0, 3)
 	if err == nil {

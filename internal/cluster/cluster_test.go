@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/cluster"
 	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/procs"
@@ -44,11 +45,11 @@ func TestClusterUpWriteReadKillStop(t *testing.T) {
 	g := &procs.Group{Dir: t.TempDir()} // its cleanup runs before the directories' removal
 	t.Cleanup(func() { g.StopAll(time.Minute, nil) })
 	var sup *procs.Proc
-	offset := 0
+	offset, dataDir := 0, ""
 	for attempt := 1; ; attempt++ {
-		offset = freeOffset(t)
+		offset, dataDir = freeOffset(t), filepath.Join(data, strconv.Itoa(attempt))
 		sup, err = g.Start(fmt.Sprintf("inkcluster-%d", attempt), filepath.Join(bin, "inkcluster"), []string{
-			"-bin", bin, "-data-dir", filepath.Join(data, strconv.Itoa(attempt)), "-port-offset", strconv.Itoa(offset),
+			"-bin", bin, "-data-dir", dataDir, "-port-offset", strconv.Itoa(offset),
 			"-nats-config", filepath.Join(root, "deployments", "nats", "nats.conf"),
 		}, nil)
 		if err != nil {
@@ -69,13 +70,23 @@ func TestClusterUpWriteReadKillStop(t *testing.T) {
 
 	url := func(base int) string { return fmt.Sprintf("http://127.0.0.1:%d", base+offset) }
 	client := &http.Client{Timeout: 20 * time.Second}
-	w, err := systest.Do(client, http.MethodPost, url(8080)+"/api/articles", `{"title":"t","content":"c","author_id":"a"}`)
+	// The APIs trust the development key in the data directory (the
+	// supervisor made it); the written article is a draft, read by its author.
+	key, err := auth.LoadDevKey(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := key.Token(auth.Claims{Subject: "a", Roles: []string{"author"}, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := systest.Do(client, http.MethodPost, url(8080)+"/api/articles", `{"title":"t","content":"c","author_id":"a"}`, "Authorization", "Bearer "+token)
 	if err != nil || w.Status != http.StatusCreated {
 		t.Fatalf("POST command-api-1: %d %s (%v)", w.Status, w.Body, err)
 	}
 	var created, read struct{ ID, Title string }
 	w.JSON(t, &created)
-	r, err := systest.Do(client, http.MethodGet, url(8091)+"/api/articles/"+created.ID, nil, "X-Min-Event-Seq", strconv.FormatUint(w.Seq(), 10))
+	r, err := systest.Do(client, http.MethodGet, url(8091)+"/api/articles/"+created.ID, nil, "X-Min-Event-Seq", strconv.FormatUint(w.Seq(), 10), "Authorization", "Bearer "+token)
 	if err != nil || r.Status != http.StatusOK {
 		t.Fatalf("GET query-api-2 with X-Min-Event-Seq %d: %d %s (%v)", w.Seq(), r.Status, r.Body, err)
 	}

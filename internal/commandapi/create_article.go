@@ -6,11 +6,16 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
 // createArticle handles POST /api/articles.
 func (s *Service) createArticle(c *fiber.Ctx) error {
+	by := httpx.PrincipalOf(c)
+	if err := domain.Attempt(by, domain.ActCreate); err != nil {
+		return err
+	}
 	if err := checkContentType(c, fiber.MIMEApplicationJSON); err != nil {
 		return err
 	}
@@ -18,7 +23,7 @@ func (s *Service) createArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	key, hash, err := idempotency(c)
+	key, hash, err := idempotency(c, by)
 	if err != nil {
 		return err
 	}
@@ -27,7 +32,7 @@ func (s *Service) createArticle(c *fiber.Ctx) error {
 		return err
 	}
 	id := uid.String()
-	r, err := s.write(c.UserContext(), request{id: id, fresh: true, key: key, hash: hash, command: func(m domain.Meta) domain.Command {
+	r, err := s.write(c.UserContext(), request{id: id, fresh: true, key: key, hash: hash, by: by, command: func(m domain.Meta) domain.Command {
 		return domain.CreateArticle{Meta: m, ID: id, Fields: fields}
 	}})
 	if err != nil {

@@ -14,6 +14,10 @@ const MIMEMergePatch = "application/merge-patch+json"
 
 // patchArticle handles PATCH /api/articles/{id} with a JSON merge patch.
 func (s *Service) patchArticle(c *fiber.Ctx) error {
+	by := httpx.PrincipalOf(c)
+	if err := domain.Attempt(by, domain.ActChange); err != nil {
+		return err
+	}
 	if err := checkContentType(c, MIMEMergePatch, fiber.MIMEApplicationJSON); err != nil {
 		return err
 	}
@@ -25,7 +29,7 @@ func (s *Service) patchArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return s.change(c, id, http.StatusOK, func(m domain.Meta, ifMatch *int) domain.Command {
+	return s.change(c, by, id, http.StatusOK, func(m domain.Meta, ifMatch *int) domain.Command {
 		return domain.PatchArticle{Meta: m, ID: id, Patch: p, IfMatch: ifMatch}
 	})
 }

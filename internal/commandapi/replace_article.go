@@ -11,6 +11,10 @@ import (
 
 // replaceArticle handles PUT /api/articles/{id}: every mutable field.
 func (s *Service) replaceArticle(c *fiber.Ctx) error {
+	by := httpx.PrincipalOf(c)
+	if err := domain.Attempt(by, domain.ActChange); err != nil {
+		return err
+	}
 	if err := checkContentType(c, fiber.MIMEApplicationJSON); err != nil {
 		return err
 	}
@@ -25,7 +29,7 @@ func (s *Service) replaceArticle(c *fiber.Ctx) error {
 	if err := fields.Normalize(id).Validate(); err != nil {
 		return err
 	}
-	return s.change(c, id, http.StatusOK, func(m domain.Meta, ifMatch *int) domain.Command {
+	return s.change(c, by, id, http.StatusOK, func(m domain.Meta, ifMatch *int) domain.Command {
 		return domain.ReplaceArticle{Meta: m, ID: id, Fields: fields, IfMatch: ifMatch}
 	})
 }

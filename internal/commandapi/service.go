@@ -93,18 +93,18 @@ func (s *Service) Routes(app *fiber.App) {
 }
 
 // change runs a write to an existing article (PUT, PATCH, DELETE): it
-// reads If-Match and Idempotency-Key, writes the command mk builds and
-// answers status with the result.
-func (s *Service) change(c *fiber.Ctx, id string, status int, mk func(m domain.Meta, ifMatch *int) domain.Command) error {
+// reads If-Match and Idempotency-Key, writes the command mk builds on
+// behalf of by and answers status with the result.
+func (s *Service) change(c *fiber.Ctx, by domain.Principal, id string, status int, mk func(m domain.Meta, ifMatch *int) domain.Command) error {
 	ifMatch, err := parseIfMatch(c)
 	if err != nil {
 		return err
 	}
-	key, hash, err := idempotency(c)
+	key, hash, err := idempotency(c, by)
 	if err != nil {
 		return err
 	}
-	r, err := s.write(c.UserContext(), request{id: id, key: key, hash: hash, command: func(m domain.Meta) domain.Command { return mk(m, ifMatch) }})
+	r, err := s.write(c.UserContext(), request{id: id, key: key, hash: hash, by: by, command: func(m domain.Meta) domain.Command { return mk(m, ifMatch) }})
 	if err != nil {
 		return err
 	}
@@ -112,8 +112,10 @@ func (s *Service) change(c *fiber.Ctx, id string, status int, mk func(m domain.M
 }
 
 // idempotency returns the message id and request digest of a request with
-// an Idempotency-Key, or empty strings without one.
-func idempotency(c *fiber.Ctx) (msgID, hash string, err error) {
+// an Idempotency-Key, or empty strings without one. A key is the
+// writer's own: another writer's request with the same key is another
+// write, and never answers the first one's article.
+func idempotency(c *fiber.Ctx, by domain.Principal) (msgID, hash string, err error) {
 	key := c.Get(HeaderIdempotencyKey)
 	if key == "" {
 		return "", "", nil
@@ -125,6 +127,8 @@ func idempotency(c *fiber.Ctx) (msgID, hash string, err error) {
 	h.Write([]byte(c.Method()))
 	h.Write([]byte{0})
 	h.Write([]byte(c.Path()))
+	h.Write([]byte{0})
+	h.Write([]byte(by.Subject))
 	h.Write([]byte{0})
 	h.Write([]byte(key))
 	msgID = "idem-" + hex.EncodeToString(h.Sum(nil))

@@ -16,10 +16,10 @@ import (
 // request is one write: a command on one article.
 type request struct {
 	id      string
-	fresh   bool   // the id was just generated: the article has no events
-	key     string // the event's message id from the Idempotency-Key ("": none)
-	hash    string // digest of the request, telling a retry from a reuse of the key
-	actor   string // who writes: the token subject
+	fresh   bool             // the id was just generated: the article has no events
+	key     string           // the event's message id from the Idempotency-Key ("": none)
+	hash    string           // digest of the request, telling a retry from a reuse of the key
+	by      domain.Principal // who writes: the actor of the event is its subject
 	command func(domain.Meta) domain.Command
 }
 
@@ -100,14 +100,23 @@ func (s *Service) load(ctx context.Context, agg *aggregate, id string) error {
 }
 
 // decide returns the event the command produces on the aggregate's state,
-// nil when it changes nothing.
+// nil when it changes nothing. The policy decides first: what the writer
+// may not see is 404 before anything else, a stale If-Match included.
 func (s *Service) decide(agg *aggregate, r request) (*domain.Event, error) {
 	evID, err := uuid.NewV7()
 	if err != nil {
 		return nil, err
 	}
-	meta := domain.Meta{EventID: evID.String(), At: time.Now().UTC().Truncate(time.Microsecond), Actor: r.actor}
-	evs, err := domain.Decide(agg.state, r.command(meta))
+	meta := domain.Meta{EventID: evID.String(), At: time.Now().UTC().Truncate(time.Microsecond), Actor: r.by.Subject}
+	cmd := r.command(meta)
+	if err := domain.AuthorizeCommand(r.by, agg.state, cmd); err != nil {
+		if errors.Is(err, domain.ErrNotFound) {
+			// Worded as Decide words an article that does not exist.
+			return nil, fmt.Errorf("article %s: %w", r.id, err)
+		}
+		return nil, err
+	}
+	evs, err := domain.Decide(agg.state, cmd)
 	if err != nil || len(evs) == 0 {
 		return nil, err
 	}
@@ -120,7 +129,7 @@ func (s *Service) decide(agg *aggregate, r request) (*domain.Event, error) {
 // A retried write that did land (a delete, a write with If-Match) cannot be
 // decided again: it is recognised by the last event's message id.
 func (s *Service) settle(ctx context.Context, agg *aggregate, r request, err error) (res result, again bool, _ error) {
-	stateBound := err == nil || errors.Is(err, domain.ErrPreconditionFailed) ||
+	stateBound := err == nil || errors.Is(err, domain.ErrPreconditionFailed) || errors.Is(err, domain.ErrForbidden) ||
 		(errors.Is(err, domain.ErrNotFound) && !agg.state.Deleted)
 	retry := err != nil && r.key != "" && agg.state.Exists()
 	if (stateBound && !agg.confirmed) || retry {

@@ -14,8 +14,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,13 +36,28 @@ type Common struct {
 	Pprof     bool   // serve /debug/pprof on the HTTP listener
 }
 
+// Auth says which bearer tokens the APIs trust (see package auth).
+type Auth struct {
+	JWKSURL    string // an OIDC provider's jwks_uri, refreshed in the background
+	JWKSFile   string // a JWKS file, read at start
+	Issuer     string // the iss tokens must have (any when empty)
+	Audience   string // what tokens' aud must include (any when empty)
+	RolesClaim string // the claim with the roles; a dotted path reaches into objects
+	// DevKeyDir, when set, is a data directory whose development key is
+	// trusted too: the all-in-one's (not a flag).
+	DevKeyDir string
+}
+
 // CommandAPI configures cmd/command-api.
 type CommandAPI struct {
 	Common
+	Auth         Auth
 	Listen       string
 	BodyLimit    int
 	WriteTimeout time.Duration // how long a write may wait for JetStream, retries included
 	CacheSize    int           // articles whose state the command API keeps in memory
+	RateLimit    float64       // writes per second per token subject (else client IP); 0: no limit
+	RateBurst    int           // writes a client may make at once above RateLimit
 }
 
 // Projector configures cmd/projector.
@@ -54,6 +71,7 @@ type Projector struct {
 // QueryAPI configures cmd/query-api.
 type QueryAPI struct {
 	Common
+	Auth        Auth
 	Listen      string
 	Versions    int           // versions kept and served by /versions
 	MinSeqWait  time.Duration // how long a read with X-Min-Event-Seq waits for the view
@@ -63,6 +81,7 @@ type QueryAPI struct {
 // AllInOne configures cmd/inkstream: an embedded NATS server and the three roles.
 type AllInOne struct {
 	Common
+	Auth        Auth   // besides the development key in DataDir, which it always trusts
 	NATSListen  string // host:port of the embedded server
 	DataDir     string // JetStream store directory
 	CommandAPI  CommandAPI
@@ -98,6 +117,29 @@ func roleFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof on the HTTP listener")
 	return level
+}
+
+// authFlags are the flags of Auth, shared by both APIs and the all-in-one.
+func authFlags(fs *flag.FlagSet, a *Auth) {
+	fs.StringVar(&a.JWKSURL, "auth-jwks-url", "", "JWKS URL of the identity provider (OIDC jwks_uri) whose tokens are trusted; refreshed in the background")
+	fs.StringVar(&a.JWKSFile, "auth-jwks-file", "", "JWKS file whose keys are trusted")
+	fs.StringVar(&a.Issuer, "auth-issuer", "", "issuer (iss) that tokens must have; any when empty")
+	fs.StringVar(&a.Audience, "auth-audience", "", "audience (aud) that tokens must include; any when empty")
+	fs.StringVar(&a.RolesClaim, "auth-roles-claim", "roles", "claim with the roles (a JSON array of strings); a dotted path reaches into objects, e.g. realm_access.roles")
+}
+
+func (a Auth) validate() error {
+	var errs []error
+	if a.JWKSURL != "" {
+		u, err := url.Parse(a.JWKSURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("-auth-jwks-url must be an http or https URL, not %q", a.JWKSURL))
+		}
+	}
+	if a.RolesClaim == "" || slices.Contains(strings.Split(a.RolesClaim, "."), "") {
+		errs = append(errs, fmt.Errorf("-auth-roles-claim must be a claim name or a dotted path of names, not %q", a.RolesClaim))
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Common) finish(level string) error {
@@ -142,11 +184,12 @@ func ParseCommandAPI(name string, args []string, getenv func(string) string, out
 	var c CommandAPI
 	fs := newFlagSet(name, out)
 	level := commonFlags(fs, &c.Common, name)
+	authFlags(fs, &c.Auth)
 	commandFlags(fs, &c, "listen")
 	if err := parse(fs, args, getenv); err != nil {
 		return c, err
 	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	return c, errors.Join(c.finish(*level), c.Auth.validate(), c.validate())
 }
 
 func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
@@ -154,6 +197,8 @@ func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
 	fs.IntVar(&c.BodyLimit, "body-limit", DefaultBodyLimit, "largest request body in bytes (413 above)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "how long a write waits for JetStream, retries included (503 after)")
 	fs.IntVar(&c.CacheSize, "command-cache", 100_000, "articles whose state the command API keeps in memory")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "writes per second per client (token subject, else IP) before 429; 0: no limit")
+	fs.IntVar(&c.RateBurst, "rate-burst", 20, "writes a client may make at once above -rate-limit")
 }
 
 func (c CommandAPI) validate() error {
@@ -166,6 +211,12 @@ func (c CommandAPI) validate() error {
 	}
 	if c.CacheSize < 0 {
 		errs = append(errs, errors.New("-command-cache must not be negative"))
+	}
+	if c.RateLimit < 0 {
+		errs = append(errs, errors.New("-rate-limit must not be negative"))
+	}
+	if c.RateBurst < 1 {
+		errs = append(errs, errors.New("-rate-burst must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
@@ -204,11 +255,12 @@ func ParseQueryAPI(name string, args []string, getenv func(string) string, out i
 	var c QueryAPI
 	fs := newFlagSet(name, out)
 	level := commonFlags(fs, &c.Common, name)
+	authFlags(fs, &c.Auth)
 	queryFlags(fs, &c, "listen")
 	if err := parse(fs, args, getenv); err != nil {
 		return c, err
 	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	return c, errors.Join(c.finish(*level), c.Auth.validate(), c.validate())
 }
 
 func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
@@ -241,19 +293,74 @@ func ParseAllInOne(name string, args []string, getenv func(string) string, out i
 	level := roleFlags(fs, &c.Common, name)
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS server client address")
 	fs.StringVar(&c.HTTPMonitor, "nats-monitor", "127.0.0.1:8222", "embedded NATS server monitoring address (empty: off)")
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "JetStream store directory of the embedded server")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "JetStream store directory of the embedded server, and the development signing key")
+	authFlags(fs, &c.Auth)
 	commandFlags(fs, &c.CommandAPI, "command-listen")
 	projectorFlags(fs, &c.Projector, "projector-listen")
 	queryFlags(fs, &c.QueryAPI, "query-listen")
 	if err := parse(fs, args, getenv); err != nil {
 		return c, err
 	}
-	err := errors.Join(c.finish(*level), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
+	err := errors.Join(c.finish(*level), c.Auth.validate(), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
 	if c.DataDir == "" {
 		err = errors.Join(err, errors.New("-data-dir must not be empty"))
 	}
 	c.CommandAPI.Common, c.Projector.Common, c.QueryAPI.Common = c.Common, c.Common, c.Common
+	c.CommandAPI.Auth, c.QueryAPI.Auth = c.Auth, c.Auth
 	return c, err
+}
+
+// Token configures `inkstream token`: a development token signed with the
+// key in a data directory.
+type Token struct {
+	DataDir    string
+	Subject    string
+	Roles      []string
+	TTL        time.Duration
+	Issuer     string
+	Audience   string
+	RolesClaim string
+}
+
+// ParseToken reads the configuration of `inkstream token`. The data
+// directory and the -auth-* settings read the same variables as the
+// all-in-one's, so that its tokens fit the running server.
+func ParseToken(name string, args []string, getenv func(string) string, out io.Writer) (Token, error) {
+	var c Token
+	var a Auth
+	var roles string
+	fs := newFlagSet(name, out)
+	fs.StringVar(&c.Subject, "sub", "", "the token's subject (sub): the user id, the author_id of what they write (required)")
+	fs.StringVar(&roles, "roles", "", "comma-separated roles: author, editor, admin")
+	fs.DurationVar(&c.TTL, "ttl", 24*time.Hour, "how long the token is valid")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "data directory of the all-in-one, which holds the development signing key")
+	fs.StringVar(&a.Issuer, "auth-issuer", "", "issuer (iss) of the token, as the server's -auth-issuer")
+	fs.StringVar(&a.Audience, "auth-audience", "", "audience (aud) of the token, as the server's -auth-audience")
+	fs.StringVar(&a.RolesClaim, "auth-roles-claim", "roles", "claim (dotted path) that holds the roles, as the server's -auth-roles-claim")
+	if err := parse(fs, args, getenv); err != nil {
+		return c, err
+	}
+	c.Issuer, c.Audience, c.RolesClaim = a.Issuer, a.Audience, a.RolesClaim
+	errs := []error{a.validate()}
+	if strings.TrimSpace(c.Subject) == "" {
+		errs = append(errs, errors.New("-sub is required: the user id the token is for"))
+	}
+	for _, r := range strings.Split(roles, ",") {
+		switch r = strings.TrimSpace(r); r {
+		case "":
+		case "author", "editor", "admin":
+			c.Roles = append(c.Roles, r)
+		default:
+			errs = append(errs, fmt.Errorf("-roles: %q is not a role; the roles are author, editor, admin", r))
+		}
+	}
+	if c.TTL <= 0 {
+		errs = append(errs, errors.New("-ttl must be positive"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("-data-dir must not be empty"))
+	}
+	return c, errors.Join(errs...)
 }
 
 // ParseAdmin reads the configuration of the admin commands (rebuild, verify).
@@ -414,15 +521,18 @@ func FlagNames(process string) ([]string, error) {
 	}
 	switch process {
 	case "command-api":
+		authFlags(fs, &c.Auth)
 		commandFlags(fs, &c.CommandAPI, "listen")
 	case "projector":
 		projectorFlags(fs, &c.Projector, "listen")
 	case "query-api":
+		authFlags(fs, &c.Auth)
 		queryFlags(fs, &c.QueryAPI, "listen")
 	case "inkstream":
 		fs.String("nats-listen", "", "")
 		fs.String("nats-monitor", "", "")
 		fs.String("data-dir", "", "")
+		authFlags(fs, &c.Auth)
 		commandFlags(fs, &c.CommandAPI, "command-listen")
 		projectorFlags(fs, &c.Projector, "projector-listen")
 		queryFlags(fs, &c.QueryAPI, "query-listen")

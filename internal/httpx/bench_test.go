@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -17,19 +16,17 @@ import (
 )
 
 // BenchmarkRequestPipeline measures what the request middleware costs a
-// request that the handler answers at once, as the cached GET is: the bare
-// app; with the request metrics; with Trace too, tracing off (no exporter
-// configured), without and with Fiber's request id middleware before (whose
-// id Trace carries); and with tracing on, every span sampled out, and every
-// span recorded (into an exporter that drops them).
+// request that the handler answers at once, as the cached GET is: the app
+// as NewApp makes it (with its request id and recover middleware); with the
+// request metrics; with Trace too, tracing off (no exporter configured),
+// which carries the request id in the request's context; and with tracing
+// on, every span sampled out, and every span recorded (into an exporter
+// that drops them).
 //
 //	go test -run '^$' -bench RequestPipeline -benchmem ./internal/httpx
 func BenchmarkRequestPipeline(b *testing.B) {
 	body := []byte(`{"id":"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b","title":"t","content":"c"}`)
 	handler := func(c *fiber.Ctx) error { return c.Send(body) }
-	// Fiber's request id middleware, as the services use it, with a fixed id.
-	rid := "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
-	requestID := requestid.New(requestid.Config{Generator: func() string { return rid }})
 	for _, bc := range []struct {
 		name    string
 		mw      []any
@@ -38,8 +35,6 @@ func BenchmarkRequestPipeline(b *testing.B) {
 		{name: "bare"},
 		{name: "metrics", mw: []any{httpx.RequestMetrics(prometheus.NewRegistry())}},
 		{name: "metrics+trace-off", mw: []any{httpx.RequestMetrics(prometheus.NewRegistry()), httpx.Trace()}},
-		{name: "request-id+metrics", mw: []any{requestID, httpx.RequestMetrics(prometheus.NewRegistry())}},
-		{name: "request-id+metrics+trace-off", mw: []any{requestID, httpx.RequestMetrics(prometheus.NewRegistry()), httpx.Trace()}},
 		{name: "metrics+trace-on-sampled-out", mw: []any{httpx.RequestMetrics(prometheus.NewRegistry()), httpx.Trace()}, tracing: sdktrace.NeverSample()},
 		{name: "metrics+trace-on-recorded", mw: []any{httpx.RequestMetrics(prometheus.NewRegistry()), httpx.Trace()}, tracing: sdktrace.AlwaysSample()},
 	} {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/valyala/fasthttp"
 )
 
@@ -59,6 +60,7 @@ func guard(app *fiber.App) {
 		if ctx.Request.Header.ConnectionClose() {
 			if status, detail := screen(&ctx.Request.Header); status != 0 {
 				lingerOnClose(ctx)
+				setRequestID(ctx)
 				c := app.AcquireCtx(ctx)
 				defer app.ReleaseCtx(c)
 				_ = WriteProblem(c, NewProblem(status, detail))
@@ -72,8 +74,20 @@ func guard(app *fiber.App) {
 		// fasthttp closes the connection after this answer, often with
 		// the rest of the request unread.
 		lingerOnClose(ctx)
+		setRequestID(ctx)
 		answerError(ctx, err)
 	}
+}
+
+// setRequestID gives an answer that Fiber's handlers do not make its
+// X-Request-Id, as the requestid middleware does for the others.
+func setRequestID(ctx *fasthttp.RequestCtx) {
+	id := ctx.Request.Header.Peek(fiber.HeaderXRequestID)
+	if len(id) == 0 || !saneRequestID(id) {
+		ctx.Response.Header.Set(fiber.HeaderXRequestID, utils.UUID())
+		return
+	}
+	ctx.Response.Header.SetBytesV(fiber.HeaderXRequestID, id)
 }
 
 // screenHeader is the server's HeaderReceived hook: a request that screen

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inkstream/inkstream/internal/cmdtest"
@@ -36,11 +35,11 @@ func jsonLines(tb testing.TB, b *cmdtest.SyncBuffer) []map[string]any {
 	return out
 }
 
-// app is a Fiber app as the services build it: the request id middleware,
-// then the request metrics and Trace, then routes that log.
+// app is a Fiber app as the services build it (NewApp has the request id
+// middleware), then the request metrics and Trace, then routes that log.
 func app(reg *prometheus.Registry, log *slog.Logger) *fiber.App {
 	a := httpx.NewApp("test", 0, log)
-	a.Use(requestid.New(), httpx.RequestMetrics(reg), httpx.Trace())
+	a.Use(httpx.RequestMetrics(reg), httpx.Trace())
 	a.Get("/", func(c *fiber.Ctx) error { return c.SendString("home") })
 	a.Get("/api/articles/:id", func(c *fiber.Ctx) error {
 		log.InfoContext(c.UserContext(), "reading", "id", c.Params("id"))

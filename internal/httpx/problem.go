@@ -33,6 +33,8 @@ type Problem struct {
 	Errors map[string]string `json:"errors,omitempty"`
 	// RetryAfter, when set, is sent as the Retry-After header (seconds).
 	RetryAfter int `json:"-"`
+	// Authenticate, when set, sends WWW-Authenticate: Bearer (a 401).
+	Authenticate bool `json:"-"`
 }
 
 // Error makes a Problem an error that handlers can return.
@@ -47,6 +49,10 @@ func typeURI(status int) string {
 	switch status {
 	case http.StatusBadRequest:
 		return "https://inkstream.dev/problems/bad-request"
+	case http.StatusUnauthorized:
+		return "https://inkstream.dev/problems/unauthenticated"
+	case http.StatusForbidden:
+		return "https://inkstream.dev/problems/forbidden"
 	case http.StatusNotFound:
 		return "https://inkstream.dev/problems/not-found"
 	case http.StatusMethodNotAllowed:
@@ -61,6 +67,8 @@ func typeURI(status int) string {
 		return "https://inkstream.dev/problems/unsupported-media-type"
 	case http.StatusUnprocessableEntity:
 		return "https://inkstream.dev/problems/idempotency-key-reused"
+	case http.StatusTooManyRequests:
+		return "https://inkstream.dev/problems/too-many-requests"
 	case http.StatusServiceUnavailable:
 		return "https://inkstream.dev/problems/unavailable"
 	case http.StatusNotImplemented:
@@ -86,8 +94,18 @@ func ProblemFor(err error) (*Problem, bool) {
 		return pr, true
 	case errors.Is(err, domain.ErrInvalid):
 		return NewProblem(http.StatusBadRequest, err.Error()), true
+	case errors.Is(err, domain.ErrUnauthenticated):
+		pr := NewProblem(http.StatusUnauthorized, err.Error())
+		pr.Authenticate = true
+		return pr, true
+	case errors.Is(err, domain.ErrForbidden):
+		return NewProblem(http.StatusForbidden, err.Error()), true
 	case errors.Is(err, domain.ErrNotFound):
 		return NewProblem(http.StatusNotFound, err.Error()), true
+	case errors.Is(err, domain.ErrTooManyRequests):
+		pr := NewProblem(http.StatusTooManyRequests, err.Error())
+		pr.RetryAfter = 1
+		return pr, true
 	case errors.Is(err, domain.ErrPreconditionFailed):
 		return NewProblem(http.StatusPreconditionFailed, err.Error()), true
 	case errors.Is(err, domain.ErrConflict):
@@ -112,14 +130,11 @@ func ProblemFor(err error) (*Problem, bool) {
 // errors, this answers them. Unknown errors are logged with the request id
 // (and trace id) and answered as a plain 500.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	log = obs.Logger(log)
 	return func(c *fiber.Ctx, err error) error {
 		p, ok := ProblemFor(err)
 		if !ok {
-			ctx := c.UserContext()
-			if obs.RequestID(ctx) == "" { // an error before the Trace middleware ran
-				ctx = obs.WithRequestID(ctx, c.GetRespHeader(fiber.HeaderXRequestID))
-			}
-			log.ErrorContext(ctx, "request failed", "method", c.Method(), "path", c.Path(), "err", err)
+			log.ErrorContext(logContext(c), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
 			p = NewProblem(http.StatusInternalServerError, "internal error")
 		}
 		return WriteProblem(c, p)
@@ -134,6 +149,9 @@ func WriteProblem(c *fiber.Ctx, p *Problem) error {
 	}
 	if p.RetryAfter > 0 {
 		c.Set(fiber.HeaderRetryAfter, itoa(p.RetryAfter))
+	}
+	if p.Authenticate || p.Status == http.StatusUnauthorized {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="inkstream"`)
 	}
 	c.Set(fiber.HeaderContentType, ContentTypeProblem)
 	return c.Status(p.Status).Send(b)

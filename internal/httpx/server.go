@@ -3,10 +3,12 @@ package httpx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +17,8 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/gofiber/fiber/v2/middleware/requestid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,6 +38,7 @@ func NewApp(name string, bodyLimit int, log *slog.Logger) *fiber.App {
 	if bodyLimit <= 0 {
 		bodyLimit = 1 << 20
 	}
+	log = obs.Logger(log) // request lines carry request_id and trace_id
 	app := fiber.New(fiber.Config{
 		AppName:               name,
 		BodyLimit:             bodyLimit,
@@ -48,7 +53,50 @@ func NewApp(name string, bodyLimit int, log *slog.Logger) *fiber.App {
 		JSONDecoder: json.Unmarshal,
 	})
 	guard(app)
+	// Every response carries X-Request-Id, the client's (when it is a
+	// sane one) or a new one; log lines of the request name it. A panic in
+	// a handler is logged with it and answered as a 500 problem by the
+	// error handler, and the process lives on.
+	app.Use(requestid.New(requestid.Config{Next: func(c *fiber.Ctx) bool {
+		if id := c.Request().Header.Peek(fiber.HeaderXRequestID); len(id) > 0 && !saneRequestID(id) {
+			c.Request().Header.Del(fiber.HeaderXRequestID)
+		}
+		return false
+	}}))
+	app.Use(recover.New(recover.Config{EnableStackTrace: true, StackTraceHandler: func(c *fiber.Ctx, p any) {
+		log.ErrorContext(logContext(c), "handler panicked", "method", c.Method(), "path", c.Path(),
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	}}))
 	return app
+}
+
+// RequestID is the id of the request c answers (X-Request-Id).
+func RequestID(c *fiber.Ctx) string { return c.GetRespHeader(fiber.HeaderXRequestID) }
+
+// logContext is the context a line about request c is logged with: the
+// request's own, which carries its id and span (Trace), or, before Trace
+// has run, one with its id.
+func logContext(c *fiber.Ctx) context.Context {
+	ctx := c.UserContext()
+	if obs.RequestID(ctx) == "" {
+		ctx = obs.WithRequestID(ctx, strings.Clone(RequestID(c)))
+	}
+	return ctx
+}
+
+// saneRequestID accepts a client's request id of up to 128 visible ASCII
+// characters; anything else is replaced, so that what reaches the logs and
+// the answer stays short and printable.
+func saneRequestID(id []byte) bool {
+	if len(id) > 128 {
+		return false
+	}
+	for _, b := range id {
+		if b <= ' ' || b > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Readiness reports whether a process can serve: nil when it can.
@@ -209,16 +257,14 @@ func Trace() fiber.Handler {
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
 // requestID is the request's id as the request id middleware (Fiber's
-// requestid) left it: in the locals, where it is a string of its own, or
-// else in the response's X-Request-Id, which is copied.
+// requestid) left it, copied: when the client sent one, it is the bytes
+// of the request's header, which the next request overwrites.
 func requestID(c *fiber.Ctx) string {
-	if id, ok := c.Locals("requestid").(string); ok {
-		return id
+	id, _ := c.Locals("requestid").(string)
+	if id == "" {
+		id = c.GetRespHeader(fiber.HeaderXRequestID)
 	}
-	if id := c.GetRespHeader(fiber.HeaderXRequestID); id != "" {
-		return strings.Clone(id)
-	}
-	return ""
+	return strings.Clone(id)
 }
 
 // headerCarrier reads a request's headers for the W3C propagator.

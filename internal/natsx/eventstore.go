@@ -47,6 +47,29 @@ func IsConflict(err error) bool {
 	return false
 }
 
+// JetStream's error codes for "too many requests" (nats-server
+// server/errors.json): the stream's ingest queue is full (10167), too
+// many atomic or fast batches in flight (10210, 10211).
+const (
+	jsErrCodeTooManyRequests       jetstream.ErrorCode = 10167
+	jsErrCodeAtomicTooManyInflight jetstream.ErrorCode = 10210
+	jsErrCodeBatchTooManyInflight  jetstream.ErrorCode = 10211
+)
+
+// IsTooManyRequests reports whether err is JetStream refusing a publish
+// for too many requests (HTTP-like code 429).
+func IsTooManyRequests(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrCodeTooManyRequests, jsErrCodeAtomicTooManyInflight, jsErrCodeBatchTooManyInflight:
+		return true
+	}
+	return apiErr.Code == 429
+}
+
 // Append publishes e on its subject, expecting that the last message on the
 // article's subjects has stream sequence expect (0: none), with msgID as
 // Nats-Msg-Id. Timeouts and lost leaders are retried with the same message
@@ -57,6 +80,7 @@ func IsConflict(err error) bool {
 // its own for the publish.
 //
 // Errors: domain.ErrConflict when another write got there first,
+// domain.ErrTooManyRequests when JetStream refuses more publishes for now,
 // domain.ErrUnavailable when JetStream did not answer before ctx ended.
 func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, msgID, requestHash string) (seq uint64, dup bool, err error) {
 	data, err := events.Encode(e)
@@ -103,6 +127,11 @@ func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, 
 				return last.Seq, attempt == 0, nil
 			}
 			return 0, false, fmt.Errorf("append v%d of %s: %w", e.Version, e.ArticleID, domain.ErrConflict)
+		}
+		if IsTooManyRequests(err) {
+			// The stream's ingest queue is full: nothing was stored, and
+			// the client had better slow down than wait here.
+			return 0, false, fmt.Errorf("append v%d of %s: %w: %v", e.Version, e.ArticleID, domain.ErrTooManyRequests, err)
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && apiErr.Code != 503 && apiErr.Code != 0 {

@@ -42,11 +42,24 @@ func RequestID(ctx context.Context) string {
 	return ""
 }
 
+// Logger returns log with LogHandler's attributes (log itself when it has them).
+func Logger(log *slog.Logger) *slog.Logger {
+	if _, ok := log.Handler().(logHandler); ok {
+		return log
+	}
+	return slog.New(LogHandler(log.Handler()))
+}
+
 // LogHandler wraps a slog handler so that every record logged with a
 // context (slog's *Context methods) carries the context's request_id, and
 // trace_id and span_id when a span is in it: the one place those
 // attributes come from.
-func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
+func LogHandler(h slog.Handler) slog.Handler {
+	if lh, ok := h.(logHandler); ok {
+		return lh
+	}
+	return logHandler{h}
+}
 
 type logHandler struct{ slog.Handler }
 

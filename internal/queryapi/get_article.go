@@ -24,8 +24,12 @@ func (s *Service) getArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if e == nil || e.deleted {
+	// What the reader may not see is answered as an id never created.
+	if e == nil || e.deleted || !e.visibleTo(c) {
 		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+	}
+	if e.status != domain.StatusPublished {
+		c.Set(fiber.HeaderCacheControl, "private") // for its author's or an editor's eyes only
 	}
 	c.Set(fiber.HeaderETag, e.etag)
 	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && (inm == e.etag || inm == "*") {

@@ -14,7 +14,8 @@ import (
 )
 
 // versions reads the article's whole history and returns its last N
-// states, newest first. A deleted article has none: 404.
+// states that the reader may see, newest first. A deleted article has
+// none, and one the reader may not see does not exist for them: 404.
 func (s *Service) versions(c *fiber.Ctx) (string, []domain.Article, error) {
 	id, err := httpx.ArticleID(c)
 	if err != nil {
@@ -24,8 +25,9 @@ func (s *Service) versions(c *fiber.Ctx) (string, []domain.Article, error) {
 	if err != nil {
 		return id, nil, err
 	}
-	if !h.Fold.State.Live() {
-		return id, nil, fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+	reader := httpx.PrincipalOf(c)
+	if err := domain.Authorize(reader, domain.ActRead, h.Fold.State, domain.Fields{}); err != nil {
+		return id, nil, fmt.Errorf("article %s: %w", id, err)
 	}
 	var st domain.State
 	kept := make([]domain.Article, 0, len(h.Events))
@@ -33,7 +35,9 @@ func (s *Service) versions(c *fiber.Ctx) (string, []domain.Article, error) {
 		if st, err = domain.Apply(st, se.Event); err != nil {
 			return id, nil, fmt.Errorf("fold %s at seq %d: %w", id, se.Seq, err)
 		}
-		kept = append(kept, st.Article)
+		if domain.Authorize(reader, domain.ActReadVersion, h.Fold.State, st.Article.Fields) == nil {
+			kept = append(kept, st.Article)
+		}
 	}
 	if len(kept) > s.opts.Versions {
 		kept = kept[len(kept)-s.opts.Versions:]
@@ -86,7 +90,8 @@ type auditEvent struct {
 }
 
 // listEvents handles GET /api/articles/{id}/events: every event of the
-// article from the log, deleted articles included.
+// article from the log, deleted articles included, for its author and
+// editors; each names its actor.
 func (s *Service) listEvents(c *fiber.Ctx) error {
 	id, err := httpx.ArticleID(c)
 	if err != nil {
@@ -98,6 +103,9 @@ func (s *Service) listEvents(c *fiber.Ctx) error {
 	}
 	if len(h.Events) == 0 {
 		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+	}
+	if err := domain.Authorize(httpx.PrincipalOf(c), domain.ActReadHistory, h.Fold.State, domain.Fields{}); err != nil {
+		return fmt.Errorf("article %s: %w", id, err)
 	}
 	out := make([]auditEvent, len(h.Events))
 	for i, se := range h.Events {

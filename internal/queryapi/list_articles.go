@@ -1,6 +1,7 @@
 package queryapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"net/http"
@@ -91,7 +92,7 @@ func (s *Service) listArticles(c *fiber.Ctx) error {
 	if !ok {
 		return badRequest("sort must be one of created_at, -created_at, updated_at, -updated_at, title")
 	}
-	f := filter{authorID: c.Query("author_id"), tag: c.Query("tag"), status: domain.Status(c.Query("status"))}
+	f := filter{authorID: c.Query("author_id"), tag: c.Query("tag"), status: domain.Status(c.Query("status")), reader: httpx.PrincipalOf(c)}
 	switch f.status {
 	case "", domain.StatusDraft, domain.StatusUnderReview, domain.StatusPublished:
 	default:
@@ -113,7 +114,13 @@ func (s *Service) listArticles(c *fiber.Ctx) error {
 		p.RetryAfter = 1
 		return p
 	}
-	items, more := s.view.page(order.key, order.desc, pivot, f, limit)
+	var items []*entry
+	var more bool
+	// A status the reader may not see for the author asked (or any, or
+	// their own) lists nothing: no need to look.
+	if owner := cmp.Or(f.authorID, f.reader.Subject); f.status == "" || domain.Visible(f.reader, f.status, owner) {
+		items, more = s.view.page(order.key, order.desc, pivot, f, limit)
+	}
 	// The page is put together in the response's own body buffer, which
 	// fasthttp reuses from request to request: the articles' encoded JSON
 	// is copied once and nothing is allocated for it.

@@ -6,8 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"github.com/google/btree"
 
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
@@ -34,6 +36,13 @@ func newEntry(s readmodel.Snapshot, body []byte) *entry {
 		id: a.ID, body: body, etag: `"` + strconv.Itoa(a.Version) + `"`, version: a.Version, seq: s.Seq, deleted: s.Deleted,
 		title: a.Title, authorID: a.AuthorID, status: a.Status, tags: a.Tags, createdAt: a.CreatedAt, updatedAt: a.UpdatedAt,
 	}
+}
+
+// visibleTo reports whether the reader of c may see the article: a
+// published one costs one comparison, and anonymous readers pay for no
+// token.
+func (e *entry) visibleTo(c *fiber.Ctx) bool {
+	return e.status == domain.StatusPublished || domain.Visible(httpx.PrincipalOf(c), e.status, e.authorID)
 }
 
 func (e *entry) hasTag(t string) bool {
@@ -181,16 +190,19 @@ func (v *view) live() int {
 	return v.indexes[0].Len()
 }
 
-// filter is what a list asks for.
+// filter is what a list asks for, and who asks: a list holds only what
+// the reader may see.
 type filter struct {
 	authorID, tag string
 	status        domain.Status
+	reader        domain.Principal
 }
 
 func (f filter) match(e *entry) bool {
 	return (f.authorID == "" || e.authorID == f.authorID) &&
 		(f.status == "" || e.status == f.status) &&
-		(f.tag == "" || e.hasTag(f.tag))
+		(f.tag == "" || e.hasTag(f.tag)) &&
+		(e.status == domain.StatusPublished || domain.Visible(f.reader, e.status, e.authorID))
 }
 
 // page returns up to limit entries in order k (descending if desc), after

@@ -82,7 +82,7 @@ func TestHTTPFramingAndMethodsFollowTheRFCs(t *testing.T) {
 		{"command API", s.CommandAPI.Addr, "POST /api/articles HTTP/1.1", http.StatusCreated},
 		{"query API", s.QueryAPI.Addr, "GET /api/articles/" + a.ID + " HTTP/1.1", http.StatusOK},
 	} {
-		head := api.line + "\nHost: " + api.addr + "\nContent-Type: application/json\n"
+		head := api.line + "\nHost: " + api.addr + "\nAuthorization: Bearer " + s.EditorToken() + "\nContent-Type: application/json\n"
 		t.Run(api.name, func(t *testing.T) {
 			// The hand-written requests are sound: a well-framed one is answered and the connection kept.
 			if r := rawExchange(t, api.addr, head+"Content-Length: 54\n\n"+body, 200*time.Millisecond); r.Status != api.ok || r.closed {

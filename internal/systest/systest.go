@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/inkstream/inkstream/internal/app"
+	"github.com/inkstream/inkstream/internal/auth/authtest"
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
@@ -68,6 +69,7 @@ type System struct {
 	Conn       *natsx.Conn
 	Res        natsx.Resources
 	Client     *http.Client
+	JWKS       *authtest.JWKS // the keys the APIs trust (see auth.go)
 }
 
 // Start runs the roles against url (with n projectors) and waits until the
@@ -75,6 +77,7 @@ type System struct {
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
 	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
+	s.serveKeys()
 	ctx := natstest.Context(tb)
 	conn, err := natsx.Connect(ctx, Common(url, replicas).NATS, Logger())
 	if err != nil {
@@ -115,11 +118,13 @@ func (s *System) StartProjector() *app.Running {
 // StartQueryAPI starts a query API and waits until it is ready.
 func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 	s.TB.Helper()
+	cfg.Auth = s.withAuth(cfg.Auth)
 	r, err := app.StartQueryAPI(natstest.Context(s.TB), cfg, Logger())
 	if err != nil {
 		s.TB.Fatal(err)
 	}
 	s.TB.Cleanup(func() { _ = r.Stop() })
+	s.addHost(r.Addr)
 	// Cleanups run last-in first-out: idle client connections are closed
 	// before the server stops, so its graceful shutdown need not wait for them.
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
@@ -140,11 +145,13 @@ func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 // StartCommandAPI starts a command API.
 func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Helper()
+	cfg.Auth = s.withAuth(cfg.Auth)
 	r, err := app.StartCommandAPI(natstest.Context(s.TB), cfg, Logger())
 	if err != nil {
 		s.TB.Fatal(err)
 	}
 	s.TB.Cleanup(func() { _ = r.Stop() })
+	s.addHost(r.Addr)
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
 	return r
 }
@@ -176,7 +183,9 @@ func (r Response) Seq() uint64 {
 
 // Do sends a request; headers come in pairs (name, value). A body that is a
 // string or []byte is sent as is, anything else as JSON. Content-Type
-// defaults to application/json when there is a body.
+// defaults to application/json when there is a body. A request to the
+// APIs of a system of this kit carries an editor's token unless headers
+// name an Authorization (As(token); Anonymous for none).
 func (s *System) Do(method, url string, body any, headers ...string) Response {
 	s.TB.Helper()
 	r, err := Do(s.Client, method, url, body, headers...)
@@ -212,6 +221,7 @@ func Do(c *http.Client, method, url string, body any, headers ...string) (Respon
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
+	authorize(req, headers)
 	resp, err := c.Do(req)
 	if err != nil {
 		return Response{}, err

@@ -27,6 +27,16 @@ var (
 	// ErrIdempotencyMismatch means an idempotency key was used before for a
 	// different request.
 	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
+	// ErrUnauthenticated means the request needs a principal and has none
+	// (no token, or one that is not valid).
+	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrForbidden means the principal is known and may see the article,
+	// but has not the right to do this to it. What the principal may not
+	// see is ErrNotFound instead, so that nothing leaks.
+	ErrForbidden = errors.New("forbidden")
+	// ErrTooManyRequests means the client, or the event store as a whole,
+	// takes no more requests for now; the caller may retry later.
+	ErrTooManyRequests = errors.New("too many requests")
 )
 
 // ValidationError lists the broken rules, field name → message.
