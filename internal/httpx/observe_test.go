@@ -137,6 +137,16 @@ func TestTraceHonoursTraceparentAndLabelsLogLines(t *testing.T) {
 		t.Fatalf("with tracing off, log lines %v; want one with request_id req-untraced and no trace_id", lines)
 	}
 
+	// An id the middleware made (the client sent none) is the answer's.
+	resp, err := a.Test(httptest.NewRequest("GET", "/api/articles/8", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = jsonLines(t, &logs)
+	if rid := resp.Header.Get("X-Request-Id"); rid == "" || len(lines) != 2 || lines[1]["request_id"] != rid {
+		t.Fatalf("log lines %v; want the second with the answer's request id %q", lines, rid)
+	}
+
 	exp := obstest.Record(t)
 	const traceID, parent = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
 	do(t, a, "GET", "/api/articles/8", "traceparent", "00-"+traceID+"-"+parent+"-01", "X-Request-Id", "req-1")
@@ -156,7 +166,7 @@ func TestTraceHonoursTraceparentAndLabelsLogLines(t *testing.T) {
 	if spans[1].Status.Code.String() != "Error" {
 		t.Errorf("the 500's span has status %v", spans[1].Status)
 	}
-	lines = jsonLines(t, &logs)[1:]
+	lines = jsonLines(t, &logs)[2:]
 	if len(lines) != 2 {
 		t.Fatalf("log lines %v, want the GET's and the 500's", lines)
 	}

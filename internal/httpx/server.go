@@ -257,14 +257,18 @@ func Trace() fiber.Handler {
 var serverSpan = trace.WithSpanKind(trace.SpanKindServer)
 
 // requestID is the request's id as the request id middleware (Fiber's
-// requestid) left it, copied: when the client sent one, it is the bytes
-// of the request's header, which the next request overwrites.
+// requestid) left it in the locals: a string of its own when it made one,
+// the bytes of the request's header, which the next request overwrites,
+// when the client sent one (then it is copied).
 func requestID(c *fiber.Ctx) string {
 	id, _ := c.Locals("requestid").(string)
-	if id == "" {
-		id = c.GetRespHeader(fiber.HeaderXRequestID)
+	switch {
+	case id == "":
+		return strings.Clone(c.GetRespHeader(fiber.HeaderXRequestID))
+	case len(c.Request().Header.Peek(fiber.HeaderXRequestID)) > 0:
+		return strings.Clone(id)
 	}
-	return strings.Clone(id)
+	return id
 }
 
 // headerCarrier reads a request's headers for the W3C propagator.
