@@ -35,6 +35,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := cfg.Logger(stderr)
+	stopTracing, err := app.Tracing(ctx, "inkstream", getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	a, err := app.StartAllInOne(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {

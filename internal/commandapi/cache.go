@@ -3,7 +3,11 @@ package commandapi
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -23,6 +27,20 @@ type aggregate struct {
 	// atLeast is a sequence the leader has shown for the article: a
 	// history read from a replica that has not reached it is not loaded.
 	atLeast uint64
+	// size estimates the bytes of state, for the cache's metrics (read
+	// without mu).
+	size atomic.Int64
+}
+
+// setState makes st the aggregate's state.
+func (agg *aggregate) setState(st domain.State) {
+	agg.state = st
+	a := st.Article
+	n := len(a.ID) + len(a.Title) + len(a.Slug) + len(a.Content) + len(a.AuthorID) + len(a.Status)
+	for _, t := range a.Tags {
+		n += len(t)
+	}
+	agg.size.Store(int64(n))
 }
 
 const shards = 64
@@ -37,14 +55,31 @@ type aggregates struct {
 		mu sync.Mutex
 		m  map[string]*aggregate
 	}
+	stats *obs.Cache
 }
 
-func newAggregates(size int) *aggregates {
+func newAggregates(size int, reg prometheus.Registerer) *aggregates {
 	a := &aggregates{seed: maphash.MakeSeed(), perShard: max(size/shards, 1)}
 	for i := range a.shard {
 		a.shard[i].m = make(map[string]*aggregate)
 	}
+	a.stats = obs.NewCache(reg, "command_states", 0, a.size)
 	return a
+}
+
+// size counts the aggregates held and estimates their bytes.
+func (a *aggregates) size() obs.CacheSize {
+	var s obs.CacheSize
+	for i := range a.shard {
+		sh := &a.shard[i]
+		sh.mu.Lock()
+		s.Entries += int64(len(sh.m))
+		for _, agg := range sh.m {
+			s.Bytes += agg.size.Load()
+		}
+		sh.mu.Unlock()
+	}
+	return s
 }
 
 // get returns the aggregate of id, adding an unloaded one if absent.
@@ -57,8 +92,9 @@ func (a *aggregates) get(id string) *aggregate {
 	}
 	if len(sh.m) >= a.perShard {
 		n := len(sh.m)/8 + 1
-		for k := range sh.m {
+		for k, old := range sh.m {
 			delete(sh.m, k)
+			a.stats.Evicted(int(old.size.Load()))
 			if n--; n == 0 {
 				break
 			}
@@ -74,8 +110,15 @@ func (a *aggregates) get(id string) *aggregate {
 func (a *aggregates) lock(id string, fresh bool) *aggregate {
 	agg := a.get(id)
 	agg.mu.Lock()
-	if fresh && !agg.loaded {
-		agg.loaded, agg.confirmed, agg.state, agg.seq = true, true, domain.State{}, 0
+	switch {
+	case fresh && !agg.loaded:
+		agg.loaded, agg.confirmed, agg.seq = true, true, 0
+		agg.setState(domain.State{})
+	case fresh: // not a lookup
+	case agg.loaded:
+		a.stats.Hit()
+	default:
+		a.stats.Miss()
 	}
 	return agg
 }

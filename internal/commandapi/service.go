@@ -71,7 +71,7 @@ func New(store EventStore, opts Options, reg prometheus.Registerer, log *slog.Lo
 	uuid.EnableRandPool()
 	s := &Service{
 		store: store,
-		aggs:  newAggregates(opts.CacheSize),
+		aggs:  newAggregates(opts.CacheSize, reg),
 		opts:  opts,
 		log:   log,
 		skips: obs.NewSkips(reg, log),

@@ -88,7 +88,8 @@ func (s *Service) load(ctx context.Context, agg *aggregate, id string) error {
 		}
 		s.skips.Report(h.Skipped...)
 		if h.LastSeq >= agg.atLeast {
-			agg.state, agg.seq, agg.loaded, agg.confirmed = h.Fold.State, h.LastSeq, true, false
+			agg.seq, agg.loaded, agg.confirmed = h.LastSeq, true, false
+			agg.setState(h.Fold.State)
 			return nil
 		}
 		if !pause(ctx, attempt) {
@@ -179,7 +180,8 @@ func (s *Service) append(ctx context.Context, agg *aggregate, r request, e domai
 		agg.loaded = false
 		return result{}, err
 	}
-	agg.state, agg.seq, agg.confirmed = next, seq, true
+	agg.seq, agg.confirmed = seq, true
+	agg.setState(next)
 	return result{state: next, seq: seq}, nil
 }
 
@@ -199,7 +201,8 @@ func (s *Service) catchUp(ctx context.Context, agg *aggregate, id string) {
 		agg.loaded, agg.atLeast = false, last.Seq
 		return
 	}
-	agg.state, agg.seq, agg.confirmed = f.State, last.Seq, true
+	agg.seq, agg.confirmed = last.Seq, true
+	agg.setState(f.State)
 }
 
 // original returns the result of the earlier write that a retry repeated:

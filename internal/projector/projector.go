@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/inkstream/inkstream/internal/obs"
@@ -43,8 +45,9 @@ type Snapshots interface {
 	// absent) and returns the new revision. Errors: domain.ErrConflict,
 	// domain.ErrUnavailable.
 	Put(ctx context.Context, id string, value []byte, expect uint64) (uint64, error)
-	// PutAsync is Put without waiting for the answer.
-	PutAsync(id string, value []byte, expect uint64) readmodel.Pending
+	// PutAsync is Put without waiting for the answer. Both carry the
+	// trace of ctx's span to whoever watches the bucket.
+	PutAsync(ctx context.Context, id string, value []byte, expect uint64) readmodel.Pending
 }
 
 // EventLog reads an article's history.
@@ -82,7 +85,7 @@ func New(src Source, snaps Snapshots, log EventLog, opts Options, reg prometheus
 	if opts.Batch <= 0 {
 		opts.Batch = 1000
 	}
-	p := &Projector{src: src, snaps: snaps, log: log, opts: opts, lg: lg, cache: newSnapshots(opts.CacheSize), skips: obs.NewSkips(reg, lg)}
+	p := &Projector{src: src, snaps: snaps, log: log, opts: opts, lg: lg, cache: newSnapshots(opts.CacheSize, reg), skips: obs.NewSkips(reg, lg)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_projector_" + name, Help: help})
 		reg.MustRegister(c)
@@ -161,9 +164,12 @@ func (p *Projector) handle(batch []events.Delivery) {
 	for _, id := range slow {
 		items := groups[id]
 		g.Go(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, span := startApply(id, items, "careful")
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			if err := p.apply(ctx, id, items); err != nil {
+			err := p.apply(ctx, id, items)
+			obs.End(span, err)
+			if err != nil {
 				p.m.failures.Add(float64(len(items)))
 				p.lg.Warn("projector: apply failed; will be redelivered", "article", id, "err", err)
 				for _, it := range items {
@@ -199,6 +205,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 		next cached
 		n    tally
 		put  readmodel.Pending
+		span trace.Span
 	}
 	var slow []string
 	inflight := make([]pending, 0, len(order))
@@ -215,7 +222,9 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 			slow = append(slow, id)
 			continue
 		}
-		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(id, b, cur.rev)})
+		next.size = len(b)
+		ctx, span := startApply(id, items, "fast")
+		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(ctx, id, b, cur.rev), span: span})
 	}
 	// One deadline for the whole batch, and one that stays expired: a put
 	// whose ack is lost (its leader stepped down or died) never resolves,
@@ -224,6 +233,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 	defer cancel()
 	for _, pd := range inflight {
 		rev, err := pd.put.Wait(wait)
+		obs.End(pd.span, err)
 		if err != nil {
 			if errors.Is(err, domain.ErrConflict) {
 				p.m.conflicts.Inc()
@@ -267,7 +277,7 @@ func (p *Projector) apply(ctx context.Context, id string, items []events.Deliver
 			n.count(&p.m)
 			return nil
 		}
-		rev, err := p.write(ctx, next, cur.rev)
+		rev, err := p.write(ctx, &next, cur.rev)
 		if errors.Is(err, domain.ErrConflict) {
 			p.m.conflicts.Inc()
 			p.cache.forget(id)
@@ -365,12 +375,36 @@ func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 	return cached{state: snap.State(), seq: snap.Seq, rev: e.Revision}, nil
 }
 
-func (p *Projector) write(ctx context.Context, c cached, rev uint64) (uint64, error) {
+// write puts c's snapshot, expecting the key at revision rev, and notes its size in c.
+func (p *Projector) write(ctx context.Context, c *cached, rev uint64) (uint64, error) {
 	b, err := readmodel.Encode(readmodel.FromState(c.state, c.seq))
 	if err != nil {
 		return 0, err
 	}
+	c.size = len(b)
 	return p.snaps.Put(ctx, c.state.Article.ID, b, rev)
+}
+
+// startApply starts the span of applying items (one article's events) when
+// tracing is on: a child of the last traced event's publish, linked to the
+// others' (a batch can fold several writes of one article).
+func startApply(id string, items []events.Delivery, path string) (context.Context, trace.Span) {
+	if !obs.Tracing() {
+		return context.Background(), nil
+	}
+	var parent events.TraceContext
+	var links []events.TraceContext
+	for _, it := range items {
+		if it.Trace.Parent != "" {
+			if parent.Parent != "" {
+				links = append(links, parent)
+			}
+			parent = it.Trace
+		}
+	}
+	return obs.StartProcess(context.Background(), "projector apply", parent, links,
+		attribute.String("inkstream.article_id", id), attribute.Int("inkstream.events", len(items)),
+		attribute.String("inkstream.projector.path", path))
 }
 
 // Checkpoint is the stream sequence of the last event this instance handled.

@@ -17,6 +17,8 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/readmodel"
@@ -75,9 +77,9 @@ type Service struct {
 	logger   *slog.Logger
 	skips    *obs.Skips
 	ready    atomic.Bool
-	hits     prometheus.Counter
-	misses   prometheus.Counter
+	cache    *obs.Cache
 	replays  prometheus.Counter
+	feed     prometheus.Gauge // clients of the live feed
 }
 
 // New returns the read service. Call Watch to fill and follow the view,
@@ -89,12 +91,18 @@ func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg pro
 		reg.MustRegister(c)
 		return c
 	}
-	s.hits = counter("cache_hits_total", "Article reads served from the in-process view.")
-	s.misses = counter("cache_misses_total", "Article reads the view could not serve.")
 	s.replays = counter("replays_total", "Articles rebuilt from the stream for a read.")
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "inkstream_query_articles", Help: "Live articles in the view.",
 	}, func() float64 { return float64(s.view.live()) }))
+	// The view is the query API's cache of article bodies: a hit is a read
+	// it answered, a miss one that went to KV or the stream.
+	s.cache = obs.NewCache(reg, "query_articles", 0, func() obs.CacheSize {
+		n, b := s.view.size()
+		return obs.CacheSize{Entries: int64(n), Bytes: b}
+	})
+	s.feed = prometheus.NewGauge(prometheus.GaugeOpts{Name: obs.MetricFeedClients, Help: "Clients connected to the live change feed."})
+	reg.MustRegister(s.feed)
 	return s
 }
 
@@ -118,14 +126,22 @@ func (s *Service) Watch(ctx context.Context) error {
 // token, until ctx ends.
 func (s *Service) Track(ctx context.Context) error { return s.progress.run(ctx) }
 
+// apply brings one change of the bucket into the view, in the trace of the
+// write that made it.
 func (s *Service) apply(e readmodel.Entry) {
+	ctx, span := context.Background(), trace.Span(nil)
+	if obs.Tracing() {
+		ctx, span = obs.StartProcess(ctx, "query view update", e.Trace, nil, attribute.String("inkstream.article_id", e.Key))
+	}
+	var err error
+	defer func() { obs.End(span, err) }()
 	if e.Deleted {
 		s.view.remove(e.Key, e.Revision)
 		return
 	}
 	snap, body, err := readmodel.Decode(e.Value)
 	if err != nil {
-		s.logger.Error("query: bad snapshot in KV", "key", e.Key, "err", err)
+		s.logger.ErrorContext(ctx, "query: bad snapshot in KV", "key", e.Key, "err", err)
 		return
 	}
 	s.view.put(newEntry(snap, body), e.Revision)
@@ -167,10 +183,10 @@ func (s *Service) minSeq(c *fiber.Ctx) (uint64, error) {
 func (s *Service) article(ctx context.Context, id string, token uint64) (*entry, error) {
 	e := s.view.get(id)
 	if e != nil && (token == 0 || e.seq >= token) {
-		s.hits.Inc()
+		s.cache.Hit()
 		return e, nil
 	}
-	s.misses.Inc()
+	s.cache.Miss()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
 	defer cancel()
 	if token > 0 {

@@ -92,6 +92,8 @@ type view struct {
 	indexes [nSortKeys]*btree.BTreeG[*entry]
 	// kvRev is the highest KV revision the watcher has applied.
 	kvRev uint64
+	// bytes is the size of every body held.
+	bytes int64
 	// changed is closed and replaced whenever the view changes.
 	changed chan struct{}
 }
@@ -125,8 +127,10 @@ func (v *view) put(e *entry, rev uint64) {
 			return
 		}
 		v.unindex(old)
+		v.bytes -= int64(len(old.body))
 	}
 	v.byID[e.id] = e
+	v.bytes += int64(len(e.body))
 	if !e.deleted {
 		for _, ix := range v.indexes {
 			ix.ReplaceOrInsert(e)
@@ -145,6 +149,7 @@ func (v *view) remove(id string, rev uint64) {
 	if old := v.byID[id]; old != nil {
 		v.unindex(old)
 		delete(v.byID, id)
+		v.bytes -= int64(len(old.body))
 	}
 	v.notify()
 }
@@ -169,6 +174,13 @@ func (v *view) revision() (uint64, <-chan struct{}) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.kvRev, v.changed
+}
+
+// size counts the entries held (deleted ones too) and their bodies' bytes.
+func (v *view) size() (int, int64) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return len(v.byID), v.bytes
 }
 
 // live counts the articles that are not deleted.

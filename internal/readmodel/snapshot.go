@@ -10,6 +10,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/inkstream/inkstream/pkg/domain"
+	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // Snapshot is the KV value of one article.
@@ -64,6 +65,8 @@ type Entry struct {
 	Value    []byte
 	Revision uint64
 	Deleted  bool // the key was deleted or purged
+	// Trace is the W3C trace context of the write, from its headers.
+	Trace events.TraceContext
 }
 
 // Pending is a snapshot write in flight.
