@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build lint bench cluster fuzz clean
+.PHONY: run test build lint bench cluster fuzz clean prometheus
 
 ## run: the all-in-one development server (embedded NATS on :4222, data in ./data)
 run:
@@ -15,10 +15,20 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
-## test: every test, with the race detector, against real embedded NATS
-test:
+## test: every test, with the race detector, against real embedded NATS (and a real Prometheus)
+test: prometheus
 	$(GO) vet $(PKGS)
 	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+## prometheus: Debian's prometheus package (prometheus and promtool, which the tests of deployments/ run),
+##             installed with apt-get when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+prometheus:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+		echo "installing Debian's prometheus package (promtool and prometheus, for the tests of deployments/)"; \
+		$(SUDO) apt-get update -qq >/dev/null && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
 
 ## fuzz: every fuzz target of the repository, one after the other, each for FUZZTIME (default 30s);
 ##       the last line of each says how many inputs it ran; a crasher fails it and is kept in testdata/fuzz
@@ -38,7 +48,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: the benchmark against DESIGN.md's targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
+## bench: the benchmark against its performance targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
 ##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/runs/<UTC time>.md and .json,
 ##        or with BENCH_PUBLISH=1 in the published bench/results.md and bench/results.json
 bench: build

@@ -1,8 +1,7 @@
 // Package deployments_test checks the deployment files against the code they
 // deploy: docker-compose.yml against the flags of each binary and the NATS
 // configs, the NATS configs with the real nats-server parser and by running
-// them as a cluster, the Dockerfile against the module, and the Makefile's
-// cluster target.
+// them as a cluster, and the Dockerfile against the module.
 package deployments_test
 
 import (
@@ -10,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -109,12 +107,30 @@ func env(tb testing.TB, name string, s composeService) map[string]string {
 	return out
 }
 
+// tools are the images of the services that watch inkstream, by the name
+// the tests know them by.
+var tools = map[string]string{
+	"prom/prometheus":                 "prometheus",
+	"grafana/grafana":                 "grafana",
+	"natsio/prometheus-nats-exporter": "nats-exporter",
+}
+
+// tool is the name of the watching service s runs, "" for none.
+func tool(s composeService) string {
+	repo, _, _ := strings.Cut(s.Image, ":")
+	return tools[repo]
+}
+
 // process names the binary a service runs: nats-server for the NATS image,
-// else the base name of the first word of its entrypoint or command.
+// a tool's name for the images of tools, else the base name of the first
+// word of its entrypoint or command.
 func process(tb testing.TB, name string, s composeService) string {
 	tb.Helper()
 	if isNATS(s) {
 		return "nats-server"
+	}
+	if t := tool(s); t != "" {
+		return t
 	}
 	cmd := append(words(s.Entrypoint), words(s.Command)...)
 	if len(cmd) == 0 {
@@ -284,7 +300,7 @@ func TestComposeEnvironmentNamesRealFlags(t *testing.T) {
 		s := f.Services[name]
 		p := process(t, name, s)
 		known := map[string]bool{}
-		if p != "nats-server" {
+		if slices.Contains(processes, p) {
 			flags, err := config.FlagNames(p)
 			if err != nil {
 				t.Fatal(err)
@@ -310,7 +326,7 @@ func TestComposeServicesConfigure(t *testing.T) {
 	for _, name := range sortedNames(f) {
 		s := f.Services[name]
 		p := process(t, name, s)
-		if p == "nats-server" {
+		if !slices.Contains(processes, p) {
 			continue
 		}
 		perProcess[p]++
@@ -419,7 +435,7 @@ func TestComposeNATSURLsNameNATSServices(t *testing.T) {
 				t.Errorf("service %s: %s names %v; list every node %v so that losing one changes nothing", name, k, hosts, nodes)
 			}
 		}
-		if process(t, name, s) != "nats-server" {
+		if slices.Contains(processes, process(t, name, s)) {
 			if _, ok := e[config.EnvName("nats-url")]; !ok {
 				t.Errorf("service %s sets no %s, so it would dial 127.0.0.1 in its own container", name, config.EnvName("nats-url"))
 			}
@@ -502,7 +518,7 @@ func TestComposeReferencedFilesExist(t *testing.T) {
 				t.Errorf("service %s depends on %q, which is no service", name, d)
 			}
 		}
-		if !isNATS(s) && len(deps) == 0 {
+		if !isNATS(s) && tool(s) == "" && len(deps) == 0 {
 			t.Errorf("service %s depends on no NATS service", name)
 		}
 	}
@@ -563,7 +579,8 @@ func TestComposeNATSConfigs(t *testing.T) {
 
 	// Run them: loopback addresses instead of container names, a temp store.
 	loopback := func(all []*server.Options) {
-		client, route := freePorts(t, len(all)), freePorts(t, len(all))
+		ports := natstest.FreePorts(t, 2*len(all))
+		client, route := ports[:len(all)], ports[len(all):]
 		var routeURLs []string
 		for _, p := range route {
 			routeURLs = append(routeURLs, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
@@ -701,15 +718,7 @@ func checkClusterServes(tb testing.TB, cfg natsx.Options, urls []string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := natsx.Connect(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatalf("connect without credentials: %v", err)
-	}
-	tb.Cleanup(func() { conn.NC.Close() })
-	res, err := natsx.Provision(ctx, conn.JS, cfg)
-	if err != nil {
-		tb.Fatalf("provision: %v", err)
-	}
+	conn, res := natstest.ConnectWith(tb, cfg)
 	info, err := res.Stream.Info(ctx)
 	if err != nil {
 		tb.Fatal(err)
@@ -909,20 +918,6 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
-func TestMakefileClusterTarget(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "Makefile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rule := regexp.MustCompile(`(?m)^cluster:(.*)\n(\t.*\n)*`).FindSubmatch(b)
-	if rule == nil {
-		t.Fatal("Makefile has no cluster target")
-	}
-	if !slices.Contains(strings.Fields(string(rule[1])), "build") || !strings.Contains(string(rule[0]), "\t$(BIN)/inkcluster ") {
-		t.Errorf("make cluster should build, then run $(BIN)/inkcluster:\n%s", rule[0])
-	}
-}
-
 func moduleGoVersion(tb testing.TB) string {
 	tb.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "go.mod"))
@@ -934,23 +929,4 @@ func moduleGoVersion(tb testing.TB) string {
 		tb.Fatal("go.mod has no go directive")
 	}
 	return string(m[1])
-}
-
-// freePorts returns n ports that were free a moment ago.
-func freePorts(tb testing.TB, n int) []int {
-	tb.Helper()
-	var out []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
 }

@@ -14,32 +14,7 @@ import (
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-func TestHelpListsFlags(t *testing.T) {
-	cmdtest.Help(t, run, []string{"-h"}, "-listen", "-nats-url", "-body-limit", "-write-timeout", "-command-cache-bytes", "-stream-replicas", "-auth-jwks-url", "-auth-roles-claim", "-rate-limit", "-log-level", "INKSTREAM_", "NATS_URL")
-}
-
-func TestBadConfigurationIsAnError(t *testing.T) {
-	cmdtest.BadConfig(t, run,
-		cmdtest.BadConfigCase{Name: "body limit not a number", Args: []string{"-body-limit=abc"}, Mention: "body-limit"},
-		cmdtest.BadConfigCase{Name: "body limit too small", Args: []string{"-body-limit=10"}, Mention: "body-limit"},
-		cmdtest.BadConfigCase{Name: "write timeout not a duration", Args: []string{"-write-timeout=soon"}, Mention: "write-timeout"},
-		cmdtest.BadConfigCase{Name: "log level unknown", Args: []string{"-log-level=loud"}, Mention: "log-level"},
-		cmdtest.BadConfigCase{Name: "log format unknown", Args: []string{"-log-format=xml"}, Mention: "log-format"},
-		cmdtest.BadConfigCase{Name: "replicas 0", Args: []string{"-stream-replicas=0"}, Mention: "stream-replicas"},
-		cmdtest.BadConfigCase{Name: "JWKS URL not http", Args: []string{"-auth-jwks-url=file:///etc/jwks.json"}, Mention: "auth-jwks-url"},
-		cmdtest.BadConfigCase{Name: "roles claim with an empty part", Args: []string{"-auth-roles-claim=realm_access."}, Mention: "auth-roles-claim"},
-		cmdtest.BadConfigCase{Name: "rate limit negative", Args: []string{"-rate-limit=-1"}, Mention: "rate-limit"},
-		cmdtest.BadConfigCase{Name: "stray argument", Args: []string{"serve"}, Mention: "serve"},
-		cmdtest.BadConfigCase{Name: "env body limit not a number", Env: []string{"INKSTREAM_BODY_LIMIT=abc"}, Mention: "INKSTREAM_BODY_LIMIT"},
-		cmdtest.BadConfigCase{Name: "env write timeout not a duration", Env: []string{"INKSTREAM_WRITE_TIMEOUT=soon"}, Mention: "INKSTREAM_WRITE_TIMEOUT"},
-		cmdtest.BadConfigCase{Name: "env cache negative", Env: []string{"INKSTREAM_COMMAND_CACHE_BYTES=-1"}, Mention: "command-cache-bytes"},
-		cmdtest.BadConfigCase{Name: "env provision not a bool", Env: []string{"INKSTREAM_PROVISION=maybe"}, Mention: "INKSTREAM_PROVISION"},
-	)
-}
-
-func TestBusyPortFailsAtStart(t *testing.T) {
-	cmdtest.BusyPort(t, run, "-listen", "INKSTREAM_LISTEN")
-}
+func TestCommandLine(t *testing.T) { cmdtest.CommandLine(t, run, "-listen", "INKSTREAM_LISTEN") }
 
 // TestServesAndStopsCleanly starts the command API against a real NATS
 // (URL from NATS_URL), writes an article, and stops it by cancelling the

@@ -6,25 +6,17 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/inkstream/inkstream/internal/app"
 	"github.com/inkstream/inkstream/internal/config"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "inkstream:", err)
-		os.Exit(1)
-	}
+	app.Main("inkstream", func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+		return run(ctx, args, getenv, os.Stdout, stderr)
+	})
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -43,6 +35,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := cfg.Logger(stderr)
+	stopTracing, err := app.Tracing(ctx, "inkstream", getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	a, err := app.StartAllInOne(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -2,29 +2,9 @@
 // cluster. -h lists its flags; each also reads INKSTREAM_<FLAG>.
 package main
 
-import (
-	"context"
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/inkstream/inkstream/internal/app"
 
-	"github.com/inkstream/inkstream/internal/app"
-	"github.com/inkstream/inkstream/internal/config"
-)
+// run is the command, from its arguments to its exit.
+var run = app.RunProjector
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "projector:", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	return app.RunRole(ctx, "projector", args, getenv, stderr, config.ParseProjector, app.StartProjector)
-}
+func main() { app.Main("projector", run) }

@@ -10,25 +10,7 @@ import (
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-func TestHelpListsFlags(t *testing.T) {
-	cmdtest.Help(t, run, []string{"-h"}, "-listen", "-nats-url", "-batch", "-projector-cache-bytes", "-provision", "-pprof", "INKSTREAM_", "NATS_URL")
-}
-
-func TestBadConfigurationIsAnError(t *testing.T) {
-	cmdtest.BadConfig(t, run,
-		cmdtest.BadConfigCase{Name: "batch not a number", Args: []string{"-batch=abc"}, Mention: "batch"},
-		cmdtest.BadConfigCase{Name: "batch 0", Args: []string{"-batch=0"}, Mention: "batch"},
-		cmdtest.BadConfigCase{Name: "batch 10001", Args: []string{"-batch=10001"}, Mention: "batch"},
-		cmdtest.BadConfigCase{Name: "cache negative", Args: []string{"-projector-cache-bytes=-1"}, Mention: "projector-cache-bytes"},
-		cmdtest.BadConfigCase{Name: "env batch not a number", Env: []string{"INKSTREAM_BATCH=abc"}, Mention: "INKSTREAM_BATCH"},
-		cmdtest.BadConfigCase{Name: "env cache not a number", Env: []string{"INKSTREAM_PROJECTOR_CACHE_BYTES=lots"}, Mention: "INKSTREAM_PROJECTOR_CACHE_BYTES"},
-		cmdtest.BadConfigCase{Name: "env log level unknown", Env: []string{"INKSTREAM_LOG_LEVEL=loud"}, Mention: "log-level"},
-	)
-}
-
-func TestBusyPortFailsAtStart(t *testing.T) {
-	cmdtest.BusyPort(t, run, "-listen", "INKSTREAM_LISTEN")
-}
+func TestCommandLine(t *testing.T) { cmdtest.CommandLine(t, run, "-listen", "INKSTREAM_LISTEN") }
 
 // TestServesAndStopsCleanly runs the projector against a real NATS (URL
 // from -nats-url) next to a command API without projectors of its own: an

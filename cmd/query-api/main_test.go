@@ -9,27 +9,7 @@ import (
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-func TestHelpListsFlags(t *testing.T) {
-	cmdtest.Help(t, run, []string{"-h"}, "-listen", "-nats-url", "-versions", "-min-seq-wait", "-kv-replicas", "-log-format", "INKSTREAM_", "NATS_URL")
-}
-
-func TestBadConfigurationIsAnError(t *testing.T) {
-	cmdtest.BadConfig(t, run,
-		cmdtest.BadConfigCase{Name: "versions not a number", Args: []string{"-versions=abc"}, Mention: "versions"},
-		cmdtest.BadConfigCase{Name: "versions 0", Args: []string{"-versions=0"}, Mention: "versions"},
-		cmdtest.BadConfigCase{Name: "min-seq-wait not a duration", Args: []string{"-min-seq-wait=soon"}, Mention: "min-seq-wait"},
-		cmdtest.BadConfigCase{Name: "min-seq-wait negative", Args: []string{"-min-seq-wait=-1s"}, Mention: "min-seq-wait"},
-		cmdtest.BadConfigCase{Name: "duplicate window too short", Args: []string{"-duplicate-window=1ms"}, Mention: "duplicate-window"},
-		cmdtest.BadConfigCase{Name: "empty NATS URL", Args: []string{"-nats-url="}, Mention: "nats-url"},
-		cmdtest.BadConfigCase{Name: "env versions not a number", Env: []string{"INKSTREAM_VERSIONS=abc"}, Mention: "INKSTREAM_VERSIONS"},
-		cmdtest.BadConfigCase{Name: "env min-seq-wait not a duration", Env: []string{"INKSTREAM_MIN_SEQ_WAIT=soon"}, Mention: "INKSTREAM_MIN_SEQ_WAIT"},
-		cmdtest.BadConfigCase{Name: "env kv replicas not a number", Env: []string{"INKSTREAM_KV_REPLICAS=three"}, Mention: "INKSTREAM_KV_REPLICAS"},
-	)
-}
-
-func TestBusyPortFailsAtStart(t *testing.T) {
-	cmdtest.BusyPort(t, run, "-listen", "INKSTREAM_LISTEN")
-}
+func TestCommandLine(t *testing.T) { cmdtest.CommandLine(t, run, "-listen", "INKSTREAM_LISTEN") }
 
 // TestServesAndStopsCleanly starts the query API against a real NATS (URL
 // from INKSTREAM_NATS_URL), reads from it, and stops it by cancelling the

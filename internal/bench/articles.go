@@ -8,11 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inkstream/inkstream/pkg/domain"
-	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // The articles the benchmark writes: a title, about 1 KB of content, an
@@ -51,28 +48,6 @@ func articleFields(titleText string, author int) domain.Fields {
 		Title: titleText, Slug: domain.Slugify(titleText), Content: content,
 		AuthorID: "author-" + strconv.Itoa(author%16), Status: domain.StatusPublished, Tags: tags,
 	}
-}
-
-// eventMsg is an event message exactly as natsx.EventStore.Append publishes
-// it: the envelope on articles.<id>.<verb> with Nats-Msg-Id (the event id),
-// the expected last sequence of the article's subjects and the event type.
-func eventMsg(prefix string, e domain.Event, expect uint64) (*nats.Msg, error) {
-	data, err := events.Encode(e)
-	if err != nil {
-		return nil, err
-	}
-	subject := events.SubjectOf(e)
-	filter := events.ArticleSubjects(e.ArticleID)
-	if prefix != events.SubjectPrefix {
-		subject = prefix + strings.TrimPrefix(subject, events.SubjectPrefix)
-		filter = prefix + strings.TrimPrefix(filter, events.SubjectPrefix)
-	}
-	hdr := nats.Header{}
-	hdr.Set(jetstream.MsgIDHeader, e.ID)
-	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
-	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, filter)
-	hdr.Set(events.HeaderEventType, string(events.TypeOf(e.Change)))
-	return &nats.Msg{Subject: subject, Header: hdr, Data: data}, nil
 }
 
 // createdEvent is the ArticleCreated event of a new article.

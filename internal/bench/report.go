@@ -94,7 +94,7 @@ type Meta struct {
 	ElapsedS       float64 `json:"elapsed_seconds"`
 }
 
-// Target is one performance target of DESIGN.md and whether the median met it.
+// Target is one performance target and whether the median met it.
 type Target struct {
 	Name   string `json:"name"`
 	Target string `json:"target"`
@@ -201,7 +201,7 @@ func medianOf(xs []float64) float64 {
 	return (xs[n/2-1] + xs[n/2]) / 2
 }
 
-// The targets of DESIGN.md, "Performance targets".
+// The performance targets the README's benchmark table judges against.
 const (
 	targetGetRatio    = 0.8
 	targetGetP99MS    = 5.0
@@ -212,7 +212,7 @@ const (
 	targetRateReached = 0.95 // share of the visibility rate that must be sent
 )
 
-// targets judges the median against DESIGN.md. A load with errors fails.
+// targets judges the median against the targets. A load with errors fails.
 func targets(m Result) []Target {
 	get := Target{Name: "cached GET", Target: fmt.Sprintf("≥ %.1f× raw Fiber and p99 ≤ %.0f ms", targetGetRatio, targetGetP99MS),
 		Value: fmt.Sprintf("%.2f× raw Fiber, p99 %s ms, %d errors", m.Ratios.GetVsRawFiber, fmtMS(m.Get.P99), m.Get.Errors)}
@@ -388,12 +388,17 @@ func cpuSplit(cs []ProcCPU) string {
 	return strings.Join(parts, ", ") + fmt.Sprintf("; all %s (%.2f)", fmtInt(us), cores)
 }
 
-// write stores the report in <path>.md and <path>.json.
+// write stores the report in <path>.md and <path>.json, and its charts in
+// <path>-*.svg, which the .md shows.
 func write(path string, rep Report) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
-	md := markdown(rep)
+	charts, err := writeCharts(path, rep)
+	if err != nil {
+		return "", err
+	}
+	md := markdown(rep) + chartsSection(charts)
 	if err := os.WriteFile(path+".md", []byte(md), 0o644); err != nil {
 		return "", err
 	}

@@ -5,16 +5,15 @@ package cache
 
 import (
 	"github.com/maypok86/otter/v2"
-	"github.com/maypok86/otter/v2/stats"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
 // Cache maps article ids to values of a weight in bytes, up to a budget.
 type Cache[V any] struct {
-	c     *otter.Cache[string, V]
-	stats *stats.Counter
+	c *otter.Cache[string, V]
 }
 
 // overhead is what an entry costs besides its value's own bytes: the key,
@@ -22,30 +21,20 @@ type Cache[V any] struct {
 const overhead = 128
 
 // New returns a cache of at most budget bytes (0: it keeps nothing) whose
-// values weigh weight(v) bytes. Its metrics carry the label cache=name.
+// values weigh weight(v) bytes. Its metrics (obs.NewCache) carry the label
+// cache=name.
 func New[V any](name string, budget uint64, weight func(V) int, reg prometheus.Registerer) *Cache[V] {
-	st := stats.NewCounter()
-	c := otter.Must(&otter.Options[string, V]{
+	cc := &Cache[V]{}
+	st := obs.NewCache(reg, name, int64(budget), func() obs.CacheSize {
+		return obs.CacheSize{Entries: int64(cc.c.EstimatedSize()), Bytes: int64(cc.c.WeightedSize())}
+	})
+	cc.c = otter.Must(&otter.Options[string, V]{
 		MaximumWeight: max(budget, 1),
 		Weigher: func(k string, v V) uint32 {
 			return uint32(min(len(k)+weight(v)+overhead, 1<<31))
 		},
 		StatsRecorder: st,
 	})
-	cc := &Cache[V]{c: c, stats: st}
-	labels := prometheus.Labels{"cache": name}
-	reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inkstream_cache_bytes", Help: "Bytes the cache holds.", ConstLabels: labels},
-			func() float64 { return float64(c.WeightedSize()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "inkstream_cache_budget_bytes", Help: "Bytes the cache may hold.", ConstLabels: labels},
-			func() float64 { return float64(budget) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inkstream_cache_hits_total", Help: "Lookups the cache answered.", ConstLabels: labels},
-			func() float64 { return float64(st.Snapshot().Hits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inkstream_cache_misses_total", Help: "Lookups the cache could not answer.", ConstLabels: labels},
-			func() float64 { return float64(st.Snapshot().Misses) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "inkstream_cache_evictions_total", Help: "Entries evicted to keep within the budget.", ConstLabels: labels},
-			func() float64 { return float64(st.Snapshot().Evictions) }),
-	)
 	return cc
 }
 

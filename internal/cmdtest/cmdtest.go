@@ -107,6 +107,20 @@ func Help(tb testing.TB, run RunFunc, args []string, want ...string) {
 	}
 }
 
+// CommandLine checks, in subtests of t, the command line of a role: -h
+// is flag.ErrHelp (an exit 0) with a usage; a configuration it cannot read
+// is an error that names what is wrong (BadConfig; internal/config tests
+// each flag's values); and the address it listens on is bound before NATS
+// is dialled (BusyPort, with flagName and envName).
+func CommandLine(t *testing.T, run RunFunc, flagName, envName string) {
+	t.Helper()
+	t.Run("help", func(t *testing.T) { Help(t, run, []string{"-h"}, "Usage") })
+	t.Run("bad configuration", func(t *testing.T) {
+		BadConfig(t, run, BadConfigCase{Name: "env replicas not a number", Env: []string{"INKSTREAM_STREAM_REPLICAS=three"}, Mention: "INKSTREAM_STREAM_REPLICAS"})
+	})
+	t.Run("busy port", func(t *testing.T) { BusyPort(t, run, flagName, envName) })
+}
+
 // BadConfigCase is a configuration that run must refuse.
 type BadConfigCase struct {
 	Name    string

@@ -36,7 +36,7 @@ type aggregates struct {
 }
 
 func newAggregates(budget uint64, reg prometheus.Registerer) *aggregates {
-	return &aggregates{c: cache.New("command_aggregates", budget, func(a *aggregate) int { return cache.ArticleBytes(a.state.Article) }, reg)}
+	return &aggregates{c: cache.New("command_states", budget, func(a *aggregate) int { return cache.ArticleBytes(a.state.Article) }, reg)}
 }
 
 // lock returns the aggregate of id, locked. The aggregate of a fresh id (just

@@ -202,6 +202,7 @@ func (s *Service) catchUp(ctx context.Context, agg *aggregate, id string) {
 		return
 	}
 	agg.state, agg.seq, agg.confirmed = f.State, last.Seq, true
+	s.aggs.weigh(id, agg)
 }
 
 // original returns the result of the earlier write that a retry repeated:

@@ -4,7 +4,8 @@
 // standard NATS_URL, so the NATS CLI and the services agree. Nothing else in
 // inkstream reads the environment. A NATS URL is checked here, once, without
 // quoting its credentials (natsx.CheckURLs); its passwords and tokens reach
-// logs and errors only through natsx's redaction.
+// logs and errors only through natsx's redaction. (The OpenTelemetry SDK
+// reads the standard OTEL_* variables itself: see obs.SetupTracing.)
 package config
 
 import (
@@ -15,11 +16,13 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/obs"
 )
 
 // EnvPrefix is the prefix of every environment variable a flag reads.
@@ -173,26 +176,34 @@ func (c *Common) finish(level string) error {
 	return errors.Join(errs...)
 }
 
-// Logger returns the slog logger the configuration asks for.
+// Logger returns the slog logger the configuration asks for. A line logged
+// with a request's context carries its request_id and trace_id (obs.LogHandler).
 func (c Common) Logger(w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(obs.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(obs.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // ParseCommandAPI reads the command API's configuration.
 func ParseCommandAPI(name string, args []string, getenv func(string) string, out io.Writer) (CommandAPI, error) {
 	var c CommandAPI
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); commandFlags(fs, &c, "listen") },
+		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	return c, err
+}
+
+// parseRole reads the configuration of a role: the common flags, the
+// role's own (flags), then checks both (validate: the role's own).
+func parseRole(name string, args []string, getenv func(string) string, out io.Writer, c *Common, flags func(*flag.FlagSet), validate func() error) error {
 	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	authFlags(fs, &c.Auth)
-	commandFlags(fs, &c, "listen")
+	level := commonFlags(fs, c, name)
+	flags(fs)
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return err
 	}
-	return c, errors.Join(c.finish(*level), c.Auth.validate(), c.validate())
+	return errors.Join(c.finish(*level), validate())
 }
 
 func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
@@ -235,13 +246,8 @@ func (c CommandAPI) validate() error {
 // ParseProjector reads the projector's configuration.
 func ParseProjector(name string, args []string, getenv func(string) string, out io.Writer) (Projector, error) {
 	var c Projector
-	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	projectorFlags(fs, &c, "listen")
-	if err := parse(fs, args, getenv); err != nil {
-		return c, err
-	}
-	return c, errors.Join(c.finish(*level), c.validate())
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { projectorFlags(fs, &c, "listen") }, func() error { return c.validate() })
+	return c, err
 }
 
 func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
@@ -264,14 +270,9 @@ func (c Projector) validate() error {
 // ParseQueryAPI reads the query API's configuration.
 func ParseQueryAPI(name string, args []string, getenv func(string) string, out io.Writer) (QueryAPI, error) {
 	var c QueryAPI
-	fs := newFlagSet(name, out)
-	level := commonFlags(fs, &c.Common, name)
-	authFlags(fs, &c.Auth)
-	queryFlags(fs, &c, "listen")
-	if err := parse(fs, args, getenv); err != nil {
-		return c, err
-	}
-	return c, errors.Join(c.finish(*level), c.Auth.validate(), c.validate())
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); queryFlags(fs, &c, "listen") },
+		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	return c, err
 }
 
 func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
@@ -386,47 +387,142 @@ func ParseAdmin(name string, args []string, getenv func(string) string, out io.W
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.Bool(versionFlag, false, "print the version (from the build information) and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage of %s:\n", name)
 		fmt.Fprintf(out, "Every flag also reads the environment variable %s<FLAG> (upper case, '-' as '_').\n", EnvPrefix)
-		fs.PrintDefaults()
+		if !strings.Contains(name, " ") { // a service, not a subcommand such as "inkstream verify"
+			fmt.Fprintln(out, obs.TracingHelp)
+		}
+		PrintFlags(out, fs, func(flagName string) string {
+			switch flagName {
+			case versionFlag:
+				return ""
+			case "nats-url":
+				return EnvName(flagName) + " or NATS_URL"
+			}
+			return EnvName(flagName)
+		})
 	}
 	return fs
 }
 
-// EnvName returns the environment variable a flag reads.
-func EnvName(flagName string) string {
-	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// versionFlag is the flag that prints the version; it reads no environment variable.
+const versionFlag = "version"
+
+// ErrVersion is returned by a parse that printed the version (-version); it
+// is a flag.ErrHelp, so a main that exits 0 on a help request does so here.
+var ErrVersion = fmt.Errorf("version printed: %w", flag.ErrHelp)
+
+// VersionOut is where -version prints.
+var VersionOut io.Writer = os.Stdout
+
+// PrintFlags prints the flags of fs as flag.PrintDefaults does, each with
+// the environment variable it also reads (env(name); "" for none).
+func PrintFlags(w io.Writer, fs *flag.FlagSet, env func(flagName string) string) {
+	fs.VisitAll(func(f *flag.Flag) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "  -%s", f.Name)
+		typ, usage := flag.UnquoteUsage(f)
+		if typ != "" {
+			b.WriteString(" " + typ)
+		}
+		b.WriteString("\n    \t")
+		b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if !isZeroValue(f) {
+			if typ == "string" {
+				fmt.Fprintf(&b, " (default %q)", f.DefValue)
+			} else {
+				fmt.Fprintf(&b, " (default %v)", f.DefValue)
+			}
+		}
+		if e := env(f.Name); e != "" {
+			fmt.Fprintf(&b, "\n    \tenv %s", e)
+		}
+		fmt.Fprintln(w, b.String())
+	})
 }
+
+// isZeroValue reports whether f's default is its type's zero value, which
+// flag.PrintDefaults leaves out.
+func isZeroValue(f *flag.Flag) bool {
+	t := reflect.TypeOf(f.Value)
+	var z reflect.Value
+	if t.Kind() == reflect.Pointer {
+		z = reflect.New(t.Elem())
+	} else {
+		z = reflect.Zero(t)
+	}
+	v, ok := z.Interface().(flag.Value)
+	return ok && f.DefValue == v.String()
+}
+
+// PrintVersion prints the version line of fs's program when its -version
+// flag is set, and then returns ErrVersion.
+func PrintVersion(fs *flag.FlagSet) error {
+	f := fs.Lookup(versionFlag)
+	if f == nil || f.Value.String() != "true" {
+		return nil
+	}
+	fmt.Fprintln(VersionOut, obs.Version().Line(fs.Name()))
+	return ErrVersion
+}
+
+// EnvName returns the environment variable a flag reads.
+func EnvName(flagName string) string { return EnvNameWith(EnvPrefix, flagName) }
 
 // parse applies the environment first, then the command line, which wins.
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		v := getenv(EnvName(f.Name))
-		if v == "" && f.Name == "nats-url" {
+	natsURL := EnvName("nats-url")
+	env := func(k string) string {
+		v := getenv(k)
+		if v == "" && k == natsURL {
 			v = getenv("NATS_URL")
 		}
-		if v == "" {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
+		return v
+	}
+	if err := ApplyEnv(fs, env, EnvName); err != nil {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := PrintVersion(fs); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return nil
+}
+
+// ApplyEnv sets every flag of fs (but -version) whose environment variable,
+// envName(flag name), getenv finds set and not empty.
+func ApplyEnv(fs *flag.FlagSet, getenv func(string) string, envName func(flagName string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == versionFlag {
+			return
+		}
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// EnvNameWith returns the environment variable of a flag under prefix:
+// the flag's name in upper case with '-' as '_', after prefix.
+func EnvNameWith(prefix, flagName string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // FlagNames lists the flags (and so, with EnvName, the environment variables)
@@ -460,6 +556,10 @@ func FlagNames(process string) ([]string, error) {
 		return nil, fmt.Errorf("unknown process %q", process)
 	}
 	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != versionFlag {
+			names = append(names, f.Name)
+		}
+	})
 	return names, nil
 }

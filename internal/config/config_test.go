@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,59 +60,102 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+// parsers are the configuration parsers of each process.
+var parsers = map[string]func(args []string, getenv func(string) string) error{
+	"command-api": func(args []string, getenv func(string) string) error {
+		_, err := ParseCommandAPI("command-api", args, getenv, io.Discard)
+		return err
+	},
+	"projector": func(args []string, getenv func(string) string) error {
+		_, err := ParseProjector("projector", args, getenv, io.Discard)
+		return err
+	},
+	"query-api": func(args []string, getenv func(string) string) error {
+		_, err := ParseQueryAPI("query-api", args, getenv, io.Discard)
+		return err
+	},
+	"inkstream": func(args []string, getenv func(string) string) error {
+		_, err := ParseAllInOne("inkstream", args, getenv, io.Discard)
+		return err
+	},
+}
+
 func TestInvalidValuesAreErrors(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		want string
+		process, name string
+		args          []string
+		env           map[string]string
+		want          string // what the error must name
 	}{
-		{"bad env number", nil, map[string]string{"INKSTREAM_BODY_LIMIT": "abc"}, "INKSTREAM_BODY_LIMIT"},
-		{"tiny body limit", []string{"-body-limit", "10"}, nil, "-body-limit"},
-		{"replicas", []string{"-stream-replicas", "0"}, nil, "-stream-replicas"},
-		{"log level", []string{"-log-level", "loud"}, nil, "-log-level"},
-		{"log format", []string{"-log-format", "xml"}, nil, "-log-format"},
-		{"window", []string{"-duplicate-window", "1ms"}, nil, "-duplicate-window"},
-		{"unknown flag", []string{"-nope"}, nil, "nope"},
-		{"extra args", []string{"extra"}, nil, "unexpected arguments"},
+		{"command-api", "body limit not a number", []string{"-body-limit=abc"}, nil, "body-limit"},
+		{"command-api", "tiny body limit", []string{"-body-limit", "10"}, nil, "-body-limit"},
+		{"command-api", "write timeout not a duration", []string{"-write-timeout=soon"}, nil, "write-timeout"},
+		{"command-api", "replicas", []string{"-stream-replicas", "0"}, nil, "-stream-replicas"},
+		{"command-api", "log level", []string{"-log-level", "loud"}, nil, "-log-level"},
+		{"command-api", "log format", []string{"-log-format", "xml"}, nil, "-log-format"},
+		{"command-api", "window", []string{"-duplicate-window", "1ms"}, nil, "-duplicate-window"},
+		{"command-api", "unknown flag", []string{"-nope"}, nil, "nope"},
+		{"command-api", "extra args", []string{"extra"}, nil, "unexpected arguments"},
+		{"command-api", "env body limit not a number", nil, map[string]string{"INKSTREAM_BODY_LIMIT": "abc"}, "INKSTREAM_BODY_LIMIT"},
+		{"command-api", "env write timeout not a duration", nil, map[string]string{"INKSTREAM_WRITE_TIMEOUT": "soon"}, "INKSTREAM_WRITE_TIMEOUT"},
+		{"command-api", "env cache negative", nil, map[string]string{"INKSTREAM_COMMAND_CACHE_BYTES": "-1"}, "command-cache-bytes"},
+		{"command-api", "env provision not a bool", nil, map[string]string{"INKSTREAM_PROVISION": "maybe"}, "INKSTREAM_PROVISION"},
+		{"projector", "batch not a number", []string{"-batch=abc"}, nil, "batch"},
+		{"projector", "batch 0", []string{"-batch=0"}, nil, "batch"},
+		{"projector", "batch 10001", []string{"-batch=10001"}, nil, "batch"},
+		{"projector", "cache negative", []string{"-projector-cache-bytes=-1"}, nil, "projector-cache-bytes"},
+		{"projector", "env batch not a number", nil, map[string]string{"INKSTREAM_BATCH": "abc"}, "INKSTREAM_BATCH"},
+		{"projector", "env cache not a number", nil, map[string]string{"INKSTREAM_PROJECTOR_CACHE_BYTES": "lots"}, "INKSTREAM_PROJECTOR_CACHE_BYTES"},
+		{"projector", "env log level unknown", nil, map[string]string{"INKSTREAM_LOG_LEVEL": "loud"}, "log-level"},
+		{"query-api", "versions not a number", []string{"-versions=abc"}, nil, "versions"},
+		{"query-api", "versions 0", []string{"-versions=0"}, nil, "versions"},
+		{"query-api", "min-seq-wait not a duration", []string{"-min-seq-wait=soon"}, nil, "min-seq-wait"},
+		{"query-api", "min-seq-wait negative", []string{"-min-seq-wait=-1s"}, nil, "min-seq-wait"},
+		{"query-api", "empty NATS URL", []string{"-nats-url="}, nil, "nats-url"},
+		{"query-api", "env versions not a number", nil, map[string]string{"INKSTREAM_VERSIONS": "abc"}, "INKSTREAM_VERSIONS"},
+		{"query-api", "env min-seq-wait not a duration", nil, map[string]string{"INKSTREAM_MIN_SEQ_WAIT": "soon"}, "INKSTREAM_MIN_SEQ_WAIT"},
+		{"query-api", "env kv replicas not a number", nil, map[string]string{"INKSTREAM_KV_REPLICAS": "three"}, "INKSTREAM_KV_REPLICAS"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseCommandAPI("command-api", tc.args, env(tc.env), io.Discard)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("want error mentioning %q, got %v", tc.want, err)
+		t.Run(tc.process+" "+tc.name, func(t *testing.T) {
+			err := parsers[tc.process](tc.args, env(tc.env))
+			if err == nil || errors.Is(err, flag.ErrHelp) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error naming %q, got %v", tc.want, err)
 			}
 		})
 	}
 }
 
-func TestHelpListsEveryFlagWithItsEnvironmentVariable(t *testing.T) {
-	var out strings.Builder
-	_, err := ParseProjector("projector", []string{"-h"}, env(nil), &out)
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("want flag.ErrHelp, got %v", err)
-	}
-	names, err := FlagNames("projector")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if !strings.Contains(out.String(), "-"+n) {
-			t.Errorf("-h does not list -%s", n)
-		}
-	}
-	if !strings.Contains(out.String(), "INKSTREAM_") {
-		t.Error("-h does not explain the environment variables")
-	}
+// TestEveryFlagReadsItsEnvironmentVariable: each process reads, for every
+// flag it has, the variable EnvName names, and -h is flag.ErrHelp.
+func TestEveryFlagReadsItsEnvironmentVariable(t *testing.T) {
 	if EnvName("min-seq-wait") != "INKSTREAM_MIN_SEQ_WAIT" {
 		t.Errorf("EnvName: %s", EnvName("min-seq-wait"))
+	}
+	for process, parse := range parsers {
+		t.Run(process, func(t *testing.T) {
+			asked := map[string]bool{}
+			if err := parse(nil, func(k string) string { asked[k] = true; return "" }); err != nil {
+				t.Fatal(err)
+			}
+			names, err := FlagNames(process)
+			if err != nil || len(names) < 5 {
+				t.Fatalf("FlagNames: %v %v", names, err)
+			}
+			for _, n := range names {
+				if !asked[EnvName(n)] {
+					t.Errorf("-%s does not read %s", n, EnvName(n))
+				}
+			}
+			if err := parse([]string{"-h"}, env(nil)); !errors.Is(err, flag.ErrHelp) {
+				t.Errorf("-h: %v, want flag.ErrHelp", err)
+			}
+		})
 	}
 	if _, err := FlagNames("nope"); err == nil {
 		t.Error("FlagNames of an unknown process must fail")
 	}
 	ink, _ := FlagNames("inkstream")
-	for _, n := range ink {
-		if n == "nats-url" {
-			t.Error("the all-in-one embeds its server and must not take -nats-url")
-		}
+	if slices.Contains(ink, "nats-url") {
+		t.Error("the all-in-one embeds its server and must not take -nats-url")
 	}
 }

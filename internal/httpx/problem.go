@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -127,12 +128,13 @@ func ProblemFor(err error) (*Problem, bool) {
 
 // ErrorHandler is installed as Fiber's ErrorHandler: handlers only return
 // errors, this answers them. Unknown errors are logged with the request id
-// and answered as a plain 500.
+// (and trace id) and answered as a plain 500.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	log = obs.Logger(log)
 	return func(c *fiber.Ctx, err error) error {
 		p, ok := ProblemFor(err)
 		if !ok {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", RequestID(c), "err", err)
+			log.ErrorContext(logContext(c), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
 			p = NewProblem(http.StatusInternalServerError, "internal error")
 		}
 		return WriteProblem(c, p)

@@ -131,7 +131,7 @@ func startCluster(tb testing.TB, n int) (*Cluster, []*server.Server, error) {
 	c := &Cluster{}
 	clusterPorts := make([]int, n)
 	for i := range clusterPorts {
-		clusterPorts[i] = freePort(tb)
+		clusterPorts[i] = FreePort(tb)
 	}
 	var routes []string
 	for _, p := range clusterPorts {
@@ -140,7 +140,7 @@ func startCluster(tb testing.TB, n int) (*Cluster, []*server.Server, error) {
 	for i := 0; i < n; i++ {
 		o := natsx.EmbeddedOptions{
 			ServerName:  fmt.Sprintf("n%d", i+1),
-			Port:        freePort(tb),
+			Port:        FreePort(tb),
 			StoreDir:    tb.TempDir(),
 			ClusterName: "inkstream-test",
 			ClusterPort: clusterPorts[i],
@@ -211,14 +211,26 @@ func Context(tb testing.TB) context.Context {
 	return ctx
 }
 
-func freePort(tb testing.TB) int {
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatalf("free port: %v", err)
+	return FreePorts(tb, 1)[0]
+}
+
+// FreePorts returns n distinct loopback ports that were free a moment ago
+// (another process can take one before the caller listens on it).
+func FreePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Options are the NATS settings of a test process on url with replicas.
@@ -230,15 +242,21 @@ func Options(url string, replicas int) natsx.Options {
 // replicas, and closes the connection when the test ends.
 func Connect(tb testing.TB, url string, replicas int) (*natsx.Conn, natsx.Resources) {
 	tb.Helper()
+	return ConnectWith(tb, Options(url, replicas))
+}
+
+// ConnectWith is Connect with the settings o.
+func ConnectWith(tb testing.TB, o natsx.Options) (*natsx.Conn, natsx.Resources) {
+	tb.Helper()
 	ctx := Context(tb)
-	conn, err := natsx.Connect(ctx, Options(url, replicas), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	conn, err := natsx.Connect(ctx, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("connect: %v", err)
 	}
 	tb.Cleanup(conn.NC.Close)
-	res, err := natsx.Provision(ctx, conn.JS, Options(url, replicas))
+	res, err := natsx.Provision(ctx, conn.JS, o)
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("provision: %v", err)
 	}
 	return conn, res
 }

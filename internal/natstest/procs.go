@@ -116,11 +116,11 @@ func newProcs(tb testing.TB, n int) *Procs {
 	routes := make([]string, n)
 	clusterPorts := make([]int, n)
 	for i := range clusterPorts {
-		clusterPorts[i] = freePort(tb)
+		clusterPorts[i] = FreePort(tb)
 		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i])
 	}
 	for i := 0; i < n; i++ {
-		o := natsx.EmbeddedOptions{ServerName: fmt.Sprintf("n%d", i+1), Port: freePort(tb), StoreDir: tb.TempDir(), NoLog: true}
+		o := natsx.EmbeddedOptions{ServerName: fmt.Sprintf("n%d", i+1), Port: FreePort(tb), StoreDir: tb.TempDir(), NoLog: true}
 		if n > 1 {
 			o.ClusterName, o.ClusterPort, o.Routes = "inkstream-procs", clusterPorts[i], routes
 		}

@@ -103,7 +103,7 @@ func delivery(m jetstream.Msg) events.Delivery {
 		d.Message.Seq = md.Sequence.Stream
 	}
 	if h := m.Headers(); h != nil {
-		d.Message.MsgID, d.Message.RequestHash = h.Get(jetstream.MsgIDHeader), h.Get(events.HeaderRequestHash)
+		d.Message.MsgID, d.Message.RequestHash, d.Message.Trace = h.Get(jetstream.MsgIDHeader), h.Get(events.HeaderRequestHash), traceOf(h)
 	}
 	return d
 }

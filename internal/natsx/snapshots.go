@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
@@ -99,7 +101,7 @@ func (s *Snapshots) GetMany(ctx context.Context, ids []string) (map[string]readm
 }
 
 func entryOf(id string, rev uint64, hdr nats.Header, data []byte) readmodel.Entry {
-	e := readmodel.Entry{Key: id, Value: data, Revision: rev}
+	e := readmodel.Entry{Key: id, Value: data, Revision: rev, Trace: traceOf(hdr)}
 	switch hdr.Get(hdrKVOperation) {
 	case kvDelete, kvPurge:
 		e.Deleted, e.Value = true, nil
@@ -114,8 +116,9 @@ func entryOf(id string, rev uint64, hdr nats.Header, data []byte) readmodel.Entr
 }
 
 // snapshotMsg is the KV message of snap: a put of its key, expecting the
-// key's last revision (0: the key has no message), with its index header.
-func snapshotMsg(snap readmodel.Snapshot, expect uint64) (*nats.Msg, error) {
+// key's last revision (0: the key has no message), with its index header
+// and the trace context of ctx's span.
+func snapshotMsg(ctx context.Context, snap readmodel.Snapshot, expect uint64) (*nats.Msg, error) {
 	b, err := readmodel.Encode(snap)
 	if err != nil {
 		return nil, err
@@ -127,14 +130,17 @@ func snapshotMsg(snap readmodel.Snapshot, expect uint64) (*nats.Msg, error) {
 	msg := &nats.Msg{Subject: KeySubject(snap.Article.ID), Data: b, Header: nats.Header{}}
 	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
 	msg.Header.Set(readmodel.HeaderIndex, x)
+	setTrace(msg.Header, obs.TraceOf(ctx))
 	return msg, nil
 }
 
 // Put writes snap if its key is still at revision expect (0: the key has no
 // message, not even a deletion marker), and returns the new revision.
 // Errors: domain.ErrConflict when it is not, domain.ErrUnavailable.
-func (s *Snapshots) Put(ctx context.Context, snap readmodel.Snapshot, expect uint64) (uint64, error) {
-	msg, err := snapshotMsg(snap, expect)
+func (s *Snapshots) Put(ctx context.Context, snap readmodel.Snapshot, expect uint64) (rev uint64, err error) {
+	ctx, span := obs.StartPublish(ctx, "put "+Bucket, KeySubject(snap.Article.ID))
+	defer func() { obs.End(span, err) }()
+	msg, err := snapshotMsg(ctx, snap, expect)
 	if err != nil {
 		return 0, err
 	}
@@ -147,25 +153,28 @@ func (s *Snapshots) Put(ctx context.Context, snap readmodel.Snapshot, expect uin
 
 // PutAsync is Put without waiting, so many can be in flight; the result
 // arrives on the returned future.
-func (s *Snapshots) PutAsync(snap readmodel.Snapshot, expect uint64) readmodel.Pending {
-	msg, err := snapshotMsg(snap, expect)
+func (s *Snapshots) PutAsync(ctx context.Context, snap readmodel.Snapshot, expect uint64) readmodel.Pending {
+	ctx, span := obs.StartPublish(ctx, "put "+Bucket, KeySubject(snap.Article.ID))
+	msg, err := snapshotMsg(ctx, snap, expect)
 	if err != nil {
-		return Put{id: snap.Article.ID, err: err}
+		return Put{id: snap.Article.ID, err: err, span: span}
 	}
 	fut, err := s.js.PublishMsgAsync(msg)
-	return Put{id: snap.Article.ID, fut: fut, err: err}
+	return Put{id: snap.Article.ID, fut: fut, err: err, span: span}
 }
 
-// Put is a snapshot write in flight.
+// Put is a snapshot write in flight; its span ends when it is waited for.
 type Put struct {
-	id  string
-	fut jetstream.PubAckFuture
-	err error
+	id   string
+	fut  jetstream.PubAckFuture
+	err  error
+	span trace.Span
 }
 
 // Wait returns the new revision, or domain.ErrConflict when the key had moved
 // on, or domain.ErrUnavailable when no answer came before ctx ended.
-func (p Put) Wait(ctx context.Context) (uint64, error) {
+func (p Put) Wait(ctx context.Context) (rev uint64, err error) {
+	defer func() { obs.End(p.span, err) }()
 	if p.err != nil {
 		return 0, putError(p.id, p.err)
 	}

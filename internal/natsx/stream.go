@@ -41,6 +41,34 @@ func (l *Log) AckFloor(ctx context.Context) (uint64, error) {
 	return cons.CachedInfo().AckFloor.Stream, nil
 }
 
+// Lag is how far the projector consumer is behind the stream: the events
+// past its ack floor and when the first of them was written (zero when
+// there are none). Errors: domain.ErrUnavailable.
+func (l *Log) Lag(ctx context.Context) (uint64, time.Time, error) {
+	st, err := l.js.Stream(ctx, Stream)
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("stream %s: %w: %v", Stream, domain.ErrUnavailable, err)
+	}
+	last := st.CachedInfo().State.LastSeq
+	floor, err := l.AckFloor(ctx)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	if floor >= last {
+		return 0, time.Time{}, nil
+	}
+	// The first message after the floor: the one at floor+1 may have been
+	// removed (an erasure purges an article's events).
+	m, err := st.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(events.StreamSubjects))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("stream %s: message after %d: %w: %v", Stream, floor, domain.ErrUnavailable, err)
+	}
+	return last - floor, m.Time, nil
+}
+
 // ReadAll hands every message of the stream, from the first to the stream's
 // last sequence when it began, to each in order, and returns that sequence.
 // It reads with an ordered consumer (no acknowledgements, no state on the

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/inkstream/inkstream/internal/obs"
@@ -48,8 +50,9 @@ type Snapshots interface {
 	// message) and returns the new revision. Errors: domain.ErrConflict,
 	// domain.ErrUnavailable.
 	Put(ctx context.Context, snap readmodel.Snapshot, expect uint64) (uint64, error)
-	// PutAsync is Put without waiting for the answer.
-	PutAsync(snap readmodel.Snapshot, expect uint64) readmodel.Pending
+	// PutAsync is Put without waiting for the answer. Both carry the
+	// trace of ctx's span to whoever watches the bucket.
+	PutAsync(ctx context.Context, snap readmodel.Snapshot, expect uint64) readmodel.Pending
 	// Purge removes every revision of id's snapshot if the key is at
 	// revision expect, and returns the revision of the purge marker.
 	// Errors: domain.ErrConflict, domain.ErrUnavailable.
@@ -170,9 +173,12 @@ func (p *Projector) handle(batch []events.Delivery) {
 	for _, id := range slow {
 		items := groups[id]
 		g.Go(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, span := startApply(id, items, "careful")
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			if err := p.apply(ctx, id, items); err != nil {
+			err := p.apply(ctx, id, items)
+			obs.End(span, err)
+			if err != nil {
 				p.m.failures.Add(float64(len(items)))
 				p.lg.Warn("projector: apply failed; will be redelivered", "article", id, "err", err)
 				for _, it := range items {
@@ -208,6 +214,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 		next cached
 		n    tally
 		put  readmodel.Pending
+		span trace.Span
 	}
 	var slow []string
 	inflight := make([]pending, 0, len(order))
@@ -219,7 +226,8 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 			slow = append(slow, id)
 			continue
 		}
-		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(readmodel.FromState(next.state, next.seq), cur.rev)})
+		ctx, span := startApply(id, items, "fast")
+		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(ctx, readmodel.FromState(next.state, next.seq), cur.rev), span: span})
 	}
 	// One deadline for the whole batch, and one that stays expired: a put
 	// whose ack is lost (its leader stepped down or died) never resolves,
@@ -228,6 +236,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 	defer cancel()
 	for _, pd := range inflight {
 		rev, err := pd.put.Wait(wait)
+		obs.End(pd.span, err)
 		if err != nil {
 			if errors.Is(err, domain.ErrConflict) {
 				p.m.conflicts.Inc()
@@ -404,6 +413,28 @@ func (p *Projector) write(ctx context.Context, c cached, rev uint64) (uint64, er
 		return p.snaps.Purge(ctx, c.state.Article.ID, rev)
 	}
 	return p.snaps.Put(ctx, readmodel.FromState(c.state, c.seq), rev)
+}
+
+// startApply starts the span of applying items (one article's events) when
+// tracing is on: a child of the last traced event's publish, linked to the
+// others' (a batch can fold several writes of one article).
+func startApply(id string, items []events.Delivery, path string) (context.Context, trace.Span) {
+	if !obs.Tracing() {
+		return context.Background(), nil
+	}
+	var parent events.TraceContext
+	var links []events.TraceContext
+	for _, it := range items {
+		if it.Trace.Parent != "" {
+			if parent.Parent != "" {
+				links = append(links, parent)
+			}
+			parent = it.Trace
+		}
+	}
+	return obs.StartProcess(context.Background(), "projector apply", parent, links,
+		attribute.String("inkstream.article_id", id), attribute.Int("inkstream.events", len(items)),
+		attribute.String("inkstream.projector.path", path))
 }
 
 // Checkpoint is the stream sequence of the last event this instance handled.

@@ -235,7 +235,7 @@ func write(ctx context.Context, snaps Snapshots, wf *windowFold) readmodel.Pendi
 		rev, err := snaps.Purge(ctx, wf.fold.ArticleID, wf.rev)
 		return done{rev, err}
 	}
-	return snaps.PutAsync(readmodel.FromState(wf.fold.State, wf.fold.Seq), wf.rev)
+	return snaps.PutAsync(ctx, readmodel.FromState(wf.fold.State, wf.fold.Seq), wf.rev)
 }
 
 // done is a write that has already been answered.

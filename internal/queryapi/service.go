@@ -17,6 +17,8 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inkstream/inkstream/internal/cache"
 	"github.com/inkstream/inkstream/internal/obs"
@@ -83,9 +85,8 @@ type Service struct {
 	logger   *slog.Logger
 	skips    *obs.Skips
 	ready    atomic.Bool
-	hits     prometheus.Counter
-	misses   prometheus.Counter
 	replays  prometheus.Counter
+	feed     prometheus.Gauge // clients of the live feed
 }
 
 // body is an article's JSON at a version.
@@ -98,18 +99,18 @@ type body struct {
 // and Track to follow progress for read-your-writes.
 func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg prometheus.Registerer, logger *slog.Logger) *Service {
 	s := &Service{log: log, snaps: snaps, progress: newTracker(progress, reg), view: newView(), opts: opts, logger: logger, skips: obs.NewSkips(reg, logger),
-		bodies: cache.New("query_bodies", opts.CacheBytes, func(b *body) int { return len(b.json) }, reg)}
+		bodies: cache.New("query_articles", opts.CacheBytes, func(b *body) int { return len(b.json) }, reg)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_query_" + name, Help: help})
 		reg.MustRegister(c)
 		return c
 	}
-	s.hits = counter("cache_hits_total", "Article reads the in-process index could answer (with a body from the cache or KV).")
-	s.misses = counter("cache_misses_total", "Article reads the in-process index could not answer.")
 	s.replays = counter("replays_total", "Articles rebuilt from the stream for a read.")
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "inkstream_query_articles", Help: "Live articles in the view.",
 	}, func() float64 { return float64(s.view.live()) }))
+	s.feed = prometheus.NewGauge(prometheus.GaugeOpts{Name: obs.MetricFeedClients, Help: "Clients connected to the live change feed."})
+	reg.MustRegister(s.feed)
 	return s
 }
 
@@ -133,7 +134,15 @@ func (s *Service) Watch(ctx context.Context) error {
 // token, until ctx ends.
 func (s *Service) Track(ctx context.Context) error { return s.progress.run(ctx) }
 
+// apply brings one change of the bucket into the view, in the trace of the
+// write that made it.
 func (s *Service) apply(e readmodel.Entry) {
+	ctx, span := context.Background(), trace.Span(nil)
+	if obs.Tracing() {
+		ctx, span = obs.StartProcess(ctx, "query view update", e.Trace, nil, attribute.String("inkstream.article_id", e.Key))
+	}
+	var err error
+	defer func() { obs.End(span, err) }()
 	if e.Deleted {
 		s.view.remove(e.Key, e.Revision)
 		s.bodies.Forget(e.Key)
@@ -141,9 +150,11 @@ func (s *Service) apply(e readmodel.Entry) {
 	}
 	x := e.Index
 	if e.Value != nil {
-		snap, b, err := readmodel.Decode(e.Value)
+		var snap readmodel.Snapshot
+		var b []byte
+		snap, b, err = readmodel.Decode(e.Value)
 		if err != nil {
-			s.logger.Error("query: bad snapshot in KV", "key", e.Key, "err", err)
+			s.logger.ErrorContext(ctx, "query: bad snapshot in KV", "key", e.Key, "err", err)
 			return
 		}
 		ix := readmodel.IndexOf(snap)
@@ -151,7 +162,7 @@ func (s *Service) apply(e readmodel.Entry) {
 		s.bodies.Set(e.Key, &body{version: snap.Article.Version, json: b})
 	}
 	if x == nil {
-		s.logger.Error("query: snapshot in KV without an index", "key", e.Key)
+		s.logger.ErrorContext(ctx, "query: snapshot in KV without an index", "key", e.Key)
 		return
 	}
 	s.view.put(newEntry(*x), e.Revision)
@@ -194,7 +205,6 @@ func (s *Service) minSeq(c *fiber.Ctx) (uint64, error) {
 func (s *Service) article(ctx context.Context, id string, token uint64) (*entry, []byte, error) {
 	e := s.view.get(id)
 	if e != nil && (token == 0 || e.seq >= token) {
-		s.hits.Inc()
 		if e.deleted {
 			return e, nil, nil
 		}
@@ -205,7 +215,6 @@ func (s *Service) article(ctx context.Context, id string, token uint64) (*entry,
 		defer cancel()
 		return s.fetch(ctx, id, e.seq)
 	}
-	s.misses.Inc()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
 	defer cancel()
 	if token > 0 {

@@ -5,11 +5,8 @@ package systest_test
 // reached, every answer is right and complete, or an honest, retryable error.
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,10 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/inkstream/inkstream/internal/app"
-	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/natstest"
-	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/internal/systest"
 	"github.com/inkstream/inkstream/pkg/domain"
@@ -38,9 +32,9 @@ type history struct {
 }
 
 // checkHistory returns why an /events or /versions answer is not a
-// complete history of an article that has reached at least version min
+// complete history of an article that has reached at least version least
 // (nil when it is), or why it is not an honest error.
-func checkHistory(r systest.Response, path string, min int) error {
+func checkHistory(r systest.Response, path string, least int) error {
 	switch r.Status {
 	case http.StatusServiceUnavailable:
 		if r.Header.Get("Retry-After") == "" {
@@ -57,8 +51,8 @@ func checkHistory(r systest.Response, path string, min int) error {
 	}
 	n := len(h.Items)
 	if strings.HasSuffix(path, "/events") {
-		if n < min {
-			return fmt.Errorf("%s: %d events, the article had %d before the read", path, n, min)
+		if n < least {
+			return fmt.Errorf("%s: %d events, the article had %d before the read", path, n, least)
 		}
 		for i, it := range h.Items {
 			if it.Version != i+1 {
@@ -67,8 +61,8 @@ func checkHistory(r systest.Response, path string, min int) error {
 		}
 		return nil
 	}
-	if n == 0 || h.Items[0].Version < min || n != min2(10, h.Items[0].Version) {
-		return fmt.Errorf("%s: %d versions, newest %v; the article had %d before the read", path, n, h.Items, min)
+	if n == 0 || h.Items[0].Version < least || n != min(10, h.Items[0].Version) {
+		return fmt.Errorf("%s: %d versions, newest %v; the article had %d before the read", path, n, h.Items, least)
 	}
 	for i, it := range h.Items {
 		if it.Version != h.Items[0].Version-i {
@@ -77,8 +71,6 @@ func checkHistory(r systest.Response, path string, min int) error {
 	}
 	return nil
 }
-
-func min2(a, b int) int { return min(a, b) }
 
 // TestAnswersUnderStalledNATS stalls the real nats-server (a child process
 // sent SIGSTOP, then SIGCONT) while writers and readers work on articles
@@ -91,7 +83,7 @@ func TestAnswersUnderStalledNATS(t *testing.T) {
 	cmdCfg.WriteTimeout = time.Second
 	qCfg := systest.QueryConfig(s.URL, 1)
 	qCfg.ReadTimeout = time.Second
-	cmd, query := "http://"+s.StartCommandAPI(cmdCfg).Addr, "http://"+s.StartQueryAPI(qCfg).Addr
+	cmd, query := systest.Base(s.StartCommandAPI(cmdCfg)), systest.Base(s.StartQueryAPI(qCfg))
 
 	const articles, versions = 4, 100
 	ids := make([]string, articles)
@@ -105,8 +97,7 @@ func TestAnswersUnderStalledNATS(t *testing.T) {
 		acked[i].Store(versions)
 	}
 
-	client := &http.Client{Timeout: 30 * time.Second}
-	t.Cleanup(client.CloseIdleConnections)
+	client := s.Client
 	var stop atomic.Bool
 	var answers, unavailable atomic.Int64
 	errs := make(chan error, 100)
@@ -226,34 +217,21 @@ func TestAnswersLongHistoriesAreComplete(t *testing.T) {
 	for v := 2; v <= 100; v++ {
 		s.Write(http.MethodPut, a.ID, map[string]any{"title": "Long", "content": strconv.Itoa(v) + " " + long, "author_id": "a"})
 	}
-	client := &http.Client{Timeout: 60 * time.Second}
+	client := systest.NewClient()
+	client.Timeout = 2 * time.Minute
 	t.Cleanup(client.CloseIdleConnections)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for rd := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for _, path := range []string{"/events", "/versions"} {
-				if rd%2 == 1 {
-					path = map[string]string{"/events": "/versions", "/versions": "/events"}[path]
-				}
-				r, err := systest.Do(client, http.MethodGet, query+"/api/articles/"+a.ID+path, nil)
-				if err == nil && r.Status != http.StatusOK {
-					err = fmt.Errorf("%s: status %d", path, r.Status)
-				}
-				if err == nil {
-					err = checkHistory(r, path, 100)
-				}
-				errs <- err
+	// 8 readers at once, twice: half of them /events first, half /versions.
+	for round := range 2 {
+		paths := []string{"/events", "/versions"}
+		rs := systest.Concurrently(t, 8, func(i int) (systest.Response, error) {
+			return systest.Do(client, http.MethodGet, query+"/api/articles/"+a.ID+paths[(i+round)%2], nil)
+		})
+		for i, r := range rs {
+			if r.Status != http.StatusOK {
+				t.Errorf("%s: status %d", paths[(i+round)%2], r.Status)
+			} else if err := checkHistory(r, paths[(i+round)%2], 100); err != nil {
+				t.Error(err)
 			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
 		}
 	}
 }
@@ -266,14 +244,6 @@ func publish(tb testing.TB, s *systest.System, subject string, data []byte) uint
 		tb.Fatal(err)
 	}
 	return ack.Sequence
-}
-
-// verify runs `inkstream verify` against the system and returns its output.
-func verify(tb testing.TB, s *systest.System) (string, error) {
-	tb.Helper()
-	var out bytes.Buffer
-	err := app.Verify(natstest.Context(tb), []string{"-nats-url", s.URL}, cmdtest.Env(), &out, &out)
-	return out.String(), err
 }
 
 // TestAnswersSkipPoison publishes what is not a valid next event of an
@@ -316,10 +286,10 @@ func TestAnswersSkipPoison(t *testing.T) {
 	// The projector moved on and counted each skipped message once.
 	s.WaitProjected(30 * time.Second)
 	s.RequireSnapshotIsFold(a.ID)
-	if n := s.Metric("http://"+s.Projectors[0].Addr, "inkstream_skipped_messages_total"); n != 3 {
+	if n := s.Metric(systest.Base(s.Projectors[0]), "inkstream_skipped_messages_total"); n != 3 {
 		t.Fatalf("projector counted %v skipped messages, want 3", n)
 	}
-	out, err := verify(t, s)
+	out, err := s.VerifyCLI()
 	if err != nil {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
@@ -338,27 +308,20 @@ func TestAnswersVerifyChecksEverySnapshot(t *testing.T) {
 	a, _ := s.Create(systest.Body(1))
 	b, _ := s.Create(systest.Body(2))
 	s.WaitProjected(30 * time.Second)
-	if out, err := verify(t, s); err != nil {
+	if out, err := s.VerifyCLI(); err != nil {
 		t.Fatalf("verify before forging: %v\n%s", err, out)
 	}
-	ctx := natstest.Context(t)
 	forge := func(id string, version int, seq uint64) {
 		art := a
 		art.ID, art.Version = id, version
-		v, err := readmodel.Encode(readmodel.Snapshot{Article: art, Seq: seq})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.Res.KV.Put(ctx, id, v); err != nil {
-			t.Fatal(err)
-		}
+		s.PutSnapshot(readmodel.Snapshot{Article: art, Seq: seq})
 	}
 	last := s.StreamMsgs()
 	ghost := "0196f4a2-7c3e-7d4b-9a10-3f2e1d0c9b8a"
 	forge(a.ID, 99, 1)       // a version it never had
 	forge(b.ID, 2, last+500) // a sequence past the end
 	forge(ghost, 1, last+600)
-	out, err := verify(t, s)
+	out, err := s.VerifyCLI()
 	if err == nil {
 		t.Fatalf("verify passed forged snapshots:\n%s", out)
 	}
@@ -445,7 +408,3 @@ func TestAnswersTokenWaitIsShared(t *testing.T) {
 		t.Fatalf("a token past the end took %v to refuse", d)
 	}
 }
-
-var _ = context.Background
-var _ = rand.IntN
-var _ = natsx.Stream

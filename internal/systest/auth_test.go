@@ -98,7 +98,7 @@ func TestWritesWithoutAValidTokenAre401(t *testing.T) {
 		}{
 			{http.MethodPost, "/api/articles", body, nil},
 			{http.MethodPut, "/api/articles/" + a.ID, body, nil},
-			{http.MethodPatch, "/api/articles/" + a.ID, `{"status":"published"}`, []string{"Content-Type", syMergePatch}},
+			{http.MethodPatch, "/api/articles/" + a.ID, `{"status":"published"}`, []string{"Content-Type", systest.MergePatch}},
 			{http.MethodDelete, "/api/articles/" + a.ID, nil, nil},
 			{http.MethodDelete, "/api/articles/" + uuid.NewString(), nil, nil}, // 401 before any look at the article
 		} {
@@ -122,7 +122,7 @@ func TestWhoMayWriteWhat(t *testing.T) {
 	ada, bob := systest.As(s.Token("ada", "author")), systest.As(s.Token("bob", "author"))
 	editor, reader := systest.As(s.Token("eve", "editor")), systest.As(s.Token("zed"))
 	patch := func(id, body string, as []string) systest.Response {
-		return s.Do(http.MethodPatch, s.Cmd()+"/api/articles/"+id, body, append([]string{"Content-Type", syMergePatch}, as...)...)
+		return s.Do(http.MethodPatch, s.Cmd()+"/api/articles/"+id, body, append([]string{"Content-Type", systest.MergePatch}, as...)...)
 	}
 
 	// Creating: as oneself, never published; a token without roles cannot write.
@@ -153,8 +153,8 @@ func TestWhoMayWriteWhat(t *testing.T) {
 
 	// Ada moves her draft to review and back; she cannot publish, give it
 	// away, or change bob's.
-	a, _ = s.Write(http.MethodPatch, a.ID, `{"status":"under_review"}`, append([]string{"Content-Type", syMergePatch}, ada...)...)
-	a, _ = s.Write(http.MethodPatch, a.ID, `{"status":"draft","title":"Ada's draft, again"}`, append([]string{"Content-Type", syMergePatch}, ada...)...)
+	a, _ = s.Write(http.MethodPatch, a.ID, `{"status":"under_review"}`, append([]string{"Content-Type", systest.MergePatch}, ada...)...)
+	a, _ = s.Write(http.MethodPatch, a.ID, `{"status":"draft","title":"Ada's draft, again"}`, append([]string{"Content-Type", systest.MergePatch}, ada...)...)
 	a, _ = s.Write(http.MethodPut, a.ID, map[string]any{"title": "Ada's article", "content": "Ready.", "author_id": "ada", "status": "under_review"}, ada...)
 	patch(a.ID, `{"status":"published"}`, ada).RequireProblem(t, http.StatusForbidden, "")
 	patch(a.ID, `{"author_id":"bob"}`, ada).RequireProblem(t, http.StatusForbidden, "")
@@ -164,7 +164,7 @@ func TestWhoMayWriteWhat(t *testing.T) {
 	patch(a.ID, `{"title":"x"}`, reader).RequireProblem(t, http.StatusForbidden, "")
 
 	// The editor publishes it; now bob sees it, and may still not touch it.
-	a, _ = s.Write(http.MethodPatch, a.ID, `{"status":"published"}`, append([]string{"Content-Type", syMergePatch}, editor...)...)
+	a, _ = s.Write(http.MethodPatch, a.ID, `{"status":"published"}`, append([]string{"Content-Type", systest.MergePatch}, editor...)...)
 	if a.Status != domain.StatusPublished || a.AuthorID != "ada" {
 		t.Fatalf("after the editor's patch: %+v", a)
 	}
@@ -173,7 +173,7 @@ func TestWhoMayWriteWhat(t *testing.T) {
 	// A published article is the editors': ada may not change it, only delete it.
 	patch(a.ID, `{"title":"Quietly changed"}`, ada).RequireProblem(t, http.StatusForbidden, "")
 	// The editor changes anything: the author too.
-	e, _ := s.Write(http.MethodPatch, bobs.ID, `{"author_id":"ada","status":"under_review"}`, append([]string{"Content-Type", syMergePatch}, editor...)...)
+	e, _ := s.Write(http.MethodPatch, bobs.ID, `{"author_id":"ada","status":"under_review"}`, append([]string{"Content-Type", systest.MergePatch}, editor...)...)
 	if e.AuthorID != "ada" {
 		t.Fatalf("editor's change of author: %+v", e)
 	}
@@ -214,7 +214,7 @@ func TestDraftsAreInvisibleToReaders(t *testing.T) {
 	ada, bob := systest.As(s.Token("ada", "author")), systest.As(s.Token("bob", "author"))
 	editor := systest.As(s.Token("eve", "editor"))
 	anon := systest.Anonymous
-	mp := func(as []string) []string { return append([]string{"Content-Type", syMergePatch}, as...) }
+	mp := func(as []string) []string { return append([]string{"Content-Type", systest.MergePatch}, as...) }
 
 	// Published articles around the draft, in every order, with its tag.
 	var visible []string

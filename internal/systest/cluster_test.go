@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,14 +22,6 @@ import (
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
-
-// clStart runs a three-node JetStream cluster and a system on it with
-// stream and bucket at three replicas.
-func clStart(tb testing.TB, projectors int) (*natstest.Cluster, *systest.System) {
-	tb.Helper()
-	c := natstest.RunCluster(tb, 3)
-	return c, systest.Start(tb, c.URL(), 3, projectors)
-}
 
 // clNodes is a cluster whose nodes a test can kill and start again.
 type clNodes interface {
@@ -52,14 +43,6 @@ func (c clInProcess) Name(i int) string    { return c.Nodes[i].Name() }
 func (c clInProcess) Kill(tb testing.TB, i int) {
 	c.Nodes[i].Shutdown()
 	c.Nodes[i].WaitForShutdown()
-}
-
-// clClient is an HTTP client for concurrent writers: enough idle
-// connections that load does not churn sockets.
-func clClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	return &http.Client{Timeout: 20 * time.Second, Transport: tr}
 }
 
 // clAck is one write answered with a 2xx.
@@ -126,6 +109,29 @@ func (l *clLoad) send(tick *time.Ticker, method, path, marker string, body any) 
 	return clAck{}, false
 }
 
+// start runs n writers of perWriter writes each (see writer) until halt:
+// halt(true) stops them, halt(false) lets them finish; either waits for them.
+func (l *clLoad) start(tb testing.TB, n, perWriter int, pace time.Duration) (halt func(stop bool)) {
+	stop := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.writer(w, perWriter, pace, stop)
+		}()
+	}
+	halt = func(stopNow bool) {
+		if stopNow {
+			once.Do(func() { close(stop) })
+		}
+		wg.Wait()
+	}
+	tb.Cleanup(func() { halt(true) })
+	return halt
+}
+
 func (l *clLoad) fail(s string) {
 	l.mu.Lock()
 	l.failed = append(l.failed, s)
@@ -174,7 +180,7 @@ func (l *clLoad) writer(w, n int, pace time.Duration, stop <-chan struct{}) {
 }
 
 // clContent is the content an event sets ("" when it leaves it alone).
-func clContent(tb testing.TB, e domain.Event) string {
+func clContent(e domain.Event) string {
 	switch c := e.Change.(type) {
 	case domain.ArticleCreated:
 		return c.Fields.Content
@@ -289,11 +295,11 @@ func clGatherLeaders(tb testing.TB, c clNodes, s *systest.System) {
 			_, _ = s.Conn.NC.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN.KV_"+natsx.Bucket, req)
 			return fmt.Errorf("bucket led by %s, stream by %s", kv, leader)
 		}
-		cons, err := js.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
+		ci, err := s.ConsumerInfo()
 		if err != nil {
 			return err
 		}
-		if cl := cons.CachedInfo().Cluster; cl == nil || cl.Leader != leader {
+		if cl := ci.Cluster; cl == nil || cl.Leader != leader {
 			_, _ = s.Conn.NC.RequestWithContext(ctx, "$JS.API.CONSUMER.LEADER.STEPDOWN."+natsx.Stream+"."+natsx.ConsumerName, req)
 			return fmt.Errorf("consumer not led by %s (%+v)", leader, cl)
 		}
@@ -326,41 +332,11 @@ func clWaitCurrent(tb testing.TB, js jetstream.JetStream, name string, want int,
 // clAckFloor is the stream sequence up to which the projector consumer has
 // acknowledged everything.
 func clAckFloor(s *systest.System) (uint64, error) {
-	info, err := clConsumerInfo(s)
+	info, err := s.ConsumerInfo()
 	if err != nil {
 		return 0, err
 	}
 	return info.AckFloor.Stream, nil
-}
-
-// clDelivered is the last stream sequence the projector consumer delivered.
-func clDelivered(s *systest.System) (uint64, error) {
-	info, err := clConsumerInfo(s)
-	if err != nil {
-		return 0, err
-	}
-	return info.Delivered.Stream, nil
-}
-
-func clConsumerInfo(s *systest.System) (*jetstream.ConsumerInfo, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	cons, err := s.Conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
-	if err != nil {
-		return nil, err
-	}
-	return cons.CachedInfo(), nil
-}
-
-// clLastSeq is the last sequence of stream ARTICLES.
-func clLastSeq(s *systest.System) (uint64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	info, err := s.Res.Stream.Info(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return info.State.LastSeq, nil
 }
 
 // TestClusterFailoverUnderLoad kills the node that leads stream ARTICLES
@@ -409,20 +385,9 @@ func clFailover(t *testing.T, c clNodes) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proj.Stop() })
-	load := &clLoad{client: clClient(), cmd: s.Cmd()}
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	halt := func() { stopOnce.Do(func() { close(stop) }) }
-	var wg sync.WaitGroup
+	load := &clLoad{client: s.Client, cmd: s.Cmd()}
 	start := time.Now()
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			load.writer(w, perWriter, 0, stop)
-		}()
-	}
-	t.Cleanup(func() { halt(); wg.Wait() })
+	halt := load.start(t, writers, perWriter, 0)
 
 	natstest.WaitFor(t, 60*time.Second, func() error {
 		if n := load.acked.Load(); n < killAfter {
@@ -436,8 +401,8 @@ func clFailover(t *testing.T, c clNodes) {
 	}
 	kvLeader := clLeader(t, c, s.Conn.JS, natsx.BucketStream)
 	consLeader := "?"
-	if cons, err := s.Conn.JS.Consumer(context.Background(), natsx.Stream, natsx.ConsumerName); err == nil && cons.CachedInfo().Cluster != nil {
-		consLeader = cons.CachedInfo().Cluster.Leader
+	if ci, err := s.ConsumerInfo(); err == nil && ci.Cluster != nil {
+		consLeader = ci.Cluster.Leader
 	}
 	ackedAtKill := load.acked.Load()
 	killAt := time.Now()
@@ -448,87 +413,94 @@ func clFailover(t *testing.T, c clNodes) {
 	newLeader := clLeader(t, c, s.Conn.JS, natsx.Stream)
 	t.Logf("new stream leader %s, seen %v after the kill", c.Name(newLeader), time.Since(killAt).Round(time.Millisecond))
 
-	wg.Wait()
+	halt(false)
 	elapsed := time.Since(start)
 	load.mu.Lock()
 	acks := slices.Clone(load.acks)
 	failed := slices.Clone(load.failed)
 	load.mu.Unlock()
-	for _, f := range failed {
-		t.Errorf("write failed: %s", f)
-	}
-	if len(acks) < writers*perWriter-len(failed) {
-		t.Errorf("%d writes acknowledged, want %d", len(acks), writers*perWriter-len(failed))
-	}
 	t.Logf("%d writes acknowledged in %v; %d answers 503, %d request errors, %d retries",
 		len(acks), elapsed.Round(time.Millisecond), load.status5.Load(), load.reqErrs.Load(), load.retries.Load())
-
-	// Unavailability: the largest gap between consecutive 2xx completions
-	// from shortly before the kill on.
-	slices.SortFunc(acks, func(a, b clAck) int { return a.done.Compare(b.done) })
-	var gap time.Duration
-	var gapFrom, gapTo time.Time
-	after := 0
-	for i := 1; i < len(acks); i++ {
-		if acks[i].done.After(killed) {
-			after++
+	s.Run(t, "every write is acknowledged", func(t *testing.T) {
+		for _, f := range failed {
+			t.Errorf("write failed: %s", f)
 		}
-		if acks[i].done.Before(killAt.Add(-time.Second)) {
-			continue
+		if len(acks) < writers*perWriter-len(failed) {
+			t.Errorf("%d writes acknowledged, want %d", len(acks), writers*perWriter-len(failed))
 		}
-		if d := acks[i].done.Sub(acks[i-1].done); d > gap {
-			gap, gapFrom, gapTo = d, acks[i-1].done, acks[i].done
+	})
+
+	s.Run(t, "writes resume after a leader election", func(t *testing.T) {
+		// Unavailability: the largest gap between consecutive 2xx completions
+		// from shortly before the kill on.
+		slices.SortFunc(acks, func(a, b clAck) int { return a.done.Compare(b.done) })
+		var gap time.Duration
+		var gapFrom, gapTo time.Time
+		after := 0
+		for i := 1; i < len(acks); i++ {
+			if acks[i].done.After(killed) {
+				after++
+			}
+			if acks[i].done.Before(killAt.Add(-time.Second)) {
+				continue
+			}
+			if d := acks[i].done.Sub(acks[i-1].done); d > gap {
+				gap, gapFrom, gapTo = d, acks[i-1].done, acks[i].done
+			}
 		}
-	}
-	t.Logf("longest write unavailability around the kill: %v (from %v to %v after the kill); %d writes acknowledged once the node was gone",
-		gap.Round(time.Millisecond), gapFrom.Sub(killAt).Round(time.Millisecond), gapTo.Sub(killAt).Round(time.Millisecond), after)
-	if after <= writers {
-		// Up to one write per writer may have been answered on its way.
-		t.Fatalf("%d writes acknowledged once the node was gone: writers did not resume", after)
-	}
-	if gap > 20*time.Second {
-		t.Errorf("writes were unavailable for %v; want at most a leader election", gap)
-	}
+		t.Logf("longest write unavailability around the kill: %v (from %v to %v after the kill); %d writes acknowledged once the node was gone",
+			gap.Round(time.Millisecond), gapFrom.Sub(killAt).Round(time.Millisecond), gapTo.Sub(killAt).Round(time.Millisecond), after)
+		if after <= writers {
+			// Up to one write per writer may have been answered on its way.
+			t.Errorf("%d writes acknowledged once the node was gone: writers did not resume", after)
+		}
+		if gap > 20*time.Second {
+			t.Errorf("writes were unavailable for %v; want at most a leader election", gap)
+		}
+	})
 
-	// The killed node comes back and catches up; then the cluster is whole.
-	c.Restart(t, victim)
-	clWaitCurrent(t, s.Conn.JS, natsx.Stream, 2, 60*time.Second)
-	clWaitCurrent(t, s.Conn.JS, natsx.BucketStream, 2, 60*time.Second)
-	t.Logf("node %s restarted and current %v after the kill", c.Name(victim), time.Since(killAt).Round(time.Millisecond))
+	s.Step(t, "the killed node catches up", func(t *testing.T) {
+		c.Restart(t, victim)
+		clWaitCurrent(t, s.Conn.JS, natsx.Stream, 2, 60*time.Second)
+		clWaitCurrent(t, s.Conn.JS, natsx.BucketStream, 2, 60*time.Second)
+		t.Logf("node %s restarted and current %v after the kill", c.Name(victim), time.Since(killAt).Round(time.Millisecond))
+	})
 
-	// Every acknowledged write is in the stream exactly once.
 	evs := s.StreamEvents()
 	bySeq, counts := clCheckLog(t, evs)
-	markers := make(map[string]int)
-	for _, se := range evs {
-		if m := clContent(t, se.Event); m != "" {
-			markers[m]++
+	s.Run(t, "every acknowledged write is in the stream once", func(t *testing.T) {
+		markers := make(map[string]int)
+		for _, se := range evs {
+			if m := clContent(se.Event); m != "" {
+				markers[m]++
+			}
 		}
-	}
-	for m, n := range markers {
-		if n > 1 {
-			t.Errorf("write %s is in the stream %d times", m, n)
+		for m, n := range markers {
+			if n > 1 {
+				t.Errorf("write %s is in the stream %d times", m, n)
+			}
 		}
-	}
-	for _, a := range acks {
-		se, ok := bySeq[a.seq]
-		switch {
-		case !ok:
-			t.Errorf("%s %s acknowledged at seq %d: no such event", a.method, a.marker, a.seq)
-		case se.Event.ArticleID != a.article || se.Event.Version != a.version:
-			t.Errorf("%s %s acknowledged as %s v%d at seq %d; the stream has %s v%d there", a.method, a.marker, a.article, a.version, a.seq, se.Event.ArticleID, se.Event.Version)
-		case clContent(t, se.Event) != a.marker:
-			t.Errorf("%s %s acknowledged at seq %d; the event there wrote %q", a.method, a.marker, a.seq, clContent(t, se.Event))
-		case markers[a.marker] != 1:
-			t.Errorf("%s %s acknowledged; in the stream %d times", a.method, a.marker, markers[a.marker])
+		for _, a := range acks {
+			se, ok := bySeq[a.seq]
+			switch {
+			case !ok:
+				t.Errorf("%s %s acknowledged at seq %d: no such event", a.method, a.marker, a.seq)
+			case se.Event.ArticleID != a.article || se.Event.Version != a.version:
+				t.Errorf("%s %s acknowledged as %s v%d at seq %d; the stream has %s v%d there", a.method, a.marker, a.article, a.version, a.seq, se.Event.ArticleID, se.Event.Version)
+			case clContent(se.Event) != a.marker:
+				t.Errorf("%s %s acknowledged at seq %d; the event there wrote %q", a.method, a.marker, a.seq, clContent(se.Event))
+			case markers[a.marker] != 1:
+				t.Errorf("%s %s acknowledged; in the stream %d times", a.method, a.marker, markers[a.marker])
+			}
 		}
-	}
-	t.Logf("stream: %d events of %d articles; %d distinct writes", len(evs), len(counts), len(markers))
+		t.Logf("stream: %d events of %d articles; %d distinct writes", len(evs), len(counts), len(markers))
+	})
 
-	// The read model settles on the fold of the stream.
-	s.WaitProjected(90 * time.Second)
-	clCheckSnapshots(t, s, counts)
-	t.Logf("read model verified %v after the kill", time.Since(killAt).Round(time.Millisecond))
+	s.Run(t, "the read model settles on the fold of the stream", func(t *testing.T) {
+		s.WaitProjected(90 * time.Second)
+		clCheckSnapshots(t, s, counts)
+		t.Logf("read model verified %v after the kill", time.Since(killAt).Round(time.Millisecond))
+	})
 }
 
 // TestClusterProjectorKilledMidStream stops projectors while events flow
@@ -540,27 +512,16 @@ func clFailover(t *testing.T, c clNodes) {
 // subscription went), which the survivors get after AckWait: the path of a
 // crash between delivery and ack.
 func TestClusterProjectorKilledMidStream(t *testing.T) {
-	_, s := clStart(t, 1)
+	_, s := systest.StartCluster(t, 1)
 	p1 := s.Projectors[0]
-	load := &clLoad{client: clClient(), cmd: s.Cmd()}
-	stop := make(chan struct{})
-	var stopOnce sync.Once
-	halt := func() { stopOnce.Do(func() { close(stop) }) }
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			load.writer(w, 3000, 10*time.Millisecond, stop)
-		}()
-	}
-	t.Cleanup(func() { halt(); wg.Wait() })
+	load := &clLoad{client: s.Client, cmd: s.Cmd()}
+	halt := load.start(t, 4, 3000, 10*time.Millisecond)
 
 	t0 := time.Now()
 	phase := func(what string) {
 		t.Helper()
 		f, _ := clAckFloor(s)
-		l, _ := clLastSeq(s)
+		l, _ := s.LastSeq()
 		t.Logf("%v: %s (ack floor %d, stream %d)", time.Since(t0).Round(time.Millisecond), what, f, l)
 	}
 	waitSeq := func(what string, f func(*systest.System) (uint64, error), want uint64) {
@@ -582,32 +543,22 @@ func TestClusterProjectorKilledMidStream(t *testing.T) {
 	if err := p1.Stop(); err != nil {
 		t.Errorf("stop projector 1: %v", err)
 	}
-	stopped1, err := clLastSeq(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stopped1 := s.StreamMsgs() // the last sequence: no message is ever removed
 	// Events pile up with no projector; then two others take over.
-	waitSeq("stream", clLastSeq, stopped1+150)
+	waitSeq("stream", (*systest.System).LastSeq, stopped1+150)
 	phase("starting projectors 2 and 3")
 	p2 := s.StartProjector()
 	s.StartProjector()
-	started, err := clLastSeq(s)
-	if err != nil {
-		t.Fatal(err)
-	}
+	started := s.StreamMsgs()
 	// One of them dies too, while the other keeps going.
-	waitSeq("projector delivered", clDelivered, started+150)
+	waitSeq("projector ack floor", clAckFloor, started+150)
 	phase("stopping projector 2")
 	if err := p2.Stop(); err != nil {
 		t.Errorf("stop projector 2: %v", err)
 	}
-	stopped2, err := clLastSeq(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitSeq("stream", clLastSeq, stopped2+150)
-	halt()
-	wg.Wait()
+	stopped2 := s.StreamMsgs()
+	waitSeq("stream", (*systest.System).LastSeq, stopped2+150)
+	halt(true)
 	phase("writers stopped")
 	load.mu.Lock()
 	for _, f := range load.failed {
@@ -630,95 +581,81 @@ func TestClusterProjectorKilledMidStream(t *testing.T) {
 // and with the write's X-Min-Event-Seq neither ever serves an older state,
 // from its view or, with the projector stopped, replayed from the stream.
 func TestClusterTwoQueryAPIsReadYourWrites(t *testing.T) {
-	c, s := clStart(t, 1)
+	c, s := systest.StartCluster(t, 1)
 	queries := []string{
-		"http://" + s.StartQueryAPI(systest.QueryConfig(c.URL(), 3)).Addr,
-		"http://" + s.StartQueryAPI(systest.QueryConfig(c.URL(), 3)).Addr,
+		systest.Base(s.StartQueryAPI(systest.QueryConfig(c.URL(), 3))),
+		systest.Base(s.StartQueryAPI(systest.QueryConfig(c.URL(), 3))),
 	}
-	client := clClient()
-
-	getVersion := func(base, id string, headers ...string) (int, string, error) {
-		r, err := systest.Do(client, http.MethodGet, base+"/api/articles/"+id, nil, headers...)
+	get := func(base, id string, headers ...string) (domain.Article, error) {
+		r, err := systest.Do(s.Client, http.MethodGet, base+"/api/articles/"+id, nil, headers...)
 		if err != nil {
-			return 0, "", err
+			return domain.Article{}, err
 		}
 		if r.Status != http.StatusOK {
-			return 0, "", fmt.Errorf("GET %s from %s: %d %s", id, base, r.Status, r.Body)
+			return domain.Article{}, fmt.Errorf("GET %s from %s: %d %s", id, base, r.Status, r.Body)
 		}
-		var a struct {
-			Version int    `json:"version"`
-			Content string `json:"content"`
-		}
+		var a domain.Article
 		if err := json.Unmarshal(r.Body, &a); err != nil {
-			return 0, "", err
+			return a, err
 		}
-		if etag := r.Header.Get("ETag"); etag != `"`+strconv.Itoa(a.Version)+`"` {
-			return 0, "", fmt.Errorf("GET %s from %s: ETag %s for version %d", id, base, etag, a.Version)
+		if etag := r.Header.Get("ETag"); etag != systest.ETag(a.Version) {
+			return a, fmt.Errorf("GET %s from %s: ETag %s for version %d", id, base, etag, a.Version)
 		}
-		return a.Version, a.Content, nil
+		return a, nil
 	}
-
-	// A write becomes visible in both instances, without a token.
-	const nArticles = 3
-	var ids []string
-	for i := 0; i < nArticles; i++ {
-		r := s.Do(http.MethodPost, s.Cmd()+"/api/articles", map[string]any{"title": fmt.Sprintf("Read your writes %d", i), "content": "v1", "author_id": "ryw"})
-		if r.Status != http.StatusCreated {
-			t.Fatalf("create: %d %s", r.Status, r.Body)
-		}
-		var a struct{ ID string }
-		r.JSON(t, &a)
-		ids = append(ids, a.ID)
-	}
-	for _, base := range queries {
-		for _, id := range ids {
-			natstest.WaitFor(t, 10*time.Second, func() error {
-				v, _, err := getVersion(base, id)
-				if err != nil {
+	// waitAll waits until both instances serve every article at its version.
+	waitAll := func(t *testing.T, ids []string, versions []int) {
+		for _, base := range queries {
+			for k, id := range ids {
+				natstest.WaitFor(t, 10*time.Second, func() error {
+					a, err := get(base, id)
+					if err == nil && a.Version != versions[k] {
+						err = fmt.Errorf("%s: version %d, want %d", base, a.Version, versions[k])
+					}
 					return err
-				}
-				if v != 1 {
-					return fmt.Errorf("version %d", v)
-				}
-				return nil
-			})
+				})
+			}
 		}
 	}
 
-	// With the token, neither instance ever serves an older state.
+	const nArticles = 3
+	ids := make([]string, nArticles)
 	versions := make([]int, nArticles)
-	for i := range versions {
-		versions[i] = 1
-	}
+	s.Step(t, "a write becomes visible in both without a token", func(t *testing.T) {
+		for i := range ids {
+			a, _ := s.Create(map[string]any{"title": fmt.Sprintf("Read your writes %d", i), "content": "v1", "author_id": "ryw"})
+			ids[i], versions[i] = a.ID, 1
+		}
+		waitAll(t, ids, versions)
+	})
+
+	// rounds writes and reads each write back from both instances with its
+	// token: neither may serve an older state.
 	round := 0
-	rounds := func(iterations int) {
-		t.Helper()
+	rounds := func(t *testing.T, iterations int) {
 		exact := 0
 		for i := 0; i < iterations; i++ {
 			round++
 			k := round % nArticles
 			content := fmt.Sprintf("round %d", round)
-			r := s.Do(http.MethodPut, s.Cmd()+"/api/articles/"+ids[k], map[string]any{"title": fmt.Sprintf("Read your writes %d", k), "content": content, "author_id": "ryw"})
-			if r.Status != http.StatusOK {
-				t.Fatalf("update %d: %d %s", round, r.Status, r.Body)
-			}
+			_, r := s.Write(http.MethodPut, ids[k], map[string]any{"title": fmt.Sprintf("Read your writes %d", k), "content": content, "author_id": "ryw"})
 			versions[k]++
-			if r.Header.Get("ETag") != `"`+strconv.Itoa(versions[k])+`"` {
+			if r.ETagVersion(t) != versions[k] {
 				t.Fatalf("update %d: ETag %s, want version %d", round, r.Header.Get("ETag"), versions[k])
 			}
 			token := r.Header.Get("X-Event-Seq")
 			for _, base := range queries {
-				v, got, err := getVersion(base, ids[k], "X-Min-Event-Seq", token)
+				a, err := get(base, ids[k], "X-Min-Event-Seq", token)
 				if err != nil {
 					t.Fatalf("round %d: %v", round, err)
 				}
-				if v < versions[k] {
-					t.Fatalf("round %d: %s served version %d of %s after the write of version %d (token %s)", round, base, v, ids[k], versions[k], token)
+				if a.Version < versions[k] {
+					t.Fatalf("round %d: %s served version %d of %s after the write of version %d (token %s)", round, base, a.Version, ids[k], versions[k], token)
 				}
-				if v == versions[k] {
+				if a.Version == versions[k] {
 					exact++
-					if got != content {
-						t.Fatalf("round %d: %s served version %d with content %q, want %q", round, base, v, got, content)
+					if a.Content != content {
+						t.Fatalf("round %d: %s served version %d with content %q, want %q", round, base, a.Version, a.Content, content)
 					}
 				}
 			}
@@ -727,28 +664,13 @@ func TestClusterTwoQueryAPIsReadYourWrites(t *testing.T) {
 			t.Errorf("%d of %d reads served a later version than the one written (no other writer runs)", 2*iterations-exact, 2*iterations)
 		}
 	}
-	rounds(150)
+	s.Step(t, "with the token never an older state", func(t *testing.T) { rounds(t, 150) })
 	// Without a projector the query APIs replay the article from the
 	// stream (after waiting briefly for their view): still never older.
 	if err := s.Projectors[0].Stop(); err != nil {
 		t.Errorf("stop projector: %v", err)
 	}
-	rounds(20)
+	s.Step(t, "without a projector never an older state", func(t *testing.T) { rounds(t, 20) })
 	s.StartProjector()
-
-	// Without a token both catch up with the last write too.
-	for _, base := range queries {
-		for k, id := range ids {
-			natstest.WaitFor(t, 10*time.Second, func() error {
-				v, _, err := getVersion(base, id)
-				if err != nil {
-					return err
-				}
-				if v != versions[k] {
-					return fmt.Errorf("%s: version %d, want %d", base, v, versions[k])
-				}
-				return nil
-			})
-		}
-	}
+	s.Step(t, "without a token both catch up", func(t *testing.T) { waitAll(t, ids, versions) })
 }

@@ -1,13 +1,9 @@
 package systest_test
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,50 +11,10 @@ import (
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
-// rawAnswer is what a server answered to one hand-written request.
-type rawAnswer struct {
-	systest.Response
-	closed     bool // the server closed the connection after answering
-	closeAsked bool // the answer said Connection: close
-}
-
-// rawExchange sends the hand-written request req (its lines joined with
-// CRLF) on a fresh connection to addr, reads one answer, then whether the
-// server closes the connection: EOF within wait is closed, a connection
-// still open at the end of wait is not.
-func rawExchange(tb testing.TB, addr, req string, wait time.Duration) rawAnswer {
+// raw sends req, its lines joined with \n, as CRLF (systest.Raw).
+func raw(tb testing.TB, addr, req string, wait time.Duration) systest.RawAnswer {
 	tb.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := io.WriteString(conn, strings.ReplaceAll(req, "\n", "\r\n")); err != nil {
-		tb.Fatalf("write %q: %v", req, err)
-	}
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		tb.Fatalf("read the answer to %q: %v", req, err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		tb.Fatalf("read the body of the answer to %q: %v", req, err)
-	}
-	a := rawAnswer{Response: systest.Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, closeAsked: resp.Close}
-	_ = conn.SetReadDeadline(time.Now().Add(wait))
-	n, err := br.Read(make([]byte, 1))
-	switch {
-	case n > 0:
-		tb.Fatalf("after the answer to %q the server sent more", req)
-	case errors.Is(err, io.EOF):
-		a.closed = true
-	case !errors.Is(err, os.ErrDeadlineExceeded):
-		tb.Fatalf("after the answer to %q: %v, want EOF or nothing", req, err)
-	}
-	return a
+	return systest.Raw(tb, addr, wait, []byte(strings.ReplaceAll(req, "\n", "\r\n")))
 }
 
 // TestHTTPFramingAndMethodsFollowTheRFCs sends hand-written HTTP/1.1
@@ -73,7 +29,7 @@ func rawExchange(tb testing.TB, addr, req string, wait time.Duration) rawAnswer 
 // §9.1).
 func TestHTTPFramingAndMethodsFollowTheRFCs(t *testing.T) {
 	_, s := systest.StartSingle(t, 1)
-	a, _ := syCreate(t, s, map[string]any{"title": "Raw", "content": "c", "author_id": "alice"})
+	a, _ := s.Create(map[string]any{"title": "Raw", "content": "c", "author_id": "alice"})
 	body := `{"title":"Smuggled","content":"c","author_id":"alice"}`
 	for _, api := range []struct {
 		name, addr, line string
@@ -85,8 +41,8 @@ func TestHTTPFramingAndMethodsFollowTheRFCs(t *testing.T) {
 		head := api.line + "\nHost: " + api.addr + "\nAuthorization: Bearer " + s.EditorToken() + "\nContent-Type: application/json\n"
 		t.Run(api.name, func(t *testing.T) {
 			// The hand-written requests are sound: a well-framed one is answered and the connection kept.
-			if r := rawExchange(t, api.addr, head+"Content-Length: 54\n\n"+body, 200*time.Millisecond); r.Status != api.ok || r.closed {
-				t.Fatalf("well-framed request: %d (closed %v) %s, want %d on an open connection", r.Status, r.closed, r.Body, api.ok)
+			if r := raw(t, api.addr, head+"Content-Length: 54\n\n"+body, 200*time.Millisecond); r.Status != api.ok || r.Closed {
+				t.Fatalf("well-framed request: %d (closed %v) %s, want %d on an open connection", r.Status, r.Closed, r.Body, api.ok)
 			}
 			for _, tc := range []struct{ name, headers string }{
 				{"two Content-Length values", "Content-Length: 54\nContent-Length: 2\n"},
@@ -97,18 +53,18 @@ func TestHTTPFramingAndMethodsFollowTheRFCs(t *testing.T) {
 				{"a Transfer-Encoding read as chunked", "Transfer-Encoding: xchunked\n"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					r := rawExchange(t, api.addr, head+tc.headers+"\n"+body, 10*time.Second)
-					syExpectProblem(t, r.Response, http.StatusBadRequest, "", tc.name)
-					if !r.closed || !r.closeAsked {
-						t.Fatalf("%s: connection closed %v, Connection: close %v; want both", tc.name, r.closed, r.closeAsked)
+					r := raw(t, api.addr, head+tc.headers+"\n"+body, 10*time.Second)
+					r.RequireProblem(t, http.StatusBadRequest, "")
+					if !r.Closed || !r.CloseAsked {
+						t.Fatalf("connection closed %v, Connection: close %v; want both", r.Closed, r.CloseAsked)
 					}
 				})
 			}
 			for _, m := range []string{"FOO", "get", "PROPFIND"} {
 				t.Run("method "+m, func(t *testing.T) {
 					line := m + strings.TrimPrefix(strings.TrimPrefix(api.line, "POST"), "GET")
-					r := rawExchange(t, api.addr, line+"\nHost: "+api.addr+"\nContent-Length: 54\n\n"+body, 10*time.Second)
-					syExpectProblem(t, r.Response, http.StatusNotImplemented, "", "method "+m)
+					r := raw(t, api.addr, line+"\nHost: "+api.addr+"\nContent-Length: 54\n\n"+body, 10*time.Second)
+					r.RequireProblem(t, http.StatusNotImplemented, "")
 				})
 			}
 		})
@@ -144,7 +100,7 @@ func TestOversizedBodyIsA413AnyClientReads(t *testing.T) {
 			if err != nil {
 				t.Fatalf("POST %d of %d MiB (chunked %v): read answer: %v", i, size>>20, chunked, err)
 			}
-			syExpectProblem(t, systest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}, http.StatusRequestEntityTooLarge, "", "POST of an oversized body")
+			systest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}.RequireProblem(t, http.StatusRequestEntityTooLarge, "")
 			c.CloseIdleConnections()
 		}
 	}

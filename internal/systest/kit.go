@@ -1,24 +1,35 @@
 package systest
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/inkstream/inkstream/internal/app"
+	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/internal/natstest"
+	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
@@ -252,7 +263,7 @@ func (s *System) Metric(base, name string) float64 {
 func (s *System) Snapshot(id string) (readmodel.Snapshot, bool) {
 	s.TB.Helper()
 	e, err := s.Snapshots().Get(natstest.Context(s.TB), id)
-	if errorsIsNotFound(err) || err == nil && e.Deleted {
+	if errors.Is(err, domain.ErrNotFound) || err == nil && e.Deleted {
 		return readmodel.Snapshot{}, false
 	}
 	if err != nil {
@@ -285,4 +296,257 @@ func (s *System) RequireSnapshotIsFold(id string) readmodel.Snapshot {
 	return snap
 }
 
-func errorsIsNotFound(err error) bool { return errors.Is(err, domain.ErrNotFound) }
+// MergePatch is the media type of a JSON merge patch (RFC 7396).
+const MergePatch = "application/merge-patch+json"
+
+// Base is the base URL (http://host:port) of a running role.
+func Base(r *app.Running) string { return "http://" + r.Addr }
+
+// Run runs f as the subtest name of t, with the system's helpers failing
+// the subtest, and reports whether it passed. What the subtest starts
+// through the system (a role, a context) ends with it.
+func (s *System) Run(t *testing.T, name string, f func(t *testing.T)) bool {
+	t.Helper()
+	parent := s.TB
+	return t.Run(name, func(t *testing.T) {
+		s.TB = t
+		defer func() { s.TB = parent }()
+		f(t)
+	})
+}
+
+// Step is Run for the steps of one story, which share their state: when
+// the step fails, so does t, at once.
+func (s *System) Step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !s.Run(t, name, f) {
+		t.FailNow()
+	}
+}
+
+// ListPage is one answer of GET /api/articles.
+type ListPage struct {
+	Items      []domain.Article
+	NextCursor string
+	HasCursor  bool
+}
+
+// List decodes a list answer: JSON with items a list and next_cursor, when
+// present, a non-empty string.
+func (r Response) List(tb testing.TB) ListPage {
+	tb.Helper()
+	if mt := r.MediaType(); mt != "application/json" {
+		tb.Fatalf("list: Content-Type %q", r.Header.Get("Content-Type"))
+	}
+	var raw map[string]json.RawMessage
+	r.JSON(tb, &raw)
+	var p ListPage
+	items, ok := raw["items"]
+	if !ok {
+		tb.Fatalf("list: no items member: %s", r.Body)
+	}
+	if err := json.Unmarshal(items, &p.Items); err != nil || p.Items == nil {
+		tb.Fatalf("list: items is not a list (%v): %s", err, r.Body)
+	}
+	if nc, ok := raw["next_cursor"]; ok {
+		p.HasCursor = true
+		if err := json.Unmarshal(nc, &p.NextCursor); err != nil || p.NextCursor == "" {
+			tb.Fatalf("list: next_cursor %s is not a non-empty string", nc)
+		}
+	}
+	return p
+}
+
+// List reads the page of GET /api/articles?q from the query API.
+func (s *System) List(q url.Values) ListPage {
+	s.TB.Helper()
+	r := s.Do(http.MethodGet, s.Query()+"/api/articles?"+q.Encode(), nil)
+	r.Require(s.TB, http.StatusOK)
+	return r.List(s.TB)
+}
+
+// ListAll follows next_cursor from the first page of q to the last, limit
+// articles a page, and returns the ids in the order served.
+func (s *System) ListAll(q url.Values, limit int) []string {
+	s.TB.Helper()
+	var ids []string
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 200 {
+			s.TB.Fatalf("list %s: more than 200 pages", q.Encode())
+		}
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Set("limit", strconv.Itoa(limit))
+		if cursor != "" {
+			v.Set("cursor", cursor)
+		}
+		p := s.List(v)
+		if len(p.Items) > limit {
+			s.TB.Fatalf("list %s: %d items on a page of %d", v.Encode(), len(p.Items), limit)
+		}
+		ids = append(ids, IDs(p.Items)...)
+		if !p.HasCursor {
+			return ids
+		}
+		if len(p.Items) != limit {
+			s.TB.Fatalf("list %s: next_cursor after a short page of %d", v.Encode(), len(p.Items))
+		}
+		cursor = p.NextCursor
+	}
+}
+
+// IDs are the ids of as, in order.
+func IDs(as []domain.Article) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.ID
+	}
+	return out
+}
+
+// WaitReady polls base/readyz (base: http://host:port) with c until it
+// answers 200.
+func WaitReady(tb testing.TB, c *http.Client, base string) {
+	tb.Helper()
+	natstest.WaitFor(tb, 30*time.Second, func() error {
+		r, err := Do(c, http.MethodGet, base+"/readyz", nil)
+		if err == nil && r.Status != http.StatusOK {
+			err = fmt.Errorf("%s/readyz: %d %s", base, r.Status, r.Body)
+		}
+		return err
+	})
+}
+
+// Concurrently sends n requests at once (released together) and returns
+// their answers in the order of i.
+func Concurrently(tb testing.TB, n int, req func(i int) (Response, error)) []Response {
+	tb.Helper()
+	out := make([]Response, n)
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			out[i], errs[i] = req(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			tb.Fatalf("request %d: %v", i, err)
+		}
+	}
+	return out
+}
+
+// RawAnswer is what a server answered to a hand-written request.
+type RawAnswer struct {
+	Response
+	Closed     bool // the server closed the connection after answering
+	CloseAsked bool // the answer said Connection: close
+}
+
+// Raw writes the bytes of a hand-written request to addr (host:port) on a
+// fresh connection, without waiting for the server to read them, and reads
+// one answer. With wait above zero it then waits that long for the server
+// to close the connection: EOF is Closed, a connection still open is not.
+func Raw(tb testing.TB, addr string, wait time.Duration, req ...[]byte) RawAnswer {
+	tb.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	w := bufio.NewWriter(conn)
+	for _, p := range req {
+		_, _ = w.Write(p)
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatalf("write a request to %s: %v", addr, err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		tb.Fatalf("read the answer from %s: %v", addr, err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		tb.Fatalf("read the body of the answer from %s: %v", addr, err)
+	}
+	a := RawAnswer{Response: Response{Status: resp.StatusCode, Header: resp.Header, Body: body}, CloseAsked: resp.Close}
+	if wait <= 0 {
+		return a
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	n, err := br.Read(make([]byte, 1))
+	switch {
+	case n > 0:
+		tb.Fatalf("after its answer %s sent more", addr)
+	case errors.Is(err, io.EOF):
+		a.Closed = true
+	case !errors.Is(err, os.ErrDeadlineExceeded):
+		tb.Fatalf("after the answer from %s: %v, want EOF or nothing", addr, err)
+	}
+	return a
+}
+
+// VerifyCLI runs `inkstream verify` against the system, with args after
+// its -nats-url, and returns what it printed.
+func (s *System) VerifyCLI(args ...string) (string, error) {
+	s.TB.Helper()
+	var out bytes.Buffer
+	err := app.Verify(natstest.Context(s.TB), append([]string{"-nats-url", s.URL}, args...), cmdtest.Env(), &out, &out)
+	return out.String(), err
+}
+
+// LastSeq is the last sequence of stream ARTICLES.
+func (s *System) LastSeq() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := s.Res.Stream.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.LastSeq, nil
+}
+
+// ConsumerInfo is the state of the projector consumer.
+func (s *System) ConsumerInfo() (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cons, err := s.Conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
+	if err != nil {
+		return nil, err
+	}
+	return cons.CachedInfo(), nil
+}
+
+// PutSnapshot writes snap into the bucket as the snapshot of its article,
+// whatever is there: a test's forgery or tampering.
+func (s *System) PutSnapshot(snap readmodel.Snapshot) {
+	s.TB.Helper()
+	v, err := readmodel.Encode(snap)
+	if err != nil {
+		s.TB.Fatal(err)
+	}
+	if _, err := s.Res.KV.Put(natstest.Context(s.TB), snap.Article.ID, v); err != nil {
+		s.TB.Fatal(err)
+	}
+}
+
+// StartCluster starts a three-node JetStream cluster and a system on it
+// with stream and bucket at three replicas.
+func StartCluster(tb testing.TB, projectors int) (*natstest.Cluster, *System) {
+	tb.Helper()
+	c := natstest.RunCluster(tb, 3)
+	return c, Start(tb, c.URL(), 3, projectors)
+}

@@ -3,6 +3,7 @@ package systest_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -24,15 +25,16 @@ func TestRestartKeepsAcknowledgedArticles(t *testing.T) {
 	var deleted []string
 	var lastSeq uint64
 	for i := 0; i < 6; i++ {
-		a, _ := syCreate(t, s, map[string]any{"title": fmt.Sprintf("Durable %d", i), "content": "v1", "author_id": "alice", "tags": []string{"durable"}})
+		a, _ := s.Create(map[string]any{"title": fmt.Sprintf("Durable %d", i), "content": "v1", "author_id": "alice", "tags": []string{"durable"}})
 		want[a.ID] = a
 		for v := 2; v <= 1+i%3; v++ {
-			a, lastSeq = syWrite(t, s, http.MethodPatch, a.ID, map[string]any{"content": fmt.Sprintf("v%d", v)}, "Content-Type", syMergePatch)
-			want[a.ID] = a
+			var r systest.Response
+			a, r = s.Write(http.MethodPatch, a.ID, map[string]any{"content": fmt.Sprintf("v%d", v)}, "Content-Type", systest.MergePatch)
+			want[a.ID], lastSeq = a, r.Seq()
 		}
 		if i == 5 {
 			r := s.Do(http.MethodDelete, s.Cmd()+"/api/articles/"+a.ID, nil)
-			syExpectStatus(t, r, http.StatusNoContent, "DELETE")
+			r.Require(t, http.StatusNoContent)
 			delete(want, a.ID)
 			deleted = append(deleted, a.ID)
 			lastSeq = r.Seq()
@@ -56,40 +58,42 @@ func TestRestartKeepsAcknowledgedArticles(t *testing.T) {
 	// At worst a message the stopping projector had taken comes back after
 	// AckWait (10s).
 	s.WaitProjected(40 * time.Second)
-	for id, a := range want {
-		snap := syExpectSnapshotIsFold(t, s, id)
-		if !sySameArticle(snap.Article, a) || snap.Deleted {
-			t.Fatalf("kv after restart: %+v deleted=%v, want %+v", snap.Article, snap.Deleted, a)
+
+	s.Step(t, "the read model", func(t *testing.T) {
+		for id, a := range want {
+			snap := s.RequireSnapshotIsFold(id)
+			if !systest.SameArticle(snap.Article, a) || snap.Deleted {
+				t.Fatalf("kv after restart: %+v deleted=%v, want %+v", snap.Article, snap.Deleted, a)
+			}
+			systest.RequireSameArticle(t, s.WaitArticle(id, a.Version), a)
 		}
-		if got := syWaitArticle(t, s, id, a.Version); !sySameArticle(got, a) {
-			t.Fatalf("query API after restart: %+v, want %+v", got, a)
+		for _, id := range deleted {
+			if snap := s.RequireSnapshotIsFold(id); !snap.Deleted {
+				t.Fatalf("deleted article %s is live after restart", id)
+			}
+			s.WaitGone(id).RequireProblem(t, http.StatusNotFound, "")
 		}
-	}
-	for _, id := range deleted {
-		if snap := syExpectSnapshotIsFold(t, s, id); !snap.Deleted {
-			t.Fatalf("deleted article %s is live after restart", id)
-		}
-		syExpectProblem(t, syWaitGone(t, s, id), http.StatusNotFound, "", "deleted article after restart")
-	}
-	natstest.WaitFor(t, 10*time.Second, func() error {
-		if p := syGetList(t, s, map[string][]string{"tag": {"durable"}}); len(p.Items) != len(want) {
-			return fmt.Errorf("list after restart: %d articles, want %d", len(p.Items), len(want))
-		}
-		return nil
+		natstest.WaitFor(t, 10*time.Second, func() error {
+			if p := s.List(url.Values{"tag": {"durable"}}); len(p.Items) != len(want) {
+				return fmt.Errorf("list after restart: %d articles, want %d", len(p.Items), len(want))
+			}
+			return nil
+		})
 	})
 
-	// The restarted command API continues each article where it was: a
-	// stale If-Match fails, the current one makes the next version.
-	for id, a := range want {
-		if a.Version > 1 {
-			r := s.Do(http.MethodPatch, s.Cmd()+"/api/articles/"+id, map[string]any{"content": "stale"},
-				"Content-Type", syMergePatch, "If-Match", syETag(a.Version-1))
-			syExpectProblem(t, r, http.StatusPreconditionFailed, "", "stale If-Match after restart")
+	s.Step(t, "the command API continues each article", func(t *testing.T) {
+		// A stale If-Match fails, the current one makes the next version.
+		for id, a := range want {
+			if a.Version > 1 {
+				r := s.Do(http.MethodPatch, s.Cmd()+"/api/articles/"+id, map[string]any{"content": "stale"},
+					"Content-Type", systest.MergePatch, "If-Match", systest.ETag(a.Version-1))
+				r.RequireProblem(t, http.StatusPreconditionFailed, "")
+			}
+			next, r := s.Write(http.MethodPatch, id, map[string]any{"content": "after restart"}, "Content-Type", systest.MergePatch, "If-Match", systest.ETag(a.Version))
+			if next.Version != a.Version+1 || r.Seq() <= lastSeq {
+				t.Fatalf("write after restart: v%d seq %d, want v%d after seq %d", next.Version, r.Seq(), a.Version+1, lastSeq)
+			}
+			lastSeq = r.Seq()
 		}
-		next, seq := syWrite(t, s, http.MethodPatch, id, map[string]any{"content": "after restart"}, "Content-Type", syMergePatch, "If-Match", syETag(a.Version))
-		if next.Version != a.Version+1 || seq <= lastSeq {
-			t.Fatalf("write after restart: v%d seq %d, want v%d after seq %d", next.Version, seq, a.Version+1, lastSeq)
-		}
-		lastSeq = seq
-	}
+	})
 }

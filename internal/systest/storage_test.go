@@ -295,7 +295,7 @@ func TestErasure(t *testing.T) {
 		t.Fatalf("the list holds %+v, want only %s", list.Items, keep.ID)
 	}
 	s.Do(http.MethodPut, s.Cmd()+"/api/articles/"+a.ID, systest.Body(4)).RequireProblem(t, http.StatusNotFound, "")
-	if out, err := verify(t, s); err != nil {
+	if out, err := s.VerifyCLI(); err != nil {
 		t.Fatalf("verify after the erasure: %v\n%s", err, out)
 	}
 	// An erasure may be done again; an unknown article has none.

@@ -1,6 +1,7 @@
 // Package systest runs whole inkstream systems inside a test process: real
 // embedded JetStream (one server or a three-node cluster), the roles on
-// port 0, and an HTTP client that drives them.
+// port 0, an HTTP client that drives them, and the kit of checks the system
+// tests share (kit.go).
 package systest
 
 import (
@@ -36,10 +37,7 @@ func Logger() *slog.Logger {
 
 // Common returns the settings every role of a test system shares.
 func Common(url string, replicas int) config.Common {
-	return config.Common{NATS: natsx.Options{
-		URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas,
-		DuplicateWindow: 2 * time.Minute, Provision: true,
-	}, LogFormat: "text"}
+	return config.Common{NATS: natstest.Options(url, replicas), LogFormat: "text"}
 }
 
 // CommandConfig is a command API on a free port.
@@ -72,22 +70,21 @@ type System struct {
 	JWKS       *authtest.JWKS // the keys the APIs trust (see auth.go)
 }
 
+// NewClient is an HTTP client for a test: enough idle connections per host
+// that hundreds of concurrent requests do not churn through sockets.
+func NewClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
+}
+
 // Start runs the roles against url (with n projectors) and waits until the
 // query API is ready. Everything stops when the test ends.
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
-	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
+	s := &System{TB: tb, URL: url, Replicas: replicas, Client: NewClient()}
 	s.serveKeys()
-	ctx := natstest.Context(tb)
-	conn, err := natsx.Connect(ctx, Common(url, replicas).NATS, Logger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(conn.NC.Close)
-	s.Conn = conn
-	if s.Res, err = natsx.Provision(ctx, conn.JS, Common(url, replicas).NATS); err != nil {
-		tb.Fatal(err)
-	}
+	s.Conn, s.Res = natstest.Connect(tb, url, replicas)
 	for i := 0; i < projectors; i++ {
 		s.StartProjector()
 	}
@@ -128,17 +125,7 @@ func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 	// Cleanups run last-in first-out: idle client connections are closed
 	// before the server stops, so its graceful shutdown need not wait for them.
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
-	natstest.WaitFor(s.TB, 30*time.Second, func() error {
-		resp, err := s.Client.Get("http://" + r.Addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("readyz %d", resp.StatusCode)
-		}
-		return nil
-	})
+	WaitReady(s.TB, s.Client, Base(r))
 	return r
 }
 
@@ -253,19 +240,17 @@ func (s *System) Store() *natsx.EventStore {
 // message in the stream.
 func (s *System) WaitProjected(timeout time.Duration) {
 	s.TB.Helper()
-	ctx := natstest.Context(s.TB)
 	natstest.WaitFor(s.TB, timeout, func() error {
-		info, err := s.Res.Stream.Info(ctx)
+		last, err := s.LastSeq()
 		if err != nil {
 			return err
 		}
-		cons, err := s.Conn.JS.Consumer(ctx, natsx.Stream, natsx.ConsumerName)
+		ci, err := s.ConsumerInfo()
 		if err != nil {
 			return err
 		}
-		ci := cons.CachedInfo()
-		if ci.AckFloor.Stream < info.State.LastSeq || ci.NumAckPending > 0 {
-			return fmt.Errorf("projector at %d of %d (%d pending ack)", ci.AckFloor.Stream, info.State.LastSeq, ci.NumAckPending)
+		if ci.AckFloor.Stream < last || ci.NumAckPending > 0 {
+			return fmt.Errorf("projector at %d of %d (%d pending ack)", ci.AckFloor.Stream, last, ci.NumAckPending)
 		}
 		return nil
 	})

@@ -11,10 +11,10 @@ import (
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
-// tagRule is the tag pattern of DESIGN.md, kept apart from the one under test.
+// tagRule is the tag pattern of the README, kept apart from the one under test.
 var tagRule = regexp.MustCompile(`^[a-z0-9-]+$`)
 
-// brokenRules checks every rule of DESIGN.md's article table independently
+// brokenRules checks every rule of the article's fields (README, API) independently
 // of Validate and returns the names of the fields that break one.
 func brokenRules(f domain.Fields) []string {
 	var broken []string
