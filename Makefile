@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build lint bench cluster fuzz clean
+.PHONY: run test build lint bench cluster fuzz clean prometheus
 
 ## run: the all-in-one development server (embedded NATS on :4222, data in ./data; RUN_FLAGS: more flags).
 ##      Built into $(BIN)/ and run with job control on a terminal, so that Ctrl-C reaches inkstream alone:
@@ -19,10 +19,20 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
-## test: every test, with the race detector, against real embedded NATS
-test:
+## test: every test, with the race detector, against real embedded NATS (and a real Prometheus)
+test: prometheus
 	$(GO) vet $(PKGS)
 	$(GO) test $(TEST_FLAGS) $(PKGS)
+
+## prometheus: Debian's prometheus package (prometheus and promtool, which the tests of deployments/ run),
+##             installed with apt-get when missing
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+prometheus:
+	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
+		echo "installing Debian's prometheus package (promtool and prometheus, for the tests of deployments/)"; \
+		$(SUDO) apt-get update -qq >/dev/null && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
 
 ## fuzz: every fuzz target of the repository, one after the other, each for FUZZTIME (default 30s);
 ##       the last line of each says how many inputs it ran; a crasher fails it and is kept in testdata/fuzz

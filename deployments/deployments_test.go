@@ -29,6 +29,8 @@ import (
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/readmodel"
+	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
@@ -108,12 +110,30 @@ func env(tb testing.TB, name string, s composeService) map[string]string {
 	return out
 }
 
+// tools are the images of the services that watch inkstream, by the name
+// the tests know them by.
+var tools = map[string]string{
+	"prom/prometheus":                 "prometheus",
+	"grafana/grafana":                 "grafana",
+	"natsio/prometheus-nats-exporter": "nats-exporter",
+}
+
+// tool is the name of the watching service s runs, "" for none.
+func tool(s composeService) string {
+	repo, _, _ := strings.Cut(s.Image, ":")
+	return tools[repo]
+}
+
 // process names the binary a service runs: nats-server for the NATS image,
-// else the base name of the first word of its entrypoint or command.
+// a tool's name for the images of tools, else the base name of the first
+// word of its entrypoint or command.
 func process(tb testing.TB, name string, s composeService) string {
 	tb.Helper()
 	if isNATS(s) {
 		return "nats-server"
+	}
+	if t := tool(s); t != "" {
+		return t
 	}
 	cmd := append(words(s.Entrypoint), words(s.Command)...)
 	if len(cmd) == 0 {
@@ -362,7 +382,7 @@ func TestComposeEnvironmentNamesRealFlags(t *testing.T) {
 		s := f.Services[name]
 		p := processKey(t, name, s)
 		known := map[string]bool{}
-		if p != "nats-server" {
+		if slices.Contains(processes, p) || strings.HasPrefix(p, "inkstream ") {
 			flags, err := config.FlagNames(p)
 			if err != nil {
 				t.Fatal(err)
@@ -388,7 +408,7 @@ func TestComposeServicesConfigure(t *testing.T) {
 	for _, name := range sortedNames(f) {
 		s := f.Services[name]
 		p := process(t, name, s)
-		if p == "nats-server" {
+		if !slices.Contains(processes, p) {
 			continue
 		}
 		if sub := subcommand(s); sub != "" {
@@ -570,7 +590,7 @@ func TestComposeNATSURLsNameNATSServices(t *testing.T) {
 				t.Errorf("service %s: %s names %v; list every node %v so that losing one changes nothing", name, k, hosts, nodes)
 			}
 		}
-		if process(t, name, s) != "nats-server" {
+		if slices.Contains(processes, process(t, name, s)) {
 			if _, ok := e[config.EnvName("nats-url")]; !ok {
 				t.Errorf("service %s sets no %s, so it would dial 127.0.0.1 in its own container", name, config.EnvName("nats-url"))
 			}
@@ -653,7 +673,7 @@ func TestComposeReferencedFilesExist(t *testing.T) {
 				t.Errorf("service %s depends on %q, which is no service", name, d)
 			}
 		}
-		if !isNATS(s) && len(deps) == 0 && subcommand(s) != "creds" {
+		if !isNATS(s) && tool(s) == "" && len(deps) == 0 && subcommand(s) != "creds" {
 			t.Errorf("service %s depends on no NATS service", name)
 		}
 	}
@@ -938,7 +958,7 @@ func checkClusterServes(tb testing.TB, urls []string, auth natsx.Credentials, se
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := natsx.NewSnapshots(proj.JS, kv).Put(ctx, "deployments-test", []byte(`{}`), 0); err != nil {
+	if _, err := natsx.NewSnapshots(proj.JS, kv).Put(ctx, readmodel.Snapshot{Article: domain.Article{ID: "deployments-test"}}, 0); err != nil {
 		tb.Fatalf("put into the R3 bucket as projector: %v", err)
 	}
 	query := connect("query-api-1")

@@ -54,13 +54,18 @@ func runIO(ctx context.Context, args []string, getenv func(string) string, stdin
 		return fmt.Errorf("%w: unknown subcommand %q (inkstream -h lists them)", config.ErrUsage, args[0])
 	}
 	cfg, err := config.ParseAllInOne("inkstream", args, getenv, stderr)
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, flag.ErrHelp) && !errors.Is(err, config.ErrVersion) {
 		fmt.Fprint(stderr, subcommands)
 	}
 	if err != nil {
 		return err
 	}
 	log := cfg.Logger(stderr)
+	stopTracing, err := app.Tracing(ctx, "inkstream", getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	a, err := app.StartAllInOne(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {

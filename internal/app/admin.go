@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/projector"
 	"github.com/inkstream/inkstream/pkg/events"
 )
@@ -126,11 +126,13 @@ func provision(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 // rebuild rebuilds the read model from the stream from scratch: it purges
-// the bucket and resets the projector consumer (keeping its replicas),
-// then projects in this process too (running projectors share the work)
-// and reports progress until the read model has caught up with the stream
-// as it was when the rebuild began. The query API keeps serving meanwhile.
-// On a terminal it asks first, unless -yes.
+// the bucket and moves the projector consumer past the stream's end,
+// keeping its replicas (running projectors fold only what comes after),
+// then folds the whole stream in this process, in windows of
+// -projector-cache-bytes, writing one snapshot per article per window,
+// and reports progress. The query API keeps serving meanwhile: its view
+// keeps the old snapshots, and a read that misses it is replayed from the
+// stream. On a terminal it asks first, unless -yes.
 func rebuild(ctx context.Context, args []string, getenv func(string) string, std Stdio) error {
 	cfg, conn, err := adminConnect(ctx, "rebuild", args, getenv, std.Err)
 	if err != nil {
@@ -144,32 +146,27 @@ func rebuild(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if !cfg.Yes && isTerminal(std.In) && isTerminal(std.Err) {
 		last := res.Stream.CachedInfo().State.LastSeq
-		fmt.Fprintf(std.Err, "rebuild: this purges bucket %s and resets consumer %s on %s, then folds %d stream sequences again.\n"+
+		fmt.Fprintf(std.Err, "rebuild: this purges bucket %s and moves consumer %s on %s past the stream's end, then folds %d stream sequences again.\n"+
 			"The query API keeps serving its snapshots meanwhile. Continue? [y/N] ", natsx.Bucket, natsx.ConsumerName, cfg.NATS.RedactedURL(), last)
 		answer, _ := bufio.NewReader(std.In).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			return fmt.Errorf("rebuild: %w: nothing changed", ErrNotConfirmed)
 		}
 	}
-	target, err := natsx.ResetReadModel(ctx, conn.JS)
+	target, err := natsx.ResetForRebuild(ctx, conn.JS)
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	fmt.Fprintf(std.Out, "rebuild: bucket purged, consumer reset; folding %d stream sequences\n", target)
-	pctx, stop := context.WithCancel(ctx)
-	p := projector.New(natsx.NewConsumer(conn.JS, false, log), natsx.NewSnapshots(conn.JS, res.KV), natsx.NewEventStore(conn.JS),
-		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize}, prometheus.NewRegistry(), log)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = p.Run(pctx) }()
+	fmt.Fprintf(std.Out, "rebuild: bucket purged, projectors moved past seq %d; folding %d stream sequences\n", target, target)
 	bar := newProgress(std.Out, "rebuild", target)
-	err = waitCaughtUp(ctx, natsx.NewLog(conn.JS), target, bar.set)
-	stop()
-	wg.Wait()
+	rep, err := projector.Rebuild(ctx, natsx.NewLog(conn.JS), natsx.NewSnapshots(conn.JS, res.KV), int(cfg.CacheBytes),
+		obs.NewSkips(prometheus.NewRegistry(), log), bar.set)
 	bar.finish()
 	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
+	fmt.Fprintf(std.Out, "rebuild: %d events folded into %d snapshots in %d windows, %d skipped, in %s (%.0f events/s)\n",
+		rep.Events, rep.Articles, rep.Windows, rep.Skipped, rep.Elapsed.Round(time.Millisecond), float64(rep.Events)/max(rep.Elapsed.Seconds(), 1e-3))
 	fmt.Fprintln(std.Out, "rebuild: done")
 	return nil
 }
@@ -217,25 +214,6 @@ func (p *progress) set(done uint64) {
 func (p *progress) finish() {
 	if p.bar != nil && p.done >= p.total {
 		_ = p.bar.Finish()
-	}
-}
-
-// waitCaughtUp polls the consumer until it has acknowledged every message
-// up to target, telling progress each time.
-func waitCaughtUp(ctx context.Context, log *natsx.Log, target uint64, progress func(done uint64)) error {
-	for {
-		done, err := log.AckFloor(ctx)
-		if err == nil {
-			progress(done)
-			if done >= target {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/projector"
 	"github.com/inkstream/inkstream/internal/queryapi"
 )
@@ -85,7 +86,7 @@ func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Com
 	}
 	reg := httpx.NewRegistry()
 	app := httpx.NewApp(name, bodyLimit, log)
-	app.Use(httpx.RequestMetrics(reg, name))
+	app.Use(httpx.RequestMetrics(reg), httpx.Trace())
 	return &base{ln: ln, conn: conn, res: res, reg: reg, app: app, log: log}, nil
 }
 
@@ -173,6 +174,9 @@ func (b *base) run(ctx context.Context, workers ...func(context.Context) error) 
 	return r
 }
 
+// lagTimeout bounds the requests a scrape makes for the read model's lag.
+const lagTimeout = 2 * time.Second
+
 // StartCommandAPI starts the write service.
 func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logger) (*Running, error) {
 	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, false, log)
@@ -185,10 +189,11 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 	if cfg.RateLimit > 0 {
 		b.app.Use("/api", httpx.RateLimit(cfg.RateLimit, cfg.RateBurst))
 	}
-	store := natsx.NewEventStore(b.conn.JS)
-	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout}, b.reg, log)
+	store := natsx.NewEventStore(b.conn.JS).Instrument(obs.NewPublish(b.reg))
+	svc := commandapi.New(store, commandapi.Options{CacheBytes: uint64(cfg.CacheBytes), WriteTimeout: cfg.WriteTimeout, BulkMax: cfg.BulkMax}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	svc.Routes(b.app)
+	httpx.BodyLimitFor(b.app, commandapi.BulkPath, cfg.BulkBodyLimit)
 	log.Info("command API listening", "addr", b.ln.Addr().String())
 	return b.run(ctx), nil
 }
@@ -204,7 +209,8 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 		return nil, err
 	}
 	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV),
-		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout}, b.reg, log)
+		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout, CacheBytes: uint64(cfg.CacheBytes)}, b.reg, log)
+	obs.RegisterLag(b.reg, natsx.NewLog(b.conn.JS), lagTimeout, log)
 	httpx.Ops(b.app, b.reg, b.ready(func() error {
 		if !svc.Ready() {
 			return errors.New("view is still loading")
@@ -223,7 +229,8 @@ func StartProjector(ctx context.Context, cfg config.Projector, log *slog.Logger)
 		return nil, err
 	}
 	p := projector.New(natsx.NewConsumer(b.conn.JS, cfg.NATS.Provision, log), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewEventStore(b.conn.JS),
-		projector.Options{Batch: cfg.Batch, CacheSize: cfg.CacheSize}, b.reg, log)
+		projector.Options{Batch: cfg.Batch, CacheBytes: uint64(cfg.CacheBytes)}, b.reg, log)
+	obs.RegisterLag(b.reg, natsx.NewLog(b.conn.JS), lagTimeout, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
 	log.Info("projector health listening", "addr", b.ln.Addr().String())
 	return b.run(ctx, p.Run), nil

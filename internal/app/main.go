@@ -10,8 +10,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/internal/obs"
 )
 
 // Main is the body of a command's main(): it calls run with the process's
@@ -89,6 +91,11 @@ func RunRole[C Config](ctx context.Context, name string, args []string, getenv f
 		return err
 	}
 	log := cfg.Logger(stderr)
+	stopTracing, err := Tracing(ctx, name, getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 	r, err := start(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -107,4 +114,24 @@ func RunRole[C Config](ctx context.Context, name string, args []string, getenv f
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// Tracing turns tracing on for the process service when the standard
+// OTEL_EXPORTER_OTLP_* variables (read with getenv) name a collector, and
+// says so in the log. stop flushes the spans not yet sent; it is never nil.
+func Tracing(ctx context.Context, service string, getenv func(string) string, log *slog.Logger) (stop func(), err error) {
+	shutdown, err := obs.SetupTracing(ctx, service, getenv)
+	if err != nil {
+		return func() {}, err
+	}
+	if obs.Tracing() {
+		log.Info("tracing: spans go to an OTLP collector", "service", service)
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn("tracing: flushing spans", "err", err)
+		}
+	}, nil
 }

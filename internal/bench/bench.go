@@ -10,6 +10,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/inkstream/inkstream/internal/config"
 )
 
 // Config is one benchmark invocation.
@@ -44,9 +47,14 @@ type Config struct {
 	OnStart func(name string, pid int)
 }
 
-// Main is cmd/inkbench: flags, then Run. "inkbench serve-fiber" is the
-// raw Fiber baseline server that the harness runs as a child.
-func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// envPrefix is the prefix of the environment variable each flag of Main
+// falls back on: -runs reads INKSTREAM_BENCH_RUNS.
+const envPrefix = "INKSTREAM_BENCH_"
+
+// Main is cmd/inkbench: flags (the environment, read with getenv, first;
+// the command line wins), then Run. "inkbench serve-fiber" is the raw
+// Fiber baseline server that the harness runs as a child.
+func Main(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve-fiber" {
 		return serveFiber(ctx, args[1:], stderr)
 	}
@@ -67,17 +75,59 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the replay as timed out (partial rate) after this (default 4m, 60s with -short)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
 	fs.StringVar(&cfg.Only, "only", "", "run one part: loads (GET, list, POST, PUT, visibility and their baselines) or replay (replay and cold start)")
+	redraw := fs.String("redraw", "", "draw the charts of an earlier run's results `file` (its .json) again and rewrite its .md beside it; run nothing")
+	fs.Bool("version", false, "print the version (from the build information) and exit")
+	envName := func(flagName string) string {
+		if flagName == "version" {
+			return ""
+		}
+		return config.EnvNameWith(envPrefix, flagName)
+	}
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/<name>.md and -out/<name>.json.")
-		fs.PrintDefaults()
+		fmt.Fprintln(stderr, "Usage: inkbench [flags]\n\nRuns inkstream's benchmark against the binaries in -bin and writes -out/<name>.md and -out/<name>.json, with its charts beside them (-out/<name>-*.svg).")
+		fmt.Fprintf(stderr, "Every flag also reads %s<FLAG> (upper case, '-' as '_').\n", envPrefix)
+		config.PrintFlags(stderr, fs, envName)
+	}
+	if err := config.ApplyEnv(fs, getenv, envName); err != nil {
+		return err
 	}
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := config.PrintVersion(fs); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	if *redraw != "" {
+		return Redraw(*redraw, stdout)
+	}
 	_, err := Run(ctx, cfg)
+	return err
+}
+
+// Redraw draws the charts of the results in file (a .json that Run wrote)
+// again beside it, rewrites its .md, and prints the .md.
+func Redraw(file string, out io.Writer) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	base := strings.TrimSuffix(file, ".json")
+	charts, err := writeCharts(base, rep)
+	if err != nil {
+		return err
+	}
+	md := markdown(rep) + chartsSection(charts)
+	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(out, md)
 	return err
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"errors"
 	"flag"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,14 +108,22 @@ func TestShortBench(t *testing.T) {
 	}
 	assertAllStopped(t, pids)
 
-	// The results are named for the run's start time.
-	files, _ := filepath.Glob(filepath.Join(cfg.OutDir, "*"))
-	if len(files) != 2 {
-		t.Fatalf("wrote %v, want the .md and the .json of the run", files)
+	// The results are named for the run's start time, the charts beside them.
+	files, _ := filepath.Glob(filepath.Join(cfg.OutDir, "*.md"))
+	if len(files) != 1 {
+		t.Fatalf("wrote %v, want the .md of the run", files)
 	}
-	results := strings.TrimSuffix(files[1], ".md")
-	if _, err := time.Parse("20060102T150405Z", filepath.Base(results)); err != nil || files[0] != results+".json" {
-		t.Errorf("wrote %v, want <UTC start time>.md and .json", files)
+	results := strings.TrimSuffix(files[0], ".md")
+	charts := []string{"latency-reads", "latency-writes", "ratios", "memory"}
+	want := []string{results + ".json", results + ".md"}
+	for _, c := range charts {
+		want = append(want, results+"-"+c+".svg")
+	}
+	all, _ := filepath.Glob(filepath.Join(cfg.OutDir, "*"))
+	slices.Sort(all)
+	slices.Sort(want)
+	if _, err := time.Parse("20060102T150405Z", filepath.Base(results)); err != nil || !slices.Equal(all, want) {
+		t.Errorf("wrote %v, want <UTC start time>.md and .json and the charts %v", all, want)
 	}
 	md, err := os.ReadFile(results + ".md")
 	if err != nil {
@@ -142,6 +152,18 @@ func TestShortBench(t *testing.T) {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q", want)
 		}
+	}
+	for _, c := range charts {
+		svg := results + "-" + c + ".svg"
+		if !strings.Contains(string(md), "]("+filepath.Base(svg)+")") {
+			t.Errorf("results.md does not show %s", filepath.Base(svg))
+		}
+		checkSVG(t, svg, map[string][]string{
+			"latency-reads":  {"raw Fiber GET (baseline)", "cached GET /api/articles/{id}", "99.9%", "max"},
+			"latency-writes": {"raw JetStream publish (baseline)", "POST /api/articles", "PUT /api/articles/{id}", "write → visible at 500/s"},
+			"ratios":         {"cached GET / raw Fiber", "POST / raw publish", "replay / async publish", "target"},
+			"memory":         {"command-api (", "query-api (cold start, 2 000 articles) ("},
+		}[c]...)
 	}
 	if t.Failed() {
 		t.Logf("results.md:\n%s", md)
@@ -181,6 +203,11 @@ func TestShortBench(t *testing.T) {
 	for _, p := range m.RSS {
 		if p.MiB <= 0 {
 			t.Errorf("no peak RSS for %s", p.Process)
+		}
+	}
+	for name, l := range map[string]Load{"GET": m.Get, "POST": m.Post} {
+		if len(l.Dist) != len(distQuantiles) || l.Dist[2].Q != 0.5 || l.Dist[2].MS != l.P50 || l.Dist[6].MS != l.P99 {
+			t.Errorf("%s: latency distribution %+v, p50 %v, p99 %v", name, l.Dist, l.P50, l.P99)
 		}
 	}
 	if rep.Median.Ratios != got.Median.Ratios {
@@ -226,16 +253,16 @@ func TestInterruptStopsEveryProcess(t *testing.T) {
 }
 
 func TestFlags(t *testing.T) {
-	if err := Main(t.Context(), []string{"-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if err := Main(t.Context(), []string{"-h"}, noEnv, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
 	}
-	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-runs", "0"}, io.Discard, io.Discard)
+	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-runs", "0"}, noEnv, io.Discard, io.Discard)
 	for _, want := range []string{"-runs must be at least 1", "nats-server is missing from", "run `make build`"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("bad flags: want an error with %q, got %v", want, err)
 		}
 	}
-	if err := Main(t.Context(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+	if err := Main(t.Context(), []string{"extra"}, noEnv, io.Discard, io.Discard); err == nil {
 		t.Error("a stray argument was accepted")
 	}
 }
@@ -290,7 +317,7 @@ func TestReplayVsPublish(t *testing.T) {
 // TestOnlyOnePart checks -only: a bad value is refused, and the report of
 // one part neither shows nor judges the other.
 func TestOnlyOnePart(t *testing.T) {
-	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-only", "post"}, io.Discard, io.Discard)
+	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-only", "post"}, noEnv, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), `-only "post": want loads or replay`) {
 		t.Errorf("-only post: %v", err)
 	}
@@ -416,5 +443,76 @@ func TestInterleavedTakesTurns(t *testing.T) {
 		if l.Requests == 0 || l.Seconds < 0.5 || l.Seconds > 5 {
 			t.Errorf("load %d: %d requests over %.2f s, want some over about 0.6 s", i, l.Requests, l.Seconds)
 		}
+	}
+}
+
+// noEnv is an environment without variables.
+func noEnv(string) string { return "" }
+
+// checkSVG fails unless path is a well-formed SVG document whose text holds
+// each of texts.
+func checkSVG(tb testing.TB, path string, texts ...string) {
+	tb.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	var root string
+	var text strings.Builder
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			tb.Fatalf("%s: %v", path, err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = tok.Name.Local
+			}
+		case xml.CharData:
+			text.Write(tok)
+			text.WriteByte('\n')
+		}
+	}
+	if root != "svg" {
+		tb.Errorf("%s: root element %q, want svg", path, root)
+	}
+	for _, want := range texts {
+		if !strings.Contains(text.String(), want) {
+			tb.Errorf("%s does not show %q", filepath.Base(path), want)
+		}
+	}
+}
+
+// TestRedrawPublishedResults draws the charts of the published results
+// again (the .json of a run from before the charts, without latency
+// distributions) into a copy, and checks the .md shows them.
+func TestRedrawPublishedResults(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("..", "..", "bench", "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "results.json")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Main(t.Context(), []string{"-redraw", file}, noEnv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil || !bytes.Equal(md, out.Bytes()) {
+		t.Fatalf("results.md (%v) differs from what was printed", err)
+	}
+	for _, c := range []string{"latency-reads", "latency-writes", "ratios", "memory"} {
+		if !strings.Contains(string(md), "](results-"+c+".svg)") {
+			t.Errorf("results.md does not show results-%s.svg", c)
+		}
+		checkSVG(t, filepath.Join(dir, "results-"+c+".svg"))
 	}
 }

@@ -32,6 +32,8 @@ type Latency struct {
 	P99  float64 `json:"p99_ms"`
 	P999 float64 `json:"p999_ms"`
 	Max  float64 `json:"max_ms"`
+	// Dist is the latency at each of distQuantiles, for the charts.
+	Dist []Quantile `json:"distribution,omitempty"`
 }
 
 // latencyOf sorts ds and reads its percentiles (nearest rank).
@@ -45,7 +47,11 @@ func latencyOf(ds []time.Duration) Latency {
 		i = min(max(i, 0), len(ds)-1)
 		return ms(ds[i])
 	}
-	return Latency{P50: at(0.50), P99: at(0.99), P999: at(0.999), Max: ms(ds[len(ds)-1])}
+	l := Latency{P50: at(0.50), P99: at(0.99), P999: at(0.999), Max: ms(ds[len(ds)-1])}
+	for _, q := range distQuantiles {
+		l.Dist = append(l.Dist, Quantile{Q: q, MS: at(q)})
+	}
+	return l
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

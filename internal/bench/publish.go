@@ -142,7 +142,7 @@ const publishWindow = 4096
 // — so an article's events are spread over the stream as they are in real
 // life, and each round knows the sequences its expectations name. It
 // returns the stream's last sequence.
-func publishHistory(ctx context.Context, js jetstream.JetStream, articles, total int) (uint64, error) {
+func publishHistory(ctx context.Context, js jetstream.JetStream, articles, total int, prog func(published int64)) (uint64, error) {
 	if articles < 1 || total < articles {
 		return 0, fmt.Errorf("history of %d events for %d articles: need at least one event per article", total, articles)
 	}
@@ -160,6 +160,7 @@ func publishHistory(ctx context.Context, js jetstream.JetStream, articles, total
 	if extra > 0 {
 		rounds++
 	}
+	published := int64(0)
 	for round := range rounds {
 		n := articles
 		if round == base {
@@ -168,6 +169,8 @@ func publishHistory(ctx context.Context, js jetstream.JetStream, articles, total
 		if err := publishRound(ctx, js, ids[:n], seqs, round+1); err != nil {
 			return 0, fmt.Errorf("publish version %d of %d articles: %w", round+1, n, err)
 		}
+		published += int64(n)
+		prog(published)
 	}
 	s, err := js.Stream(ctx, events.StreamName)
 	if err != nil {
@@ -276,7 +279,7 @@ func lastSeq(ctx context.Context, js jetstream.JetStream) (uint64, error) {
 // waitProjected waits until consumer projector has acknowledged every
 // event up to target. It returns when it saw that and the last ack floor
 // it read (below target on error).
-func waitProjected(ctx context.Context, js jetstream.JetStream, p *proc, target uint64, interval, timeout time.Duration) (time.Time, uint64, error) {
+func waitProjected(ctx context.Context, js jetstream.JetStream, p *proc, target uint64, interval, timeout time.Duration, prog func(floor int64)) (time.Time, uint64, error) {
 	var floor uint64
 	var at time.Time
 	err := procs.Poll(ctx, p.Proc, fmt.Sprintf("projector to acknowledge up to sequence %d", target), interval, timeout, func() (bool, error) {
@@ -285,6 +288,7 @@ func waitProjected(ctx context.Context, js jetstream.JetStream, p *proc, target 
 			return false, err
 		}
 		floor, at = f, time.Now()
+		prog(int64(f))
 		return f >= target, nil
 	})
 	if err != nil {

@@ -388,12 +388,17 @@ func cpuSplit(cs []ProcCPU) string {
 	return strings.Join(parts, ", ") + fmt.Sprintf("; all %s (%.2f)", fmtInt(us), cores)
 }
 
-// write stores the report in <path>.md and <path>.json.
+// write stores the report in <path>.md and <path>.json, and its charts in
+// <path>-*.svg, which the .md shows.
 func write(path string, rep Report) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return "", err
 	}
-	md := markdown(rep)
+	charts, err := writeCharts(path, rep)
+	if err != nil {
+		return "", err
+	}
+	md := markdown(rep) + chartsSection(charts)
 	if err := os.WriteFile(path+".md", []byte(md), 0o644); err != nil {
 		return "", err
 	}

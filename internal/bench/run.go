@@ -26,6 +26,7 @@ import (
 
 	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/procs"
 )
 
@@ -227,14 +228,14 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	}
 
 	// The cached GET next to its baseline, interleaved.
-	misses, err := metric(ctx, queryAddr, "inkstream_query_cache_misses_total")
+	misses, err := metric(ctx, queryAddr, obs.MetricCacheMisses, "cache", "query_articles")
 	if err != nil {
 		return err
 	}
 	if res.RawFiber, res.Get, err = r.getVsRawFiber(ctx, ids, bodies, queryAddr, all, res); err != nil {
 		return err
 	}
-	after, err := metric(ctx, queryAddr, "inkstream_query_cache_misses_total")
+	after, err := metric(ctx, queryAddr, obs.MetricCacheMisses, "cache", "query_articles")
 	if err != nil {
 		return err
 	}
@@ -319,7 +320,7 @@ func (r *runner) settle(ctx context.Context, js jetstream.JetStream, proj *proc)
 	if err != nil {
 		return 0, err
 	}
-	at, _, err := waitProjected(ctx, js, proj, last, 5*time.Millisecond, 3*time.Minute)
+	at, _, err := waitProjected(ctx, js, proj, last, 5*time.Millisecond, 3*time.Minute, func(int64) {})
 	if err != nil {
 		return 0, err
 	}
@@ -550,8 +551,9 @@ func fetchArticles(ctx context.Context, addr string, ids []string) (map[string]j
 
 var metricsClient = &http.Client{Timeout: 5 * time.Second}
 
-// metric reads an unlabelled sample from a service's /metrics.
-func metric(ctx context.Context, addr, name string) (float64, error) {
+// metric reads a sample from a service's /metrics: the series of name
+// whose labels are exactly labels (name, value pairs; none: unlabelled).
+func metric(ctx context.Context, addr, name string, labels ...string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -567,7 +569,14 @@ func metric(ctx context.Context, addr, name string) (float64, error) {
 		return 0, fmt.Errorf("%s/metrics: %w", addr, err)
 	}
 	for _, m := range families[name].GetMetric() {
-		if len(m.GetLabel()) == 0 { // only the value of the family's type is set
+		if len(m.GetLabel())*2 != len(labels) {
+			continue
+		}
+		match := true
+		for i, l := range m.GetLabel() { // sorted by name, as labels must be
+			match = match && l.GetName() == labels[2*i] && l.GetValue() == labels[2*i+1]
+		}
+		if match { // only the value of the family's type is set
 			return m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue(), nil
 		}
 	}
@@ -601,7 +610,9 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 	rp.Events, rp.Articles = int64(c.ReplayEvents), int64(c.ColdArticles)
 	r.logf("replay: publishing %d events of %d articles (no projector running)", c.ReplayEvents, c.ColdArticles)
 	t := time.Now()
-	last, err := publishHistory(ctx, js, c.ColdArticles, c.ReplayEvents)
+	pub := newProgress(c.Log, r.logf, "replay: publishing", "events", int64(c.ReplayEvents))
+	last, err := publishHistory(ctx, js, c.ColdArticles, c.ReplayEvents, pub.set)
+	pub.end()
 	if err != nil {
 		return fmt.Errorf("replay: publish: %w", err)
 	}
@@ -629,7 +640,9 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 		took, _ := waitReady(ctx, proj, addr, started, 5*time.Millisecond, c.ReplayTimeout)
 		readyc <- took
 	}()
-	at, floor, err := waitProjected(ctx, js, proj, last, 10*time.Millisecond, c.ReplayTimeout)
+	folded := newProgress(c.Log, r.logf, "replay: projecting", "events", int64(last))
+	at, floor, err := waitProjected(ctx, js, proj, last, 10*time.Millisecond, c.ReplayTimeout, folded.set)
+	folded.end()
 	switch {
 	case errors.Is(err, procs.ErrTimeout):
 		rp.TimedOut = true

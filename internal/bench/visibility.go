@@ -164,7 +164,7 @@ func (v visibilityLoad) run(ctx context.Context) (Visibility, error) {
 	catchDone := make(chan struct{})
 	go func() {
 		defer close(catchDone)
-		caught, _, catchErr = waitProjected(ctx, v.js, v.projector, maxSeq, 5*time.Millisecond, 2*time.Minute)
+		caught, _, catchErr = waitProjected(ctx, v.js, v.projector, maxSeq, 5*time.Millisecond, 2*time.Minute, func(int64) {})
 	}()
 	wg.Wait()
 	<-catchDone

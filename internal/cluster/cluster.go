@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/inkstream/inkstream/internal/auth"
+	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/procs"
 )
@@ -60,26 +61,27 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.IntVar(&c.PortOffset, "port-offset", 0, "added to every port (NATS 4222-4224, 6222-6224, 8222-8224; services 8080-8082, 8090-8092)")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", time.Minute, "time each process may take to be ready")
 	fs.DurationVar(&c.StopTimeout, "stop-timeout", 30*time.Second, "time each process may take to stop after SIGTERM, before SIGKILL")
+	fs.Bool("version", false, "print the version (from the build information) and exit")
+	envName := func(flagName string) string {
+		if flagName == "version" {
+			return ""
+		}
+		return config.EnvNameWith(envPrefix, flagName)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: inkcluster [flags]\n\nRuns a 3-node NATS cluster and two of each inkstream service on loopback until SIGINT or SIGTERM.\nEvery flag also reads %s<FLAG> (upper case, '-' as '_').\n", envPrefix)
-		fs.PrintDefaults()
+		config.PrintFlags(stderr, fs, envName)
 	}
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := getenv(env); v != "" {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
-			}
-		}
-	})
-	if err := errors.Join(errs...); err != nil {
+	if err := config.ApplyEnv(fs, getenv, envName); err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return err
 	} else if err != nil {
 		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if err := config.PrintVersion(fs); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("%w: unexpected arguments %v", ErrUsage, fs.Args())

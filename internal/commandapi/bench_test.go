@@ -70,7 +70,7 @@ func BenchmarkCreateArticle(b *testing.B) {
 		b.Fatal(err)
 	}
 	app.Use("/api", v.Middleware())
-	New(&encodeOnly{}, Options{CacheSize: 10_000, WriteTimeout: 5 * time.Second}, prometheus.NewRegistry(), log).Routes(app)
+	New(&encodeOnly{}, Options{CacheBytes: 16 << 20, WriteTimeout: 5 * time.Second}, prometheus.NewRegistry(), log).Routes(app)
 	h := app.Handler()
 	body := []byte(`{"title":"Posted article 17","content":"` +
 		strings.Repeat("Event sourcing keeps every change as an immutable fact; the read side folds them. ", 12) +
@@ -90,4 +90,14 @@ func BenchmarkCreateArticle(b *testing.B) {
 			b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
 		}
 	}
+}
+
+func (s *encodeOnly) AppendBatch(context.Context, []domain.Event, []string, string) (uint64, uint64, bool, error) {
+	return 0, 0, false, errNotInBenchmark
+}
+
+func (s *encodeOnly) Purge(context.Context, string, uint64) error { return errNotInBenchmark }
+
+func (s *encodeOnly) Range(context.Context, uint64, uint64) ([]events.Message, error) {
+	return nil, errNotInBenchmark
 }

@@ -24,6 +24,10 @@ import (
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
+// BulkPath is the route of a bulk create, whose body may be larger than
+// the others' (the app lets it: httpx.BodyLimitFor).
+const BulkPath = "/api/articles/_bulk"
+
 // Headers of the write API.
 const (
 	HeaderIdempotencyKey = "Idempotency-Key"
@@ -46,12 +50,25 @@ type EventStore interface {
 	// Get returns the message at stream sequence seq as the leader has it.
 	// Errors: domain.ErrNotFound, domain.ErrUnavailable.
 	Get(ctx context.Context, seq uint64) (events.Message, error)
+	// AppendBatch appends creates as one atomic batch, all or none, and
+	// returns the sequences of the first and last; when the batch's first
+	// message id is already stored it stores nothing and returns that
+	// message's sequence with duplicate set. Errors: domain.ErrConflict,
+	// domain.ErrUnavailable.
+	AppendBatch(ctx context.Context, evs []domain.Event, msgIDs []string, requestHash string) (first, last uint64, duplicate bool, err error)
+	// Range returns the messages from sequence from to to, complete.
+	// Errors: domain.ErrUnavailable.
+	Range(ctx context.Context, from, to uint64) ([]events.Message, error)
+	// Purge removes an article's messages before stream sequence before.
+	// Errors: domain.ErrUnavailable.
+	Purge(ctx context.Context, articleID string, before uint64) error
 }
 
 // Options configure the write service.
 type Options struct {
-	CacheSize    int           // articles whose state is kept in memory
+	CacheBytes   uint64        // budget of the article states kept in memory
 	WriteTimeout time.Duration // how long one write may take, retries included
+	BulkMax      int           // most articles in one bulk create
 }
 
 // Service handles the write routes.
@@ -71,7 +88,7 @@ func New(store EventStore, opts Options, reg prometheus.Registerer, log *slog.Lo
 	uuid.EnableRandPool()
 	s := &Service{
 		store: store,
-		aggs:  newAggregates(opts.CacheSize),
+		aggs:  newAggregates(opts.CacheBytes, reg),
 		opts:  opts,
 		log:   log,
 		skips: obs.NewSkips(reg, log),
@@ -86,6 +103,7 @@ func New(store EventStore, opts Options, reg prometheus.Registerer, log *slog.Lo
 
 // Routes installs the write routes on app.
 func (s *Service) Routes(app *fiber.App) {
+	app.Post(BulkPath, s.bulkCreate)
 	app.Post("/api/articles", s.createArticle)
 	app.Put("/api/articles/:id", s.replaceArticle)
 	app.Patch("/api/articles/:id", s.patchArticle)

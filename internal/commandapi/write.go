@@ -89,6 +89,7 @@ func (s *Service) load(ctx context.Context, agg *aggregate, id string) error {
 		s.skips.Report(h.Skipped...)
 		if h.LastSeq >= agg.atLeast {
 			agg.state, agg.seq, agg.loaded, agg.confirmed = h.Fold.State, h.LastSeq, true, false
+			s.aggs.weigh(id, agg)
 			return nil
 		}
 		if !pause(ctx, attempt) {
@@ -180,6 +181,7 @@ func (s *Service) append(ctx context.Context, agg *aggregate, r request, e domai
 		return result{}, err
 	}
 	agg.state, agg.seq, agg.confirmed = next, seq, true
+	s.aggs.weigh(r.id, agg)
 	return result{state: next, seq: seq}, nil
 }
 
@@ -200,6 +202,7 @@ func (s *Service) catchUp(ctx context.Context, agg *aggregate, id string) {
 		return
 	}
 	agg.state, agg.seq, agg.confirmed = f.State, last.Seq, true
+	s.aggs.weigh(id, agg)
 }
 
 // original returns the result of the earlier write that a retry repeated:

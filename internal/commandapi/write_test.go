@@ -100,6 +100,52 @@ func (f *fakeStore) Get(_ context.Context, seq uint64) (events.Message, error) {
 	return f.log[seq-1], nil
 }
 
+// AppendBatch appends creates all or none; the bulk path is tested against
+// JetStream (internal/natsx, internal/systest).
+func (f *fakeStore) AppendBatch(_ context.Context, evs []domain.Event, msgIDs []string, requestHash string) (uint64, uint64, bool, error) {
+	if err := f.call("AppendBatch"); err != nil {
+		return 0, 0, false, err
+	}
+	if seq, ok := f.ids[msgIDs[0]]; ok {
+		return seq, 0, true, nil
+	}
+	for _, e := range evs {
+		if f.last(e.ArticleID).Seq != 0 {
+			return 0, 0, false, fmt.Errorf("append batch: %w", domain.ErrConflict)
+		}
+	}
+	var first, last uint64
+	for i, e := range evs {
+		last = f.add(e, msgIDs[i], requestHash)
+		if i == 0 {
+			first = last
+		}
+	}
+	return first, last, false, nil
+}
+
+// Range returns the messages from sequence from to to.
+func (f *fakeStore) Range(_ context.Context, from, to uint64) ([]events.Message, error) {
+	if err := f.call("Range"); err != nil {
+		return nil, err
+	}
+	return f.log[from-1 : min(to, uint64(len(f.log)))], nil
+}
+
+// Purge drops an article's messages before seq before (they stay in the
+// log as nothing: an empty subject, so folds skip them).
+func (f *fakeStore) Purge(_ context.Context, id string, before uint64) error {
+	if err := f.call("Purge"); err != nil {
+		return err
+	}
+	for i := range f.log[:min(before-1, uint64(len(f.log)))] {
+		if aid, _ := events.ArticleIDFromSubject(f.log[i].Subject); aid == id {
+			f.log[i] = events.Message{Seq: f.log[i].Seq}
+		}
+	}
+	return nil
+}
+
 // last is the last message on the subjects of article id (Seq 0: none).
 func (f *fakeStore) last(id string) events.Message {
 	for i := len(f.log) - 1; i >= 0; i-- {
@@ -163,7 +209,7 @@ type rig struct {
 
 func newRig(writeTimeout time.Duration) *rig {
 	r := &rig{store: &fakeStore{ids: map[string]uint64{}, calls: map[string]int{}}, reg: prometheus.NewRegistry()}
-	r.svc = New(r.store, Options{CacheSize: 1000, WriteTimeout: writeTimeout}, r.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.svc = New(r.store, Options{CacheBytes: 16 << 20, WriteTimeout: writeTimeout}, r.reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return r
 }
 

@@ -7,7 +7,8 @@
 // inkstream reads the environment. A NATS URL is checked here, once, without
 // quoting its credentials (natsx.CheckURLs); its passwords and tokens reach
 // logs and errors only through natsx's redaction. Every error of a Parse
-// function but flag.ErrHelp is an ErrUsage.
+// function but flag.ErrHelp is an ErrUsage. (The OpenTelemetry SDK reads
+// the standard OTEL_* variables itself: see obs.SetupTracing.)
 package config
 
 import (
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/obs"
 )
 
 // EnvPrefix is the prefix of every environment variable a flag reads.
@@ -71,21 +73,23 @@ type Auth struct {
 // CommandAPI configures cmd/command-api.
 type CommandAPI struct {
 	Common
-	Auth         Auth
-	Listen       string
-	BodyLimit    int
-	WriteTimeout time.Duration // how long a write may wait for JetStream, retries included
-	CacheSize    int           // articles whose state the command API keeps in memory
-	RateLimit    float64       // writes per second per token subject (else client IP); 0: no limit
-	RateBurst    int           // writes a client may make at once above RateLimit
+	Auth          Auth
+	Listen        string
+	BodyLimit     int
+	WriteTimeout  time.Duration // how long a write may wait for JetStream, retries included
+	CacheBytes    int64         // budget of the article states the command API keeps in memory
+	BulkMax       int           // most articles in one bulk create
+	BulkBodyLimit int           // largest body of a bulk create
+	RateLimit     float64       // writes per second per token subject (else client IP); 0: no limit
+	RateBurst     int           // writes a client may make at once above RateLimit
 }
 
 // Projector configures cmd/projector.
 type Projector struct {
 	Common
-	Listen    string // health and metrics
-	Batch     int    // messages fetched per pull
-	CacheSize int    // snapshots kept in memory
+	Listen     string // health and metrics
+	Batch      int    // messages fetched per pull
+	CacheBytes int64  // budget of the snapshots the projector keeps in memory
 }
 
 // QueryAPI configures cmd/query-api.
@@ -96,15 +100,15 @@ type QueryAPI struct {
 	Versions    int           // versions kept and served by /versions
 	MinSeqWait  time.Duration // how long a read with X-Min-Event-Seq waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS
+	CacheBytes  int64         // budget of the article bodies kept in memory
 }
 
 // Admin configures the admin commands of cmd/inkstream: provision,
 // rebuild and verify.
 type Admin struct {
 	Common
-	Batch     int  // rebuild: messages folded together
-	CacheSize int  // rebuild: snapshots kept in memory
-	Yes       bool // rebuild: do not ask for confirmation on a terminal
+	CacheBytes int64 // rebuild: the window of snapshots folded in memory before they are written
+	Yes        bool  // rebuild: do not ask for confirmation on a terminal
 }
 
 // AllInOne configures cmd/inkstream: an embedded NATS server and the three roles.
@@ -164,6 +168,7 @@ func layoutFlags(fs *flag.FlagSet, c *Common) (level *string) {
 	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster); an existing stream's are never lowered")
 	fs.IntVar(&c.NATS.KVReplicas, "kv-replicas", 1, "replicas of KV bucket articles; an existing bucket's are never lowered")
 	fs.DurationVar(&c.NATS.DuplicateWindow, "duplicate-window", 2*time.Minute, "JetStream de-duplication window (how long an Idempotency-Key is honoured)")
+	fs.StringVar(&c.NATS.StreamCompression, "stream-compression", "s2", "how stream ARTICLES stores events on disk: s2 or none")
 	level = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	return level
@@ -208,6 +213,9 @@ func (c *Common) finish(level string) error {
 		if r.v < 1 || r.v > 5 {
 			errs = append(errs, fmt.Errorf("%s must be 1 to 5, not %d", r.name, r.v))
 		}
+	}
+	if c.NATS.StreamCompression != "s2" && c.NATS.StreamCompression != "none" {
+		errs = append(errs, fmt.Errorf("-stream-compression must be s2 or none, not %q", c.NATS.StreamCompression))
 	}
 	if c.NATS.DuplicateWindow < time.Second {
 		errs = append(errs, errors.New("-duplicate-window must be at least 1s"))
@@ -256,13 +264,14 @@ func (c *Common) finishNATS() error {
 	return errors.Join(errs...)
 }
 
-// Logger returns the slog logger the configuration asks for.
+// Logger returns the slog logger the configuration asks for. A line logged
+// with a request's context carries its request_id and trace_id (obs.LogHandler).
 func (c Common) Logger(w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	if c.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(obs.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(obs.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // ParseCommandAPI reads the command API's configuration.
@@ -289,7 +298,9 @@ func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
 	fs.StringVar(&c.Listen, listen, DefaultCommandListen, "command API listen address")
 	fs.IntVar(&c.BodyLimit, "body-limit", DefaultBodyLimit, "largest request body in bytes (413 above)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 5*time.Second, "how long a write waits for JetStream, retries included (503 after)")
-	fs.IntVar(&c.CacheSize, "command-cache", 100_000, "articles whose state the command API keeps in memory")
+	fs.Int64Var(&c.CacheBytes, "command-cache-bytes", 32<<20, "bytes of article states the command API keeps in memory")
+	fs.IntVar(&c.BulkMax, "bulk-max", 1000, "most articles in one POST /api/articles/_bulk (JetStream's atomic batch limit is 1000)")
+	fs.IntVar(&c.BulkBodyLimit, "bulk-body-limit", 16<<20, "largest body of a bulk create in bytes (413 above)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "writes per second per client (token subject, else IP) before 429; 0: no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", 20, "writes a client may make at once above -rate-limit")
 }
@@ -302,8 +313,14 @@ func (c CommandAPI) validate() error {
 	if c.WriteTimeout < 100*time.Millisecond {
 		errs = append(errs, errors.New("-write-timeout must be at least 100ms"))
 	}
-	if c.CacheSize < 0 {
-		errs = append(errs, errors.New("-command-cache must not be negative"))
+	if c.CacheBytes < 0 {
+		errs = append(errs, errors.New("-command-cache-bytes must not be negative"))
+	}
+	if c.BulkMax < 1 || c.BulkMax > 1000 {
+		errs = append(errs, errors.New("-bulk-max must be 1 to 1000"))
+	}
+	if c.BulkBodyLimit < c.BodyLimit {
+		errs = append(errs, errors.New("-bulk-body-limit must be at least -body-limit"))
 	}
 	if c.RateLimit < 0 {
 		errs = append(errs, errors.New("-rate-limit must not be negative"))
@@ -324,7 +341,7 @@ func ParseProjector(name string, args []string, getenv func(string) string, out 
 func projectorFlags(fs *flag.FlagSet, c *Projector, listen string) {
 	fs.StringVar(&c.Listen, listen, DefaultProjectorListen, "projector health and metrics listen address")
 	fs.IntVar(&c.Batch, "batch", 5000, "most messages the projector folds together (it takes what has arrived, up to this)")
-	fs.IntVar(&c.CacheSize, "projector-cache", 200_000, "snapshots the projector keeps in memory")
+	fs.Int64Var(&c.CacheBytes, "projector-cache-bytes", 64<<20, "bytes of snapshots the projector keeps in memory")
 }
 
 func (c Projector) validate() error {
@@ -332,8 +349,8 @@ func (c Projector) validate() error {
 	if c.Batch < 1 || c.Batch > 10_000 {
 		errs = append(errs, errors.New("-batch must be 1 to 10000"))
 	}
-	if c.CacheSize < 0 {
-		errs = append(errs, errors.New("-projector-cache must not be negative"))
+	if c.CacheBytes < 0 {
+		errs = append(errs, errors.New("-projector-cache-bytes must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -351,12 +368,16 @@ func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
 	fs.IntVar(&c.Versions, "versions", DefaultVersions, "versions served by /api/articles/{id}/versions")
 	fs.DurationVar(&c.MinSeqWait, "min-seq-wait", 2*time.Second, "how long a read with X-Min-Event-Seq waits for the view (503 for lists after)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Second, "how long a read that misses the view waits for NATS (503 after)")
+	fs.Int64Var(&c.CacheBytes, "cache-bytes", 64<<20, "bytes of article bodies the query API keeps in memory (the index of every article is kept besides)")
 }
 
 func (c QueryAPI) validate() error {
 	var errs []error
 	if c.Versions < 1 || c.Versions > 1000 {
 		errs = append(errs, errors.New("-versions must be 1 to 1000"))
+	}
+	if c.CacheBytes < 0 {
+		errs = append(errs, errors.New("-cache-bytes must not be negative"))
 	}
 	if c.ReadTimeout < 100*time.Millisecond {
 		errs = append(errs, errors.New("-read-timeout must be at least 100ms"))
@@ -411,8 +432,7 @@ func adminFlags(fs *flag.FlagSet, c *Admin, command string) (level *string) {
 	level = layoutFlags(fs, &c.Common)
 	fs.DurationVar(&c.NATS.ConnectTimeout, "connect-timeout", 10*time.Second, "give up when NATS cannot be reached for this long")
 	if command == "rebuild" {
-		fs.IntVar(&c.Batch, "batch", 5000, "most messages folded together")
-		fs.IntVar(&c.CacheSize, "projector-cache", 200_000, "snapshots kept in memory")
+		fs.Int64Var(&c.CacheBytes, "projector-cache-bytes", 64<<20, "bytes of snapshots folded in memory before they are written (one window)")
 		fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation on a terminal")
 	}
 	return level
@@ -433,7 +453,7 @@ func ParseAdmin(command string, args []string, getenv func(string) string, out i
 		err = errors.Join(err, errors.New("-connect-timeout must be positive"))
 	}
 	if command == "rebuild" {
-		err = errors.Join(err, Projector{Batch: c.Batch, CacheSize: c.CacheSize}.validate())
+		err = errors.Join(err, Projector{Batch: 1, CacheBytes: c.CacheBytes}.validate())
 	}
 	return c, usage(err)
 }
@@ -494,18 +514,90 @@ func ParseToken(name string, args []string, getenv func(string) string, out io.W
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	fs.Bool(versionFlag, false, "print the version (from the build information) and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage of %s:\n", name)
 		fmt.Fprintf(out, "Every flag also reads the environment variable %s<FLAG> (upper case, '-' as '_').\n", EnvPrefix)
-		fs.PrintDefaults()
+		if !strings.Contains(name, " ") { // a service, not a subcommand such as "inkstream verify"
+			fmt.Fprintln(out, obs.TracingHelp)
+		}
+		PrintFlags(out, fs, func(flagName string) string {
+			switch flagName {
+			case versionFlag:
+				return ""
+			}
+			if std := standardEnv[flagName]; std != "" {
+				return EnvName(flagName) + " or " + std
+			}
+			return EnvName(flagName)
+		})
 	}
 	return fs
 }
 
-// EnvName returns the environment variable a flag reads.
-func EnvName(flagName string) string {
-	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// versionFlag is the flag that prints the version; it reads no environment variable.
+const versionFlag = "version"
+
+// ErrVersion is returned by a parse that printed the version (-version); it
+// is a flag.ErrHelp, so a main that exits 0 on a help request does so here.
+var ErrVersion = fmt.Errorf("version printed: %w", flag.ErrHelp)
+
+// VersionOut is where -version prints.
+var VersionOut io.Writer = os.Stdout
+
+// PrintFlags prints the flags of fs as flag.PrintDefaults does, each with
+// the environment variable it also reads (env(name); "" for none).
+func PrintFlags(w io.Writer, fs *flag.FlagSet, env func(flagName string) string) {
+	fs.VisitAll(func(f *flag.Flag) {
+		var b strings.Builder
+		fmt.Fprintf(&b, "  -%s", f.Name)
+		typ, usage := flag.UnquoteUsage(f)
+		if typ != "" {
+			b.WriteString(" " + typ)
+		}
+		b.WriteString("\n    \t")
+		b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if !isZeroValue(f) {
+			if typ == "string" {
+				fmt.Fprintf(&b, " (default %q)", f.DefValue)
+			} else {
+				fmt.Fprintf(&b, " (default %v)", f.DefValue)
+			}
+		}
+		if e := env(f.Name); e != "" {
+			fmt.Fprintf(&b, "\n    \tenv %s", e)
+		}
+		fmt.Fprintln(w, b.String())
+	})
 }
+
+// isZeroValue reports whether f's default is its type's zero value, which
+// flag.PrintDefaults leaves out.
+func isZeroValue(f *flag.Flag) bool {
+	t := reflect.TypeOf(f.Value)
+	var z reflect.Value
+	if t.Kind() == reflect.Pointer {
+		z = reflect.New(t.Elem())
+	} else {
+		z = reflect.Zero(t)
+	}
+	v, ok := z.Interface().(flag.Value)
+	return ok && f.DefValue == v.String()
+}
+
+// PrintVersion prints the version line of fs's program when its -version
+// flag is set, and then returns ErrVersion.
+func PrintVersion(fs *flag.FlagSet) error {
+	f := fs.Lookup(versionFlag)
+	if f == nil || f.Value.String() != "true" {
+		return nil
+	}
+	fmt.Fprintln(VersionOut, obs.Version().Line(fs.Name()))
+	return ErrVersion
+}
+
+// EnvName returns the environment variable a flag reads.
+func EnvName(flagName string) string { return EnvNameWith(EnvPrefix, flagName) }
 
 // standardEnv are the NATS CLI's own variables, which a flag falls back on
 // when its INKSTREAM_ variable is not set: the CLI and the services share
@@ -534,6 +626,9 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	lookup := lookupEnv(getenv)
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == versionFlag {
+			return
+		}
 		v, ok := lookup(EnvName(f.Name))
 		if std := standardEnv[f.Name]; std != "" && v == "" {
 			v, ok = lookup(std)
@@ -561,10 +656,39 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	if err := PrintVersion(fs); err != nil {
+		return err
+	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	return nil
+}
+
+// ApplyEnv sets every flag of fs (but -version) whose environment variable,
+// envName(flag name), getenv finds set and not empty.
+func ApplyEnv(fs *flag.FlagSet, getenv func(string) string, envName func(flagName string) string) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == versionFlag {
+			return
+		}
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// EnvNameWith returns the environment variable of a flag under prefix:
+// the flag's name in upper case with '-' as '_', after prefix.
+func EnvNameWith(prefix, flagName string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // FlagNames lists the flags (and so, with EnvName, the environment variables)
@@ -589,6 +713,7 @@ func FlagNames(process string) ([]string, error) {
 		commonFlags(fs, &c.Common, process)
 	}
 	switch process {
+	case "subcommand":
 	case "command-api":
 		authFlags(fs, &c.Auth)
 		commandFlags(fs, &c.CommandAPI, "listen")
@@ -597,7 +722,6 @@ func FlagNames(process string) ([]string, error) {
 	case "query-api":
 		authFlags(fs, &c.Auth)
 		queryFlags(fs, &c.QueryAPI, "listen")
-	case "subcommand":
 	case "inkstream":
 		fs.String("nats-listen", "", "")
 		fs.String("nats-monitor", "", "")
@@ -610,7 +734,11 @@ func FlagNames(process string) ([]string, error) {
 		return nil, fmt.Errorf("unknown process %q", process)
 	}
 	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != versionFlag {
+			names = append(names, f.Name)
+		}
+	})
 	return names, nil
 }
 

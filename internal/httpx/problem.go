@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -126,14 +127,14 @@ func ProblemFor(err error) (*Problem, bool) {
 }
 
 // ErrorHandler is installed as Fiber's ErrorHandler: handlers only return
-// errors, this answers them. Unknown errors are logged, with the answer's
-// X-Request-Id header if a middleware has set one (none does yet), and
-// answered as a 500 problem that says no more than "internal error".
+// errors, this answers them. Unknown errors are logged with the request id
+// (and trace id) and answered as a plain 500.
 func ErrorHandler(log *slog.Logger) fiber.ErrorHandler {
+	log = obs.Logger(log)
 	return func(c *fiber.Ctx, err error) error {
 		p, ok := ProblemFor(err)
 		if !ok {
-			log.Error("request failed", "method", c.Method(), "path", c.Path(), "request_id", RequestID(c), "err", err)
+			log.ErrorContext(logContext(c), "request failed", "method", c.Method(), "path", c.Path(), "err", err)
 			p = NewProblem(http.StatusInternalServerError, "internal error")
 		}
 		return WriteProblem(c, p)

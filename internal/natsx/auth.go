@@ -35,26 +35,30 @@ func jsAPI(what string) string { return "$JS.API." + what }
 
 // Permissions are what role may publish and subscribe to; nil for admin
 // and sys, which may do anything in their account. The subjects are those
-// that nats.go sends (read from nats.go and nats-server):
+// that nats.go and orbit.go send (read from their sources and nats-server's):
 //
 //   - every role reads replies on _INBOX.>;
-//   - the command API publishes events (articles.>), and reads the stream:
-//     its info, a message from its leader (STREAM.MSG.GET, for the last
-//     event of an article) and direct gets (DIRECT.GET, an article's
-//     history); readiness asks for the bucket's stream info too;
+//   - the command API publishes events (articles.>, atomic batches too),
+//     and reads the stream: its info, a message from its leader
+//     (STREAM.MSG.GET, for the last event of an article) and direct gets
+//     (DIRECT.GET, an article's history); readiness asks for the bucket's
+//     stream info too. An erasure (DELETE ?erase=true, an admin's token)
+//     purges the article's events: so it may send STREAM.PURGE.ARTICLES,
+//     which NATS cannot narrow to one article's subjects;
 //   - the projector pulls from its durable consumer (CONSUMER.MSG.NEXT)
 //     and acknowledges ($JS.ACK.ARTICLES.projector.>, in the old and the
 //     new ack format), reads its info, replays histories with direct gets,
-//     and reads and writes the bucket (puts are publishes to
-//     $KV.articles.<key>; gets are direct gets of the key's last message);
-//   - the query API reads the bucket: a KV watch is an ordered push
-//     consumer on KV_articles that it creates (and deletes on a reset)
-//     and answers the flow control of ($JS.FC.KV_articles.>); it reads the
-//     stream (direct and leader gets, info) and the projector consumer's
-//     info (its ack floor, for read-your-writes).
+//     and reads and writes the bucket (puts and purges are publishes to
+//     $KV.articles.<key>; gets are direct gets, one key's last message or
+//     many keys' in a batch);
+//   - the query API reads the bucket: its view follows it with ordered
+//     consumers on KV_articles that it creates, pulls from and deletes, and
+//     reads keys with direct gets; it reads the stream (direct and leader
+//     gets, info) and the projector consumer's info (its ack floor, for
+//     read-your-writes and the lag metric).
 //
-// Nobody but admin creates, updates, purges or deletes a stream or a
-// durable consumer.
+// Nobody but admin creates, updates or deletes a stream or a durable
+// consumer, and only admin (and the command API, for an erasure) purges.
 func Permissions(role Role) *server.Permissions {
 	streamInfo := jsAPI("STREAM.INFO." + Stream)
 	bucketInfo := jsAPI("STREAM.INFO." + BucketStream)
@@ -62,23 +66,23 @@ func Permissions(role Role) *server.Permissions {
 	leaderGet := jsAPI("STREAM.MSG.GET." + Stream)
 	consumerInfo := jsAPI("CONSUMER.INFO." + Stream + "." + ConsumerName)
 	kvGet := jsAPI("DIRECT.GET." + BucketStream + "." + BucketSubjects)
+	kvGetMany := jsAPI("DIRECT.GET." + BucketStream)
 	var pub []string
 	switch role {
 	case RoleCommandAPI:
-		pub = []string{events.StreamSubjects, streamInfo, bucketInfo, leaderGet, directGet}
+		pub = []string{events.StreamSubjects, streamInfo, bucketInfo, leaderGet, directGet, jsAPI("STREAM.PURGE." + Stream)}
 	case RoleProjector:
 		pub = []string{streamInfo, bucketInfo, consumerInfo,
 			jsAPI("CONSUMER.MSG.NEXT." + Stream + "." + ConsumerName),
 			"$JS.ACK." + Stream + "." + ConsumerName + ".>",
 			"$JS.ACK.*.*." + Stream + "." + ConsumerName + ".>",
-			directGet, BucketSubjects, kvGet}
+			directGet, BucketSubjects, kvGet, kvGetMany}
 	case RoleQueryAPI:
-		pub = []string{streamInfo, bucketInfo, consumerInfo, leaderGet, directGet, kvGet,
+		pub = []string{streamInfo, bucketInfo, consumerInfo, leaderGet, directGet, kvGet, kvGetMany,
 			jsAPI("CONSUMER.CREATE." + BucketStream + ".>"),
+			jsAPI("CONSUMER.MSG.NEXT." + BucketStream + ".>"),
 			jsAPI("CONSUMER.DELETE." + BucketStream + ".>"),
-			jsAPI("CONSUMER.INFO." + BucketStream + ".>"),
-			"$JS.FC." + BucketStream + ".>",
-			"$JS.FC.*.*." + BucketStream + ".>"}
+			jsAPI("CONSUMER.INFO." + BucketStream + ".>")}
 	default:
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/readmodel"
+	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
@@ -118,7 +119,9 @@ func TestEachUserMayDoItsJobAndNothingElse(t *testing.T) {
 			_, err := cmd.JS.Publish(ctx, natsx.KeySubject(id), []byte("{}"))
 			return err
 		})
-		cmd.refused(t, "purge the stream", "$JS.API.STREAM.PURGE."+natsx.Stream, cmd.purge)
+		cmd.refused(t, "delete the stream", "$JS.API.STREAM.DELETE."+natsx.Stream, func(ctx context.Context) error {
+			return cmd.JS.DeleteStream(ctx, natsx.Stream)
+		})
 		cmd.refused(t, "delete the consumer", "$JS.API.CONSUMER.DELETE."+natsx.Stream+"."+natsx.ConsumerName, func(ctx context.Context) error {
 			return cmd.JS.DeleteConsumer(ctx, natsx.Stream, natsx.ConsumerName)
 		})
@@ -162,15 +165,20 @@ func TestEachUserMayDoItsJobAndNothingElse(t *testing.T) {
 			t.Fatalf("look up the bucket: %v", err)
 		}
 		snaps := natsx.NewSnapshots(proj.JS, kv)
-		rev, err := snaps.Put(ctx, id, []byte(`{"v":1}`), 0)
+		snap := readmodel.Snapshot{Article: domain.Article{ID: id, Fields: domain.Fields{Title: "Hello"}, Version: 1}, Seq: 1}
+		rev, err := snaps.Put(ctx, snap, 0)
 		if err != nil {
 			t.Fatalf("put a snapshot: %v", err)
 		}
-		if _, err := snaps.PutAsync(id, []byte(`{"v":2}`), rev).Wait(ctx); err != nil {
+		snap.Article.Title = "Hello again"
+		if rev, err = snaps.PutAsync(ctx, snap, rev).Wait(ctx); err != nil {
 			t.Fatalf("put a snapshot asynchronously: %v", err)
 		}
-		if e, err := snaps.Get(ctx, id); err != nil || string(e.Value) != `{"v":2}` {
+		if e, err := snaps.Get(ctx, id); err != nil || e.Revision != rev {
 			t.Fatalf("get a snapshot: %+v %v", e, err)
+		}
+		if m, err := snaps.GetMany(ctx, []string{id}); err != nil || m[id].Revision != rev {
+			t.Fatalf("get snapshots in a batch: %+v %v", m, err)
 		}
 		if h, err := natsx.NewEventStore(proj.JS).History(ctx, id, 0); err != nil || len(h.Events) != 1 {
 			t.Fatalf("history: %+v %v", h, err)
@@ -211,6 +219,9 @@ func TestEachUserMayDoItsJobAndNothingElse(t *testing.T) {
 		if _, err := snaps.Get(ctx, id); err != nil {
 			t.Fatalf("get a snapshot: %v", err)
 		}
+		if m, err := snaps.GetMany(ctx, []string{id}); err != nil || len(m) != 1 {
+			t.Fatalf("get snapshots in a batch: %+v %v", m, err)
+		}
 		es := natsx.NewEventStore(query.JS)
 		if h, err := es.History(ctx, id, 0); err != nil || len(h.Events) != 1 {
 			t.Fatalf("history: %+v %v", h, err)
@@ -231,7 +242,7 @@ func TestEachUserMayDoItsJobAndNothingElse(t *testing.T) {
 		})
 		query.refused(t, "purge the stream", "$JS.API.STREAM.PURGE."+natsx.Stream, query.purge)
 		query.refused(t, "write the bucket", natsx.KeySubject(id), func(ctx context.Context) error {
-			_, err := snaps.Put(ctx, id, []byte("{}"), 0)
+			_, err := snaps.Put(ctx, readmodel.Snapshot{Article: domain.Article{ID: id}}, 0)
 			return err
 		})
 		query.refused(t, "pull from the projector consumer", "$JS.API.CONSUMER.MSG.NEXT."+natsx.Stream+"."+natsx.ConsumerName, func(ctx context.Context) error {

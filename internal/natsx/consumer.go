@@ -38,14 +38,14 @@ func NewConsumer(js jetstream.JetStream, provision bool, log *slog.Logger) *Cons
 // message the client had buffered.
 func (c *Consumer) Consume(ctx context.Context, batch int, handle func(events.Delivery)) error {
 	for ctx.Err() == nil {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		var err error
-		if c.provision {
-			err = ensureConsumer(cctx, c.js)
-		}
 		var cons jetstream.Consumer
-		if err == nil {
-			cons, err = c.js.Consumer(cctx, Stream, ConsumerName)
+		var err error
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Bind to the consumer as it is (a rebuild may have moved its
+		// start); create it only when it is missing.
+		cons, err = c.js.Consumer(cctx, Stream, ConsumerName)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) && c.provision {
+			cons, err = c.js.CreateConsumer(cctx, Stream, ConsumerConfig())
 		}
 		cancel()
 		if err != nil {
@@ -104,7 +104,7 @@ func delivery(m jetstream.Msg) events.Delivery {
 		d.Message.Seq = md.Sequence.Stream
 	}
 	if h := m.Headers(); h != nil {
-		d.Message.MsgID, d.Message.RequestHash = h.Get(jetstream.MsgIDHeader), h.Get(events.HeaderRequestHash)
+		d.Message.MsgID, d.Message.RequestHash, d.Message.Trace = h.Get(jetstream.MsgIDHeader), h.Get(events.HeaderRequestHash), traceOf(h)
 	}
 	return d
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
@@ -21,11 +22,18 @@ type EventStore struct {
 	js jetstream.JetStream
 	// ReadTimeout bounds a read that has no deadline of its own.
 	readTimeout time.Duration
+	pub         *obs.Publish
 }
 
 // NewEventStore returns an event store on js.
 func NewEventStore(js jetstream.JetStream) *EventStore {
 	return &EventStore{js: js, readTimeout: 10 * time.Second}
+}
+
+// Instrument makes the store count its publishes' latencies and retries in pub.
+func (s *EventStore) Instrument(pub *obs.Publish) *EventStore {
+	s.pub = pub
+	return s
 }
 
 // IsConflict reports whether err is JetStream's "wrong last sequence" answer
@@ -67,21 +75,36 @@ func IsTooManyRequests(err error) bool {
 // Nats-Msg-Id. Timeouts and lost leaders are retried with the same message
 // id until ctx ends, so a retry never duplicates the event. It returns the
 // event's stream sequence, and whether the stream already held msgID (the
-// sequence is then the original's).
+// sequence is then the original's). The message carries the trace context
+// of ctx's span in its headers (traceparent, tracestate), under a span of
+// its own for the publish.
 //
 // Errors: domain.ErrConflict when another write got there first,
 // domain.ErrTooManyRequests when JetStream refuses more publishes for now,
 // domain.ErrUnavailable when JetStream did not answer before ctx ended.
-func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, msgID, requestHash string) (uint64, bool, error) {
+func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, msgID, requestHash string) (seq uint64, dup bool, err error) {
 	msg, err := EventMsg(e, expect, msgID, requestHash)
 	if err != nil {
 		return 0, false, err
 	}
+	ctx, span := obs.StartPublish(ctx, "publish "+Stream, msg.Subject)
+	defer func() { obs.End(span, err) }()
+	if span != nil {
+		setTrace(msg.Header, obs.TraceOf(ctx))
+	}
+
 	var lastErr error
 	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			s.pub.Retry()
+		}
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		start := time.Now()
 		ack, err := s.js.PublishMsg(actx, msg)
 		cancel()
+		if err == nil || IsConflict(err) {
+			s.pub.Took(time.Since(start))
+		}
 		if err == nil {
 			return ack.Sequence, ack.Duplicate, nil
 		}
@@ -200,7 +223,7 @@ func (s *EventStore) leaderGet(ctx context.Context, request any) (events.Message
 		if err != nil {
 			return events.Message{}, err
 		}
-		m.MsgID, m.RequestHash = hdr.Get(jetstream.MsgIDHeader), hdr.Get(events.HeaderRequestHash)
+		m.MsgID, m.RequestHash, m.Trace = hdr.Get(jetstream.MsgIDHeader), hdr.Get(events.HeaderRequestHash), traceOf(hdr)
 	}
 	return m, nil
 }
@@ -295,6 +318,7 @@ func (s *EventStore) batch(ctx context.Context, sub *nats.Subscription, upTo uin
 		each(events.Message{
 			Seq: seq, Subject: msg.Header.Get(jetstream.SubjectHeader), Data: msg.Data,
 			MsgID: msg.Header.Get(jetstream.MsgIDHeader), RequestHash: msg.Header.Get(events.HeaderRequestHash),
+			Trace: traceOf(msg.Header),
 		})
 	}
 }
@@ -318,3 +342,32 @@ func (s *EventStore) bound(ctx context.Context) (context.Context, context.Cancel
 // hdrNumPending is the header of an end-of-batch marker that counts the
 // matching messages left after the batch.
 const hdrNumPending = "Nats-Num-Pending"
+
+// Purge removes every message of an article from the stream that comes
+// before stream sequence before (an erasure keeps its ArticleErased). It
+// may be done again. Errors: domain.ErrUnavailable.
+func (s *EventStore) Purge(ctx context.Context, articleID string, before uint64) error {
+	st, err := s.js.Stream(ctx, Stream)
+	if err == nil {
+		err = st.Purge(ctx, jetstream.WithPurgeSubject(events.ArticleSubjects(articleID)), jetstream.WithPurgeSequence(before))
+	}
+	if err != nil {
+		return fmt.Errorf("purge %s: %w: %v", articleID, domain.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// setTrace puts a trace context into message headers, under the W3C names.
+func setTrace(hdr nats.Header, tc events.TraceContext) {
+	if tc.Parent != "" {
+		hdr.Set(events.HeaderTraceParent, tc.Parent)
+		if tc.State != "" {
+			hdr.Set(events.HeaderTraceState, tc.State)
+		}
+	}
+}
+
+// traceOf reads the trace context of message headers.
+func traceOf(hdr nats.Header) events.TraceContext {
+	return events.TraceContext{Parent: hdr.Get(events.HeaderTraceParent), State: hdr.Get(events.HeaderTraceState)}
+}

@@ -1,6 +1,7 @@
 package natsx_test
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"strings"
@@ -133,6 +134,10 @@ func TestHistoryIsComplete(t *testing.T) {
 	write("long", 100, func(v int) string { return strconv.Itoa(v) + long })
 
 	check := func(id string, versions int) error {
+		// A deadline of its own: the point is completeness, on a machine
+		// that may be busy, not speed.
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
 		h, err := es.History(ctx, id, 0)
 		if err != nil {
 			return err

@@ -25,6 +25,8 @@ type Options struct {
 	StreamReplicas  int           // replicas of stream ARTICLES
 	KVReplicas      int           // replicas of bucket articles
 	DuplicateWindow time.Duration // JetStream de-duplication window
+	// StreamCompression is how the stream stores its messages: s2 or none.
+	StreamCompression string
 	// Provision creates or updates the stream, bucket and consumer at
 	// start-up (it needs the admin user); otherwise a process looks them
 	// up and waits for them.

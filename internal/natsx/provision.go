@@ -24,7 +24,19 @@ func StreamConfig(cfg Options) jetstream.StreamConfig {
 		Duplicates:  cfg.DuplicateWindow,
 		AllowDirect: true,
 		Discard:     jetstream.DiscardOld,
+		Compression: compression(cfg.StreamCompression),
+		// A bulk create is one atomic batch: all of it lands, or none.
+		AllowAtomicPublish: true,
 	}
+}
+
+// compression is the store compression of a -stream-compression value:
+// s2 or none.
+func compression(name string) jetstream.StoreCompression {
+	if name == "none" {
+		return jetstream.NoCompression
+	}
+	return jetstream.S2Compression
 }
 
 // BucketConfig is the configuration of KV bucket articles.
@@ -178,17 +190,13 @@ func (p *provisioner) keep(what, flag string, have, want int) int {
 	return have
 }
 
-// ensureConsumer creates the projector consumer, or updates it to
-// ConsumerConfig keeping its replicas.
+// ensureConsumer creates the projector consumer when it is missing. One
+// that exists is left as it is: a rebuild may have moved its start past
+// the stream's end, and its replicas are its own.
 func ensureConsumer(ctx context.Context, js jetstream.JetStream) error {
-	want := ConsumerConfig()
-	cons, err := js.Consumer(ctx, Stream, ConsumerName)
-	switch {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		_, err = js.CreateConsumer(ctx, Stream, want)
-	case err == nil:
-		want.Replicas = cons.CachedInfo().Config.Replicas
-		_, err = js.UpdateConsumer(ctx, Stream, want)
+	_, err := js.Consumer(ctx, Stream, ConsumerName)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		_, err = js.CreateConsumer(ctx, Stream, ConsumerConfig())
 	}
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", ConsumerName, err)

@@ -1,5 +1,8 @@
-// Package obs holds what every role shares to be seen from outside: the
-// account of messages a fold skipped.
+// Package obs holds what every role shares to be seen from outside:
+// tracing (OpenTelemetry, W3C trace context carried in NATS headers), the
+// log handler that puts request and trace ids on log lines, the metrics
+// every role exports the same way (caches, publishes, the read model's lag,
+// messages a fold skipped), and the build's version.
 package obs
 
 import (

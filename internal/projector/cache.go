@@ -1,8 +1,9 @@
 package projector
 
 import (
-	"sync"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inkstream/inkstream/internal/cache"
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
@@ -12,45 +13,19 @@ type cached struct {
 	state domain.State
 	seq   uint64
 	rev   uint64
+	// removed: the bucket holds a deletion or purge marker at rev.
+	removed bool
 }
 
+// snapshots are the snapshots this projector keeps, within a byte budget.
 type snapshots struct {
-	mu  sync.Mutex
-	max int
-	m   map[string]cached
+	c *cache.Cache[cached]
 }
 
-func newSnapshots(size int) *snapshots {
-	return &snapshots{max: size, m: make(map[string]cached)}
+func newSnapshots(budget uint64, reg prometheus.Registerer) *snapshots {
+	return &snapshots{c: cache.New("projector_snapshots", budget, func(c cached) int { return cache.ArticleBytes(c.state.Article) }, reg)}
 }
 
-func (s *snapshots) get(id string) (cached, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.m[id]
-	return c, ok
-}
-
-func (s *snapshots) put(id string, c cached) {
-	if s.max == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[id]; !ok && len(s.m) >= s.max {
-		n := len(s.m)/16 + 1
-		for k := range s.m {
-			delete(s.m, k)
-			if n--; n == 0 {
-				break
-			}
-		}
-	}
-	s.m[id] = c
-}
-
-func (s *snapshots) forget(id string) {
-	s.mu.Lock()
-	delete(s.m, id)
-	s.mu.Unlock()
-}
+func (s *snapshots) get(id string) (cached, bool) { return s.c.Get(id) }
+func (s *snapshots) put(id string, c cached)      { s.c.Set(id, c) }
+func (s *snapshots) forget(id string)             { s.c.Forget(id) }

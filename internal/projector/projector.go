@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/inkstream/inkstream/internal/obs"
@@ -37,14 +39,24 @@ type Source interface {
 
 // Snapshots is the bucket the projector writes.
 type Snapshots interface {
-	// Get returns the snapshot of id. Errors: domain.ErrNotFound, domain.ErrUnavailable.
+	// Get returns the snapshot of id; a deleted or purged key is an Entry
+	// with Deleted set and the revision a write must expect.
+	// Errors: domain.ErrNotFound, domain.ErrUnavailable.
 	Get(ctx context.Context, id string) (readmodel.Entry, error)
-	// Put writes the snapshot of id if the key is at revision expect (0:
-	// absent) and returns the new revision. Errors: domain.ErrConflict,
+	// GetMany returns the snapshots (and markers) of those ids that have
+	// one, read in a batch. Errors: domain.ErrUnavailable.
+	GetMany(ctx context.Context, ids []string) (map[string]readmodel.Entry, error)
+	// Put writes snap if its key is at revision expect (0: the key has no
+	// message) and returns the new revision. Errors: domain.ErrConflict,
 	// domain.ErrUnavailable.
-	Put(ctx context.Context, id string, value []byte, expect uint64) (uint64, error)
-	// PutAsync is Put without waiting for the answer.
-	PutAsync(id string, value []byte, expect uint64) readmodel.Pending
+	Put(ctx context.Context, snap readmodel.Snapshot, expect uint64) (uint64, error)
+	// PutAsync is Put without waiting for the answer. Both carry the
+	// trace of ctx's span to whoever watches the bucket.
+	PutAsync(ctx context.Context, snap readmodel.Snapshot, expect uint64) readmodel.Pending
+	// Purge removes every revision of id's snapshot if the key is at
+	// revision expect, and returns the revision of the purge marker.
+	// Errors: domain.ErrConflict, domain.ErrUnavailable.
+	Purge(ctx context.Context, id string, expect uint64) (uint64, error)
 }
 
 // EventLog reads an article's history.
@@ -55,8 +67,8 @@ type EventLog interface {
 
 // Options configure a projector.
 type Options struct {
-	Batch     int // messages handled together
-	CacheSize int // snapshots kept in memory
+	Batch      int    // messages handled together
+	CacheBytes uint64 // budget of the snapshots kept in memory
 }
 
 // Projector consumes the log into the bucket.
@@ -82,7 +94,7 @@ func New(src Source, snaps Snapshots, log EventLog, opts Options, reg prometheus
 	if opts.Batch <= 0 {
 		opts.Batch = 1000
 	}
-	p := &Projector{src: src, snaps: snaps, log: log, opts: opts, lg: lg, cache: newSnapshots(opts.CacheSize), skips: obs.NewSkips(reg, lg)}
+	p := &Projector{src: src, snaps: snaps, log: log, opts: opts, lg: lg, cache: newSnapshots(opts.CacheBytes, reg), skips: obs.NewSkips(reg, lg)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_projector_" + name, Help: help})
 		reg.MustRegister(c)
@@ -161,9 +173,12 @@ func (p *Projector) handle(batch []events.Delivery) {
 	for _, id := range slow {
 		items := groups[id]
 		g.Go(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, span := startApply(id, items, "careful")
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			if err := p.apply(ctx, id, items); err != nil {
+			err := p.apply(ctx, id, items)
+			obs.End(span, err)
+			if err != nil {
 				p.m.failures.Add(float64(len(items)))
 				p.lg.Warn("projector: apply failed; will be redelivered", "article", id, "err", err)
 				for _, it := range items {
@@ -199,6 +214,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 		next cached
 		n    tally
 		put  readmodel.Pending
+		span trace.Span
 	}
 	var slow []string
 	inflight := make([]pending, 0, len(order))
@@ -206,16 +222,12 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 		items := groups[id]
 		cur, _ := p.cache.get(id) // a miss folds from nothing: only a create applies
 		next, dirty, n, err := p.fold(context.Background(), id, cur, false, false, items)
-		if err != nil || !dirty {
+		if err != nil || !dirty || next.state.Erased {
 			slow = append(slow, id)
 			continue
 		}
-		b, err := readmodel.Encode(readmodel.FromState(next.state, next.seq))
-		if err != nil {
-			slow = append(slow, id)
-			continue
-		}
-		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(id, b, cur.rev)})
+		ctx, span := startApply(id, items, "fast")
+		inflight = append(inflight, pending{id: id, next: next, n: n, put: p.snaps.PutAsync(ctx, readmodel.FromState(next.state, next.seq), cur.rev), span: span})
 	}
 	// One deadline for the whole batch, and one that stays expired: a put
 	// whose ack is lost (its leader stepped down or died) never resolves,
@@ -224,6 +236,7 @@ func (p *Projector) pipeline(groups map[string][]events.Delivery, order []string
 	defer cancel()
 	for _, pd := range inflight {
 		rev, err := pd.put.Wait(wait)
+		obs.End(pd.span, err)
 		if err != nil {
 			if errors.Is(err, domain.ErrConflict) {
 				p.m.conflicts.Inc()
@@ -314,7 +327,14 @@ func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed, 
 			n.duplicates++
 			continue
 		}
-		_, err := f.Next(it.Message)
+		var err error
+		if cur.removed && !dirty {
+			// The bucket removed the snapshot (a deletion, or an erasure
+			// that purged the article's events): trust only the log.
+			err = events.ErrGap
+		} else {
+			_, err = f.Next(it.Message)
+		}
 		var skip *events.SkipError
 		switch {
 		case err == nil:
@@ -326,16 +346,12 @@ func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed, 
 			// The predecessor is not in the bucket (another instance holds
 			// it, or the snapshot was removed): fold the article from the
 			// log up to this message.
-			h, err := p.log.History(ctx, id, it.Seq)
+			h, gone, err := p.replay(ctx, id, it.Seq)
 			if err != nil {
 				return cur, false, n, err
 			}
-			if h.LastSeq < it.Seq {
-				return cur, false, n, fmt.Errorf("replay of %s reached seq %d, not %d: %w", id, h.LastSeq, it.Seq, domain.ErrUnavailable)
-			}
-			p.skips.Report(h.Skipped...)
-			if h.Fold.Seq != it.Seq {
-				n.duplicates++ // the whole fold skips it too
+			if gone || h.Fold.Seq != it.Seq {
+				n.duplicates++ // purged by an erasure, or the whole fold skips it too
 				continue
 			}
 			f, dirty = h.Fold, true
@@ -350,6 +366,28 @@ func (p *Projector) fold(ctx context.Context, id string, cur cached, confirmed, 
 	return cached{state: f.State, seq: f.Seq, rev: cur.rev}, dirty, n, nil
 }
 
+// replay folds an article's history up to stream sequence seq. gone is set
+// when seq is no longer in the log because an erasure purged it.
+func (p *Projector) replay(ctx context.Context, id string, seq uint64) (events.History, bool, error) {
+	h, err := p.log.History(ctx, id, seq)
+	if err != nil {
+		return h, false, err
+	}
+	p.skips.Report(h.Skipped...)
+	if h.LastSeq >= seq {
+		return h, false, nil
+	}
+	// The read did not reach seq: a replica behind, or seq purged.
+	all, err := p.log.History(ctx, id, 0)
+	if err != nil {
+		return h, false, err
+	}
+	if all.Fold.State.Erased && all.LastSeq > seq {
+		return all, true, nil
+	}
+	return h, false, fmt.Errorf("replay of %s reached seq %d, not %d: %w", id, h.LastSeq, seq, domain.ErrUnavailable)
+}
+
 func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 	e, err := p.snaps.Get(ctx, id)
 	if errors.Is(err, domain.ErrNotFound) {
@@ -358,6 +396,9 @@ func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 	if err != nil {
 		return cached{}, err
 	}
+	if e.Deleted {
+		return cached{rev: e.Revision, removed: true}, nil
+	}
 	snap, _, err := readmodel.Decode(e.Value)
 	if err != nil {
 		return cached{}, err
@@ -365,12 +406,35 @@ func (p *Projector) load(ctx context.Context, id string) (cached, error) {
 	return cached{state: snap.State(), seq: snap.Seq, rev: e.Revision}, nil
 }
 
+// write stores the snapshot of c, expecting the key at rev; an erased
+// article's snapshot is purged instead.
 func (p *Projector) write(ctx context.Context, c cached, rev uint64) (uint64, error) {
-	b, err := readmodel.Encode(readmodel.FromState(c.state, c.seq))
-	if err != nil {
-		return 0, err
+	if c.state.Erased {
+		return p.snaps.Purge(ctx, c.state.Article.ID, rev)
 	}
-	return p.snaps.Put(ctx, c.state.Article.ID, b, rev)
+	return p.snaps.Put(ctx, readmodel.FromState(c.state, c.seq), rev)
+}
+
+// startApply starts the span of applying items (one article's events) when
+// tracing is on: a child of the last traced event's publish, linked to the
+// others' (a batch can fold several writes of one article).
+func startApply(id string, items []events.Delivery, path string) (context.Context, trace.Span) {
+	if !obs.Tracing() {
+		return context.Background(), nil
+	}
+	var parent events.TraceContext
+	var links []events.TraceContext
+	for _, it := range items {
+		if it.Trace.Parent != "" {
+			if parent.Parent != "" {
+				links = append(links, parent)
+			}
+			parent = it.Trace
+		}
+	}
+	return obs.StartProcess(context.Background(), "projector apply", parent, links,
+		attribute.String("inkstream.article_id", id), attribute.Int("inkstream.events", len(items)),
+		attribute.String("inkstream.projector.path", path))
 }
 
 // Checkpoint is the stream sequence of the last event this instance handled.

@@ -101,7 +101,7 @@ func (r *rig) start(tb testing.TB, provision bool) *running {
 	tb.Helper()
 	reg := prometheus.NewRegistry()
 	p := projector.New(natsx.NewConsumer(r.conn.JS, provision, quiet()), natsx.NewSnapshots(r.conn.JS, r.res.KV), r.store,
-		projector.Options{Batch: 64, CacheSize: 10_000}, reg, quiet())
+		projector.Options{Batch: 64, CacheBytes: 16 << 20}, reg, quiet())
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &running{reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { rn.done <- p.Run(ctx) }()

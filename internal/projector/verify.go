@@ -95,10 +95,14 @@ func Verify(ctx context.Context, stream StreamReader, log EventLog, snaps Snapsh
 	}
 	rep := Report{LastSeq: last}
 	want := make(map[string]readmodel.Snapshot, len(replays))
+	erased := make(map[string]bool)
 	for id, r := range replays {
 		h := r.History()
 		skipped = append(skipped, h.Skipped...)
-		if h.Fold.State.Exists() {
+		switch {
+		case h.Fold.State.Erased:
+			erased[id] = true // its snapshot is purged: the bucket must not hold one
+		case h.Fold.State.Exists():
 			want[id] = readmodel.FromState(h.Fold.State, h.Fold.Seq)
 		}
 	}
@@ -139,10 +143,14 @@ func Verify(ctx context.Context, stream StreamReader, log EventLog, snaps Snapsh
 	for id, g := range got {
 		if _, ok := want[id]; !ok {
 			g := g
-			rep.Differences = append(rep.Differences, Difference{ArticleID: id, Problem: "extra (no events in the stream)", Got: &g})
+			problem := "extra (no events in the stream)"
+			if erased[id] {
+				problem = "erased, yet the bucket holds a snapshot"
+			}
+			rep.Differences = append(rep.Differences, Difference{ArticleID: id, Problem: problem, Got: &g})
 		}
 	}
-	rep.Articles = len(want)
+	rep.Articles = len(want) + len(erased)
 	rep.Skipped = skipped
 	sort.Slice(rep.Differences, func(i, j int) bool { return rep.Differences[i].ArticleID < rep.Differences[j].ArticleID })
 	sort.Slice(rep.Skipped, func(i, j int) bool { return rep.Skipped[i].Seq < rep.Skipped[j].Seq })

@@ -23,18 +23,19 @@ import (
 func fuzzService(tb testing.TB) fasthttp.RequestHandler {
 	tb.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := New(nil, nil, nil, Options{Versions: 10, MinSeqWait: time.Second, ReadTimeout: time.Second}, prometheus.NewRegistry(), log)
+	s := New(nil, nil, nil, Options{Versions: 10, MinSeqWait: time.Second, ReadTimeout: time.Second, CacheBytes: 1 << 20}, prometheus.NewRegistry(), log)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 30 {
 		st := []domain.Status{domain.StatusPublished, domain.StatusDraft, domain.StatusUnderReview}[i%3]
 		a := domain.Article{ID: fmt.Sprintf("0196b5c2-7d1e-7a3b-8c4d-%012d", i), Version: 1,
 			Fields:    domain.Fields{Title: fmt.Sprintf("T%d", i%7), Slug: "t", Content: "c", AuthorID: fmt.Sprintf("a%d", i%3), Status: st, Tags: []string{"go", fmt.Sprintf("t%d", i%4)}},
 			CreatedAt: t0.Add(time.Duration(i%5) * time.Minute), UpdatedAt: t0.Add(time.Duration(i) * time.Second)}
-		body, err := json.Marshal(a)
+		b, err := json.Marshal(a)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		s.view.put(newEntry(readmodel.Snapshot{Article: a, Seq: uint64(i + 1)}, body), uint64(i+1))
+		s.view.put(newEntry(readmodel.IndexOf(readmodel.Snapshot{Article: a, Seq: uint64(i + 1)})), uint64(i+1))
+		s.bodies.Set(a.ID, &body{version: a.Version, json: b})
 	}
 	app := httpx.NewApp("fuzz", 0, log)
 	s.Routes(app)

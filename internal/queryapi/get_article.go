@@ -20,7 +20,7 @@ func (s *Service) getArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	e, err := s.article(c.UserContext(), id, token)
+	e, b, err := s.article(c.UserContext(), id, token)
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (s *Service) getArticle(c *fiber.Ctx) error {
 		return c.SendStatus(http.StatusNotModified)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(e.body)
+	return c.Send(b)
 }
 
 func badRequest(detail string) error { return httpx.NewProblem(http.StatusBadRequest, detail) }

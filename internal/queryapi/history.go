@@ -101,8 +101,8 @@ func (s *Service) listEvents(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if len(h.Events) == 0 {
-		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound)
+	if len(h.Events) == 0 || h.Fold.State.Erased {
+		return fmt.Errorf("article %s: %w", id, domain.ErrNotFound) // an erased article shows nothing
 	}
 	if err := domain.Authorize(httpx.PrincipalOf(c), domain.ActReadHistory, h.Fold.State, domain.Fields{}); err != nil {
 		return fmt.Errorf("article %s: %w", id, err)

@@ -121,17 +121,26 @@ func (s *Service) listArticles(c *fiber.Ctx) error {
 	if owner := cmp.Or(f.authorID, f.reader.Subject); f.status == "" || domain.Visible(f.reader, f.status, owner) {
 		items, more = s.view.page(order.key, order.desc, pivot, f, limit)
 	}
+	bodies, err := s.pageBodies(c.UserContext(), items)
+	if err != nil {
+		return err
+	}
 	// The page is put together in the response's own body buffer, which
 	// fasthttp reuses from request to request: the articles' encoded JSON
 	// is copied once and nothing is allocated for it.
 	r := c.Response()
 	r.ResetBody()
 	r.AppendBodyString(`{"items":[`)
-	for i, e := range items {
-		if i > 0 {
+	first := true
+	for _, b := range bodies {
+		if b == nil {
+			continue // deleted since the page was taken
+		}
+		if !first {
 			r.AppendBodyString(",")
 		}
-		r.AppendBody(e.body)
+		first = false
+		r.AppendBody(b)
 	}
 	r.AppendBodyString("]")
 	if more && len(items) > 0 {
@@ -142,4 +151,45 @@ func (s *Service) listArticles(c *fiber.Ctx) error {
 	r.AppendBodyString("}")
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 	return nil
+}
+
+// pageBodies returns the JSON of each entry of a page: from the body cache,
+// else from KV, all missing ones in one batch, else replayed from the log.
+// An article deleted meanwhile has a nil body.
+func (s *Service) pageBodies(ctx context.Context, items []*entry) ([][]byte, error) {
+	out := make([][]byte, len(items))
+	var missing []string
+	for i, e := range items {
+		if b, ok := s.bodies.Get(e.id); ok && b.version == e.version {
+			out[i] = b.json
+		} else {
+			missing = append(missing, e.id)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
+	defer cancel()
+	kves, err := s.snaps.GetMany(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range items {
+		if out[i] != nil {
+			continue
+		}
+		if kve, ok := kves[e.id]; ok && !kve.Deleted {
+			if _, b, ok := s.fromKV(kve, e.seq); ok {
+				out[i] = b
+				continue
+			}
+		}
+		_, b, err := s.replay(ctx, e.id, e.seq)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
 }

@@ -17,7 +17,10 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/inkstream/inkstream/internal/cache"
 	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/readmodel"
 	"github.com/inkstream/inkstream/pkg/domain"
@@ -39,10 +42,15 @@ type EventLog interface {
 
 // Snapshots is what the query API needs of the snapshot bucket.
 type Snapshots interface {
-	// Get returns the snapshot of id. Errors: domain.ErrNotFound, domain.ErrUnavailable.
+	// Get returns the snapshot of id; a deleted or purged key is an Entry
+	// with Deleted set. Errors: domain.ErrNotFound, domain.ErrUnavailable.
 	Get(ctx context.Context, id string) (readmodel.Entry, error)
-	// Watch calls fn with every snapshot, then a zero Entry once all have
-	// been seen, then with every change, until ctx ends.
+	// GetMany returns the snapshots of ids that have one, read in a batch.
+	// Errors: domain.ErrUnavailable.
+	GetMany(ctx context.Context, ids []string) (map[string]readmodel.Entry, error)
+	// Watch calls fn with the index of every snapshot (no value), then a
+	// zero Entry once all have been seen, then with every change (with its
+	// value), until ctx ends.
 	Watch(ctx context.Context, fn func(readmodel.Entry)) error
 }
 
@@ -63,6 +71,7 @@ type Options struct {
 	Versions    int           // versions served by /versions
 	MinSeqWait  time.Duration // how long a read with a token waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS (503 after)
+	CacheBytes  uint64        // budget of the article bodies kept in memory
 }
 
 // Service serves the read routes.
@@ -71,30 +80,37 @@ type Service struct {
 	snaps    Snapshots
 	progress *tracker
 	view     *view
+	bodies   *cache.Cache[*body]
 	opts     Options
 	logger   *slog.Logger
 	skips    *obs.Skips
 	ready    atomic.Bool
-	hits     prometheus.Counter
-	misses   prometheus.Counter
 	replays  prometheus.Counter
+	feed     prometheus.Gauge // clients of the live feed
+}
+
+// body is an article's JSON at a version.
+type body struct {
+	version int
+	json    []byte
 }
 
 // New returns the read service. Call Watch to fill and follow the view,
 // and Track to follow progress for read-your-writes.
 func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg prometheus.Registerer, logger *slog.Logger) *Service {
-	s := &Service{log: log, snaps: snaps, progress: newTracker(progress, reg), view: newView(), opts: opts, logger: logger, skips: obs.NewSkips(reg, logger)}
+	s := &Service{log: log, snaps: snaps, progress: newTracker(progress, reg), view: newView(), opts: opts, logger: logger, skips: obs.NewSkips(reg, logger),
+		bodies: cache.New("query_articles", opts.CacheBytes, func(b *body) int { return len(b.json) }, reg)}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_query_" + name, Help: help})
 		reg.MustRegister(c)
 		return c
 	}
-	s.hits = counter("cache_hits_total", "Article reads served from the in-process view.")
-	s.misses = counter("cache_misses_total", "Article reads the view could not serve.")
 	s.replays = counter("replays_total", "Articles rebuilt from the stream for a read.")
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "inkstream_query_articles", Help: "Live articles in the view.",
 	}, func() float64 { return float64(s.view.live()) }))
+	s.feed = prometheus.NewGauge(prometheus.GaugeOpts{Name: obs.MetricFeedClients, Help: "Clients connected to the live change feed."})
+	reg.MustRegister(s.feed)
 	return s
 }
 
@@ -118,17 +134,38 @@ func (s *Service) Watch(ctx context.Context) error {
 // token, until ctx ends.
 func (s *Service) Track(ctx context.Context) error { return s.progress.run(ctx) }
 
+// apply brings one change of the bucket into the view, in the trace of the
+// write that made it.
 func (s *Service) apply(e readmodel.Entry) {
+	ctx, span := context.Background(), trace.Span(nil)
+	if obs.Tracing() {
+		ctx, span = obs.StartProcess(ctx, "query view update", e.Trace, nil, attribute.String("inkstream.article_id", e.Key))
+	}
+	var err error
+	defer func() { obs.End(span, err) }()
 	if e.Deleted {
 		s.view.remove(e.Key, e.Revision)
+		s.bodies.Forget(e.Key)
 		return
 	}
-	snap, body, err := readmodel.Decode(e.Value)
-	if err != nil {
-		s.logger.Error("query: bad snapshot in KV", "key", e.Key, "err", err)
+	x := e.Index
+	if e.Value != nil {
+		var snap readmodel.Snapshot
+		var b []byte
+		snap, b, err = readmodel.Decode(e.Value)
+		if err != nil {
+			s.logger.ErrorContext(ctx, "query: bad snapshot in KV", "key", e.Key, "err", err)
+			return
+		}
+		ix := readmodel.IndexOf(snap)
+		x = &ix
+		s.bodies.Set(e.Key, &body{version: snap.Article.Version, json: b})
+	}
+	if x == nil {
+		s.logger.ErrorContext(ctx, "query: snapshot in KV without an index", "key", e.Key)
 		return
 	}
-	s.view.put(newEntry(snap, body), e.Revision)
+	s.view.put(newEntry(*x), e.Revision)
 }
 
 // Routes installs the read routes on app.
@@ -161,48 +198,75 @@ func (s *Service) minSeq(c *fiber.Ctx) (uint64, error) {
 	return n, nil
 }
 
-// article returns the freshest entry of id the view or KV has, or, if the
-// article is missing there or the view is behind token, the article
-// replayed from the log. A nil entry means the article never existed.
-func (s *Service) article(ctx context.Context, id string, token uint64) (*entry, error) {
+// article returns the freshest entry of id the index or KV has, with its
+// JSON, or, if the article is missing there or the index is behind token,
+// the article replayed from the log. A nil entry means the article never
+// existed; a deleted one has no body.
+func (s *Service) article(ctx context.Context, id string, token uint64) (*entry, []byte, error) {
 	e := s.view.get(id)
 	if e != nil && (token == 0 || e.seq >= token) {
-		s.hits.Inc()
-		return e, nil
+		if e.deleted {
+			return e, nil, nil
+		}
+		if b, ok := s.bodies.Get(id); ok && b.version == e.version {
+			return e, b.json, nil
+		}
+		ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
+		defer cancel()
+		return s.fetch(ctx, id, e.seq)
 	}
-	s.misses.Inc()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.ReadTimeout)
 	defer cancel()
 	if token > 0 {
 		// The token may belong to another article: compare with this
-		// article's last event, and wait briefly for the view to reach it.
+		// article's last event, and wait briefly for the index to reach it.
 		last, err := s.log.Last(ctx, id)
 		if errors.Is(err, domain.ErrNotFound) {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if e = s.waitFor(ctx, id, last.Seq); e != nil {
-			return e, nil
+			if e.deleted {
+				return e, nil, nil
+			}
+			return s.fetch(ctx, id, e.seq)
 		}
 		return s.replay(ctx, id, last.Seq)
 	}
+	return s.fetch(ctx, id, 0)
+}
+
+// fetch reads the article's snapshot from KV, or replays it from the log
+// when KV has none at stream sequence seq or later.
+func (s *Service) fetch(ctx context.Context, id string, seq uint64) (*entry, []byte, error) {
 	kve, err := s.snaps.Get(ctx, id)
 	switch {
-	case err == nil:
-		snap, body, derr := readmodel.Decode(kve.Value)
-		if derr != nil {
-			return nil, derr
+	case err == nil && !kve.Deleted:
+		if e, b, ok := s.fromKV(kve, seq); ok {
+			return e, b, nil
 		}
-		e = newEntry(snap, body)
-		s.view.put(e, 0)
-		return e, nil
-	case errors.Is(err, domain.ErrNotFound):
-		return s.replay(ctx, id, 0)
+	case err == nil, errors.Is(err, domain.ErrNotFound):
 	default:
-		return nil, err
+		return nil, nil, err
 	}
+	return s.replay(ctx, id, seq)
+}
+
+// fromKV keeps a snapshot read from KV, if it is at seq or later.
+func (s *Service) fromKV(kve readmodel.Entry, seq uint64) (*entry, []byte, bool) {
+	snap, b, err := readmodel.Decode(kve.Value)
+	if err != nil || snap.Seq < seq {
+		return nil, nil, false
+	}
+	e := newEntry(readmodel.IndexOf(snap))
+	s.view.put(e, 0)
+	if e.deleted {
+		return e, nil, true
+	}
+	s.bodies.Set(e.id, &body{version: e.version, json: b})
+	return e, b, true
 }
 
 // waitFor waits up to a short while for the view to hold id at seq or later.
@@ -255,20 +319,24 @@ func (s *Service) history(ctx context.Context, id string, want uint64) (events.H
 }
 
 // replay rebuilds an article from its events; nil if it has none.
-func (s *Service) replay(ctx context.Context, id string, want uint64) (*entry, error) {
+func (s *Service) replay(ctx context.Context, id string, want uint64) (*entry, []byte, error) {
 	h, err := s.history(ctx, id, want)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !h.Fold.State.Exists() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	s.replays.Inc()
-	body, err := json.Marshal(h.Fold.State.Article)
-	if err != nil {
-		return nil, err
-	}
-	e := newEntry(readmodel.FromState(h.Fold.State, h.Fold.Seq), body)
+	e := newEntry(readmodel.IndexOf(readmodel.FromState(h.Fold.State, h.Fold.Seq)))
 	s.view.put(e, 0)
-	return e, nil
+	if e.deleted {
+		return e, nil, nil
+	}
+	b, err := json.Marshal(h.Fold.State.Article)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.bodies.Set(id, &body{version: e.version, json: b})
+	return e, b, nil
 }

@@ -14,15 +14,17 @@ import (
 	"github.com/inkstream/inkstream/pkg/domain"
 )
 
-// entry is one article as the query API serves it: its JSON encoded once.
+// entry is one article in the index: what lists, filters, visibility and
+// conditional reads need, without its content. The article's JSON is in
+// the byte-bounded body cache, or read when needed.
 type entry struct {
 	id        string
-	body      []byte // the article's JSON
 	etag      string
 	version   int
 	seq       uint64
 	deleted   bool
 	title     string
+	slug      string
 	authorID  string
 	status    domain.Status
 	tags      []string
@@ -30,11 +32,10 @@ type entry struct {
 	updatedAt time.Time
 }
 
-func newEntry(s readmodel.Snapshot, body []byte) *entry {
-	a := s.Article
+func newEntry(x readmodel.Index) *entry {
 	return &entry{
-		id: a.ID, body: body, etag: `"` + strconv.Itoa(a.Version) + `"`, version: a.Version, seq: s.Seq, deleted: s.Deleted,
-		title: a.Title, authorID: a.AuthorID, status: a.Status, tags: a.Tags, createdAt: a.CreatedAt, updatedAt: a.UpdatedAt,
+		id: x.ID, etag: `"` + strconv.Itoa(x.Version) + `"`, version: x.Version, seq: x.Seq, deleted: x.Deleted,
+		title: x.Title, slug: x.Slug, authorID: x.AuthorID, status: x.Status, tags: x.Tags, createdAt: x.CreatedAt, updatedAt: x.UpdatedAt,
 	}
 }
 
@@ -84,8 +85,9 @@ func lessBy(k sortKey) btree.LessFunc[*entry] {
 	}
 }
 
-// view is the in-process read model: every live article by id, and ordered
-// indexes for lists. It is fed by the KV watcher and by replays on a miss.
+// view is the in-process index of the read model: every article by id, and
+// ordered indexes of the live ones for lists. It is fed by the KV watcher
+// and by reads that went to KV or the stream.
 type view struct {
 	mu      sync.RWMutex
 	byID    map[string]*entry
@@ -170,6 +172,7 @@ func (v *view) revision() (uint64, <-chan struct{}) {
 	defer v.mu.RUnlock()
 	return v.kvRev, v.changed
 }
+
 
 // live counts the articles that are not deleted.
 func (v *view) live() int {

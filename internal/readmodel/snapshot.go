@@ -10,6 +10,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/inkstream/inkstream/pkg/domain"
+	"github.com/inkstream/inkstream/pkg/events"
 )
 
 // Snapshot is the KV value of one article.
@@ -61,9 +62,12 @@ func Decode(b []byte) (Snapshot, []byte, error) {
 // Snapshot) and revision, or a deletion.
 type Entry struct {
 	Key      string
-	Value    []byte
+	Value    []byte // nil when only the index was read
 	Revision uint64
-	Deleted  bool // the key was deleted or purged
+	Deleted  bool   // the key's last message deleted or purged it
+	Index    *Index // from the message's header, when it has one
+	// Trace is the W3C trace context of the write, from its headers.
+	Trace events.TraceContext
 }
 
 // Pending is a snapshot write in flight.

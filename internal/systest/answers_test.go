@@ -207,16 +207,24 @@ func TestAnswersUnderStalledNATS(t *testing.T) {
 // article with 100 versions of 100 000 characters, 8 readers at once.
 func TestAnswersLongHistoriesAreComplete(t *testing.T) {
 	_, s := systest.StartSingle(t, 1)
+	// A read time-out of its own: the point is completeness, on a machine
+	// that may be busy, not speed.
+	qCfg := systest.QueryConfig(s.URL, 1)
+	qCfg.ReadTimeout = time.Minute
+	query := "http://" + s.StartQueryAPI(qCfg).Addr
 	long := strings.Repeat("long history ", 100_000/13)
 	a, _ := s.Create(map[string]any{"title": "Long", "content": "1 " + long, "author_id": "a"})
 	for v := 2; v <= 100; v++ {
 		s.Write(http.MethodPut, a.ID, map[string]any{"title": "Long", "content": strconv.Itoa(v) + " " + long, "author_id": "a"})
 	}
+	client := systest.NewClient()
+	client.Timeout = 2 * time.Minute
+	t.Cleanup(client.CloseIdleConnections)
 	// 8 readers at once, twice: half of them /events first, half /versions.
 	for round := range 2 {
 		paths := []string{"/events", "/versions"}
 		rs := systest.Concurrently(t, 8, func(i int) (systest.Response, error) {
-			return systest.Do(s.Client, http.MethodGet, s.Query()+"/api/articles/"+a.ID+paths[(i+round)%2], nil)
+			return systest.Do(client, http.MethodGet, query+"/api/articles/"+a.ID+paths[(i+round)%2], nil)
 		})
 		for i, r := range rs {
 			if r.Status != http.StatusOK {

@@ -263,7 +263,7 @@ func (s *System) Metric(base, name string) float64 {
 func (s *System) Snapshot(id string) (readmodel.Snapshot, bool) {
 	s.TB.Helper()
 	e, err := s.Snapshots().Get(natstest.Context(s.TB), id)
-	if errors.Is(err, domain.ErrNotFound) {
+	if errors.Is(err, domain.ErrNotFound) || err == nil && e.Deleted {
 		return readmodel.Snapshot{}, false
 	}
 	if err != nil {

@@ -49,17 +49,17 @@ func RoleCommon(url string, role natsx.Role, replicas int) config.Common {
 
 // CommandConfig is a command API on a free port, as user command-api.
 func CommandConfig(url string, replicas int) config.CommandAPI {
-	return config.CommandAPI{Common: RoleCommon(url, natsx.RoleCommandAPI, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheSize: 10_000}
+	return config.CommandAPI{Common: RoleCommon(url, natsx.RoleCommandAPI, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20}
 }
 
 // QueryConfig is a query API on a free port, as user query-api.
 func QueryConfig(url string, replicas int) config.QueryAPI {
-	return config.QueryAPI{Common: RoleCommon(url, natsx.RoleQueryAPI, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second}
+	return config.QueryAPI{Common: RoleCommon(url, natsx.RoleQueryAPI, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second, CacheBytes: 16 << 20}
 }
 
 // ProjectorConfig is a projector on a free port, as user projector.
 func ProjectorConfig(url string, replicas int) config.Projector {
-	return config.Projector{Common: RoleCommon(url, natsx.RoleProjector, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheSize: 10_000}
+	return config.Projector{Common: RoleCommon(url, natsx.RoleProjector, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheBytes: 16 << 20}
 }
 
 // System is one command API, one query API and any number of projectors

@@ -11,7 +11,7 @@ type Meta struct {
 	Actor   string // who gives the command: the token subject
 }
 
-// Command is one of CreateArticle, ReplaceArticle, PatchArticle, DeleteArticle.
+// Command is one of CreateArticle, ReplaceArticle, PatchArticle, DeleteArticle, EraseArticle.
 type Command interface {
 	articleID() string
 }
@@ -39,6 +39,13 @@ type PatchArticle struct {
 	IfMatch *int
 }
 
+// EraseArticle erases an article: every earlier event of it is purged,
+// and one ArticleErased remains.
+type EraseArticle struct {
+	Meta
+	ID string
+}
+
 // DeleteArticle writes a tombstone.
 type DeleteArticle struct {
 	Meta
@@ -50,6 +57,7 @@ func (c CreateArticle) articleID() string  { return c.ID }
 func (c ReplaceArticle) articleID() string { return c.ID }
 func (c PatchArticle) articleID() string   { return c.ID }
 func (c DeleteArticle) articleID() string  { return c.ID }
+func (c EraseArticle) articleID() string   { return c.ID }
 
 // Value is one member of a merge patch: absent (Set false), null (Set true,
 // Null true) or a value.

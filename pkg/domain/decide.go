@@ -53,6 +53,14 @@ func Decide(s State, cmd Command) ([]Event, error) {
 			return nil, err
 		}
 		return one(c.Meta, c.ID, s.Article.Version+1, ArticleDeleted{}), nil
+	case EraseArticle:
+		switch {
+		case !s.Exists():
+			return nil, fmt.Errorf("article %s: %w", c.ID, ErrNotFound)
+		case s.Erased:
+			return nil, nil // erased already: the rest of the erasure may be done again
+		}
+		return one(c.Meta, c.ID, s.Article.Version+1, ArticleErased{}), nil
 	default:
 		return nil, fmt.Errorf("unknown command %T: %w", cmd, ErrInvalid)
 	}

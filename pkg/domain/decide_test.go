@@ -739,3 +739,29 @@ func TestDecideEncodeDecodeApply(t *testing.T) {
 
 // archived is a change that is none of the known ones.
 type archived struct{ domain.ArticleDeleted }
+
+func TestDecideErase(t *testing.T) {
+	for _, st := range []struct {
+		name  string
+		state func(testing.TB) domain.State
+	}{{"live", atVersion2}, {"deleted", deleted}} {
+		t.Run(st.name, func(t *testing.T) {
+			s := st.state(t)
+			e := single(t, decide(t, s, domain.EraseArticle{Meta: meta(9), ID: testID}))
+			requireEvent(t, e, events.ArticleErased, s.Article.Version+1, meta(9))
+			erased := fold(t, ev(s.Article.Version+1, t0, domain.ArticleErased{}))
+			if !erased.Erased || !erased.Deleted || erased.Article.Title != "" || erased.Article.Version != s.Article.Version+1 {
+				t.Fatalf("erased state %+v", erased)
+			}
+			// Erasing again decides nothing: the rest of an erasure may run again.
+			if evs, err := domain.Decide(erased, domain.EraseArticle{Meta: meta(10), ID: testID}); err != nil || len(evs) != 0 {
+				t.Fatalf("erase of an erased article: %v %v", evs, err)
+			}
+			// And nothing else can be done to it.
+			evs, err := domain.Decide(erased, domain.PatchArticle{Meta: meta(10), ID: testID, Patch: domain.Patch{Title: str("back")}})
+			requireKind(t, evs, err, domain.ErrNotFound)
+		})
+	}
+	evs, err := domain.Decide(domain.State{}, domain.EraseArticle{Meta: meta(1), ID: testID})
+	requireKind(t, evs, err, domain.ErrNotFound)
+}

@@ -109,7 +109,7 @@ func TestAuthorize(t *testing.T) {
 		{root, domain.ActErase, draft, domain.Fields{}, ok},
 		{root, domain.ActErase, deleted, domain.Fields{}, ok},
 		{root, domain.ActErase, none, domain.Fields{}, gone},
-		{root, domain.ActErase, erased, domain.Fields{}, gone},
+		{root, domain.ActErase, erased, domain.Fields{}, ok}, // erasing again finishes an erasure
 
 		// Read: published for anyone; unpublished for the owner and editors.
 		{anon, domain.ActRead, published, domain.Fields{}, ok},

@@ -52,7 +52,20 @@ const (
 	HeaderRequestHash = "Inkstream-Request-Hash"
 	// HeaderEventType repeats the envelope type for tools that only read headers.
 	HeaderEventType = "Inkstream-Event-Type"
+	// HeaderTraceParent and HeaderTraceState are the W3C trace context of
+	// the request that wrote the message (https://www.w3.org/TR/trace-context/).
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
 )
+
+// TraceContext is the W3C trace context a message carries in its headers
+// (HeaderTraceParent, HeaderTraceState), so that whoever handles it
+// continues the trace of the request that wrote it. The zero value carries
+// none. It travels in headers, never in the envelope.
+type TraceContext struct {
+	Parent string // traceparent
+	State  string // tracestate
+}
 
 // Envelope is one event as stored in the stream.
 type Envelope struct {

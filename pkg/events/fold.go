@@ -15,6 +15,9 @@ type Message struct {
 	Data        []byte
 	MsgID       string // Nats-Msg-Id
 	RequestHash string // HeaderRequestHash
+	// Trace is the W3C trace context of the write that published the
+	// message, from its headers; empty when it carries none.
+	Trace TraceContext
 }
 
 // Stored is a valid event with where it sits in the stream.
