@@ -324,7 +324,7 @@ func TestSystemArticleLifecycle(t *testing.T) {
 		"title": "  Hello, World: NATS & Go!  ", "content": "First body", "author_id": "alice", "tags": []string{"go", "nats"},
 	})
 	want := domain.Article{ID: created.ID, Version: 1, CreatedAt: created.CreatedAt, UpdatedAt: created.CreatedAt,
-		Fields: domain.Fields{Title: "Hello, World: NATS & Go!", Slug: "hello-world-nats-go", Content: "First body",
+		Fields: domain.Fields{Title: "Hello, World: NATS & Go!", Slug: "hello-world-nats-and-go", Content: "First body",
 			AuthorID: "alice", Status: domain.StatusDraft, Tags: []string{"go", "nats"}}}
 	if !sySameArticle(created, want) {
 		t.Fatalf("created %+v, want %+v", created, want)
