@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inkstream/inkstream/internal/apidoc"
 	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/commandapi"
 	"github.com/inkstream/inkstream/internal/config"
@@ -57,6 +58,9 @@ type base struct {
 	app    *fiber.App
 	log    *slog.Logger
 	onStop []func(context.Context) error // after HTTP has stopped
+	// onShutdown runs as HTTP begins to stop: it ends what would keep a
+	// connection open (the live feed's streams).
+	onShutdown []func()
 }
 
 func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Common, log *slog.Logger) (*base, error) {
@@ -147,6 +151,12 @@ func (b *base) run(ctx context.Context, workers ...func(context.Context) error) 
 		}()
 	}
 	go func() {
+		<-ctx.Done()
+		for _, f := range b.onShutdown {
+			f()
+		}
+	}()
+	go func() {
 		defer close(r.done)
 		err := httpx.Serve(ctx, b.app, b.ln, b.log)
 		for _, f := range b.onStop {
@@ -171,6 +181,7 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	httpx.CORS(b.app, cfg.Web.CORSOrigins, "GET,HEAD,POST,PUT,PATCH,DELETE")
 	if err := b.authenticate(ctx, cfg.Auth); err != nil {
 		return nil, err
 	}
@@ -178,8 +189,12 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 		b.app.Use("/api", httpx.RateLimit(cfg.RateLimit, cfg.RateBurst))
 	}
 	store := natsx.NewEventStore(b.conn.JS)
-	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout}, b.reg, log)
+	svc := commandapi.New(store, commandapi.Options{CacheSize: cfg.CacheSize, WriteTimeout: cfg.WriteTimeout, PublicQueryURL: cfg.Web.PublicQueryURL}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
+	if err := apidoc.Routes(b.app, apidoc.Command); err != nil {
+		b.close()
+		return nil, err
+	}
 	svc.Routes(b.app)
 	log.Info("command API listening", "addr", b.ln.Addr().String())
 	return b.run(ctx), nil
@@ -192,17 +207,24 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	httpx.CORS(b.app, cfg.Web.CORSOrigins, "GET,HEAD")
 	if err := b.authenticate(ctx, cfg.Auth); err != nil {
 		return nil, err
 	}
-	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV),
-		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout}, b.reg, log)
+	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV), natsx.NewLog(b.conn.JS),
+		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout, PublicURL: cfg.Web.PublicQueryURL,
+			Feed: queryapi.FeedOptions{MaxClients: cfg.Feed.MaxClients, Heartbeat: cfg.Feed.Heartbeat, Queue: cfg.Feed.Queue, CacheBytes: cfg.Feed.CacheBytes}}, b.reg, log)
+	b.onShutdown = append(b.onShutdown, svc.Close)
 	httpx.Ops(b.app, b.reg, b.ready(func() error {
 		if !svc.Ready() {
 			return errors.New("view is still loading")
 		}
 		return nil
 	}), cfg.Pprof)
+	if err := apidoc.Routes(b.app, apidoc.Query); err != nil {
+		b.close()
+		return nil, err
+	}
 	svc.Routes(b.app)
 	log.Info("query API listening", "addr", b.ln.Addr().String())
 	return b.run(ctx, svc.Watch, svc.Track), nil

@@ -63,6 +63,10 @@ type Options struct {
 	Versions    int           // versions served by /versions
 	MinSeqWait  time.Duration // how long a read with a token waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS (503 after)
+	Feed        FeedOptions   // the live feed's bounds
+	// PublicURL is the query API as clients reach it (links of the Atom
+	// feed); empty: the scheme and host of each request.
+	PublicURL string
 }
 
 // Service serves the read routes.
@@ -71,6 +75,7 @@ type Service struct {
 	snaps    Snapshots
 	progress *tracker
 	view     *view
+	feed     *feed
 	opts     Options
 	logger   *slog.Logger
 	skips    *obs.Skips
@@ -81,9 +86,11 @@ type Service struct {
 }
 
 // New returns the read service. Call Watch to fill and follow the view,
-// and Track to follow progress for read-your-writes.
-func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg prometheus.Registerer, logger *slog.Logger) *Service {
+// and Track to follow progress for read-your-writes; Close ends the live
+// feed's streams.
+func New(log EventLog, snaps Snapshots, progress Progress, changes Changes, opts Options, reg prometheus.Registerer, logger *slog.Logger) *Service {
 	s := &Service{log: log, snaps: snaps, progress: newTracker(progress, reg), view: newView(), opts: opts, logger: logger, skips: obs.NewSkips(reg, logger)}
+	s.feed = newFeed(changes, log, opts.Feed, reg)
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_query_" + name, Help: help})
 		reg.MustRegister(c)
@@ -97,6 +104,10 @@ func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg pro
 	}, func() float64 { return float64(s.view.live()) }))
 	return s
 }
+
+// Close ends the streams of the live feed, so that the server can stop:
+// their clients resume elsewhere or later with Last-Event-ID.
+func (s *Service) Close() { s.feed.close() }
 
 // Ready reports whether the view has loaded the bucket.
 func (s *Service) Ready() bool { return s.ready.Load() }
@@ -138,6 +149,7 @@ func (s *Service) Routes(app *fiber.App) {
 	app.Get("/api/articles/:id/versions", s.listVersions)
 	app.Get("/api/articles/:id/versions/:v", s.getVersion)
 	app.Get("/api/articles/:id/events", s.listEvents)
+	app.Get("/api/changes", s.changes)
 }
 
 // minSeq reads X-Min-Event-Seq (0 when absent). A token past the log's

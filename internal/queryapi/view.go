@@ -23,6 +23,7 @@ type entry struct {
 	seq       uint64
 	deleted   bool
 	title     string
+	slug      string
 	authorID  string
 	status    domain.Status
 	tags      []string
@@ -34,7 +35,7 @@ func newEntry(s readmodel.Snapshot, body []byte) *entry {
 	a := s.Article
 	return &entry{
 		id: a.ID, body: body, etag: `"` + strconv.Itoa(a.Version) + `"`, version: a.Version, seq: s.Seq, deleted: s.Deleted,
-		title: a.Title, authorID: a.AuthorID, status: a.Status, tags: a.Tags, createdAt: a.CreatedAt, updatedAt: a.UpdatedAt,
+		title: a.Title, slug: a.Slug, authorID: a.AuthorID, status: a.Status, tags: a.Tags, createdAt: a.CreatedAt, updatedAt: a.UpdatedAt,
 	}
 }
 
@@ -181,13 +182,14 @@ func (v *view) live() int {
 // filter is what a list asks for, and who asks: a list holds only what
 // the reader may see.
 type filter struct {
-	authorID, tag string
-	status        domain.Status
-	reader        domain.Principal
+	authorID, tag, slug string
+	status              domain.Status
+	reader              domain.Principal
 }
 
 func (f filter) match(e *entry) bool {
 	return (f.authorID == "" || e.authorID == f.authorID) &&
+		(f.slug == "" || e.slug == f.slug) &&
 		(f.status == "" || e.status == f.status) &&
 		(f.tag == "" || e.hasTag(f.tag)) &&
 		(e.status == domain.StatusPublished || domain.Visible(f.reader, e.status, e.authorID))

@@ -538,7 +538,7 @@ func TestSystemListArticles(t *testing.T) {
 		}},
 		{"no match", url.Values{"author_id": {"nobody"}}, func(domain.Article) bool { return false }},
 	}
-	for _, sortBy := range []string{"created_at", "-created_at", "updated_at", "-updated_at", "title"} {
+	for _, sortBy := range []string{"created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"} {
 		for _, f := range filters {
 			want := expect(sortBy, f.keep)
 			if f.name == "author" && len(want) != 8 {
@@ -564,7 +564,7 @@ func TestSystemListArticles(t *testing.T) {
 	titleCursor := syGetList(t, s, url.Values{"sort": {"title"}, "limit": {"2"}}).NextCursor
 	for _, q := range []string{
 		"limit=0", "limit=101", "limit=-1", "limit=abc", "limit=1.5",
-		"sort=foo", "sort=-title", "sort=created_at,title", "sort=CREATED_AT",
+		"sort=foo", "sort=created_at,title", "sort=CREATED_AT",
 		"cursor=garbage", "cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{}`)),
 		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`not json`)),
 		"sort=created_at&cursor=" + url.QueryEscape(titleCursor),

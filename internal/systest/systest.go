@@ -49,7 +49,8 @@ func CommandConfig(url string, replicas int) config.CommandAPI {
 
 // QueryConfig is a query API on a free port.
 func QueryConfig(url string, replicas int) config.QueryAPI {
-	return config.QueryAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second}
+	return config.QueryAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second,
+		Feed: config.Feed{MaxClients: 100, Heartbeat: config.DefaultFeedHeartbeat, Queue: config.DefaultFeedQueue, CacheBytes: config.DefaultFeedCacheBytes}}
 }
 
 // ProjectorConfig is a projector on a free port.
@@ -76,7 +77,7 @@ type System struct {
 // query API is ready. Everything stops when the test ends.
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
-	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second}}
+	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second, Transport: newValidator(tb)}}
 	s.serveKeys()
 	ctx := natstest.Context(tb)
 	conn, err := natsx.Connect(ctx, Common(url, replicas).NATS, Logger())
@@ -139,13 +140,29 @@ func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 		}
 		return nil
 	})
+	s.checkAgainstDocument(r.Addr)
 	return r
+}
+
+// checkAgainstDocument makes the client check its exchanges with the API
+// at addr against the document it serves, until the test ends.
+func (s *System) checkAgainstDocument(addr string) {
+	s.TB.Helper()
+	v, ok := s.Client.Transport.(*validator)
+	if !ok {
+		return
+	}
+	v.load(addr)
+	s.TB.Cleanup(func() { v.forget(addr) })
 }
 
 // StartCommandAPI starts a command API.
 func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Helper()
 	cfg.Auth = s.withAuth(cfg.Auth)
+	if cfg.Web.PublicQueryURL == "" && s.QueryAPI != nil {
+		cfg.Web.PublicQueryURL = s.Query()
+	}
 	r, err := app.StartCommandAPI(natstest.Context(s.TB), cfg, Logger())
 	if err != nil {
 		s.TB.Fatal(err)
@@ -153,6 +170,7 @@ func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Cleanup(func() { _ = r.Stop() })
 	s.addHost(r.Addr)
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
+	s.checkAgainstDocument(r.Addr)
 	return r
 }
 

@@ -172,6 +172,9 @@ func Slugify(s string) string {
 	return out
 }
 
+// IsSlug reports whether s is a valid slug.
+func IsSlug(s string) bool { return len(s) <= MaxSlug && slugPattern.MatchString(s) }
+
 // fallbackSlugLen is how much of the article's id becomes the slug of a
 // title with nothing to transliterate.
 const fallbackSlugLen = 8
