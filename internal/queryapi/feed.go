@@ -91,9 +91,19 @@ type subscriber struct {
 	// under feed.mu.
 	pos    uint64
 	cancel context.CancelFunc // its catch-up
+	conn   net.Conn           // its connection
 }
 
-func (s *subscriber) drop() { s.dropOnce.Do(func() { close(s.dropped) }) }
+// drop ends the client's stream at once, also when its writer is stuck
+// writing to a client that does not read.
+func (s *subscriber) drop() {
+	s.dropOnce.Do(func() {
+		close(s.dropped)
+		if s.conn != nil {
+			_ = s.conn.SetWriteDeadline(time.Now())
+		}
+	})
+}
 
 func newFeed(src Changes, log EventLog, opts FeedOptions, reg prometheus.Registerer) *feed {
 	ctx, stop := context.WithCancel(context.Background())
@@ -311,7 +321,7 @@ func (s *Service) changes(c *fiber.Ctx) error {
 		return p
 	}
 	sub := &subscriber{reader: httpx.PrincipalOf(c), authorID: c.Query("author_id"), tag: c.Query("tag"),
-		queue: make(chan []byte, f.opts.Queue), dropped: make(chan struct{})}
+		queue: make(chan []byte, f.opts.Queue), dropped: make(chan struct{}), conn: c.Context().Conn()}
 	sub.authorID, sub.tag = string([]byte(sub.authorID)), string([]byte(sub.tag)) // Fiber's values are reused
 	if err := f.subscribe(c.UserContext(), sub, from); err != nil {
 		f.unsubscribe(sub)
@@ -320,22 +330,28 @@ func (s *Service) changes(c *fiber.Ctx) error {
 	c.Set(fiber.HeaderContentType, "text/event-stream")
 	c.Set(fiber.HeaderCacheControl, "no-cache")
 	c.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
-	conn := c.Context().Conn()
-	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) { f.serve(w, conn, sub) })
+	c.Context().SetBodyStreamWriter(func(w *bufio.Writer) { f.serve(w, sub) })
 	return nil
 }
 
 // serve is the one writer of a client's stream: a frame and a flush per
 // event, a comment line every heartbeat, until the client goes, is dropped
 // or the server stops.
-func (f *feed) serve(w *bufio.Writer, conn net.Conn, s *subscriber) {
+func (f *feed) serve(w *bufio.Writer, s *subscriber) {
 	defer f.unsubscribe(s)
 	t := time.NewTicker(f.opts.Heartbeat)
 	defer t.Stop()
 	write := func(b []byte) bool {
 		// The server set one deadline for the whole answer: each event
 		// gets its own.
-		_ = conn.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+		select {
+		case <-s.dropped:
+			return false
+		default:
+		}
+		if s.conn != nil {
+			_ = s.conn.SetWriteDeadline(time.Now().Add(feedWriteTimeout))
+		}
 		if _, err := w.Write(b); err != nil {
 			return false
 		}
