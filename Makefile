@@ -4,7 +4,7 @@ BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run test build lint bench cluster fuzz clean
+.PHONY: run test chromium build lint bench cluster fuzz clean
 
 ## run: the all-in-one development server (embedded NATS on :4222, data in ./data)
 run:
@@ -15,10 +15,17 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
-## test: every test, with the race detector, against real embedded NATS
-test:
+## test: every test, with the race detector, against real embedded NATS and a real headless Chromium
+##       (Debian's chromium, installed when missing); screenshots and other artifacts in $(ARTIFACTS)/_artifacts
+ARTIFACTS ?= test-artifacts
+test: chromium
 	$(GO) vet $(PKGS)
-	$(GO) test $(TEST_FLAGS) $(PKGS)
+	@mkdir -p $(ARTIFACTS)
+	$(GO) test $(TEST_FLAGS) -artifacts -outputdir $(abspath $(ARTIFACTS)) $(PKGS)
+
+## chromium: Debian's chromium for the browser tests, installed when missing (as root)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 ## fuzz: every fuzz target of the repository, one after the other, each for FUZZTIME (default 30s);
 ##       the last line of each says how many inputs it ran; a crasher fails it and is kept in testdata/fuzz

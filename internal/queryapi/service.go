@@ -150,6 +150,7 @@ func (s *Service) Routes(app *fiber.App) {
 	app.Get("/api/articles/:id/versions/:v", s.getVersion)
 	app.Get("/api/articles/:id/events", s.listEvents)
 	app.Get("/api/changes", s.changes)
+	s.pageRoutes(app)
 }
 
 // minSeq reads X-Min-Event-Seq (0 when absent). A token past the log's

@@ -93,6 +93,8 @@ type view struct {
 	indexes [nSortKeys]*btree.BTreeG[*entry]
 	// kvRev is the highest KV revision the watcher has applied.
 	kvRev uint64
+	// maxSeq is the highest stream sequence of a state the view holds.
+	maxSeq uint64
 	// changed is closed and replaced whenever the view changes.
 	changed chan struct{}
 }
@@ -120,6 +122,7 @@ func (v *view) put(e *entry, rev uint64) {
 	if rev > v.kvRev {
 		v.kvRev = rev
 	}
+	v.maxSeq = max(v.maxSeq, e.seq)
 	if old := v.byID[e.id]; old != nil {
 		if old.seq > e.seq {
 			v.notify()
@@ -170,6 +173,15 @@ func (v *view) revision() (uint64, <-chan struct{}) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.kvRev, v.changed
+}
+
+// seen is the highest stream sequence of a state the view holds: a page
+// rendered from it shows (about) every event up to it, and its live
+// updates resume after it.
+func (v *view) seen() uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.maxSeq
 }
 
 // live counts the articles that are not deleted.
