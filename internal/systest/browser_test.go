@@ -141,7 +141,9 @@ func TestPagesInABrowser(t *testing.T) {
 	if strings.Contains(listText, "Unfinished draft") {
 		t.Fatalf("the home page shows a draft: %q", listText)
 	}
-	pwned := func() string { return get(t, ctx, "read window.pwned", chromedp.Evaluate[string](`String(window.pwned)`)) }
+	pwned := func() string {
+		return get(t, ctx, "read window.pwned", chromedp.Evaluate[string](`String(window.pwned)`))
+	}
 	if !strings.Contains(listText, hostile) || pwned() != "undefined" {
 		t.Fatalf("the hostile title is not shown as text (pwned %s): %q", pwned(), listText)
 	}
