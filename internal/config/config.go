@@ -62,7 +62,7 @@ type CommandAPI struct {
 // (where Location headers and the Atom feed point) and the origins of
 // browser front ends allowed to call it (CORS).
 type Web struct {
-	PublicQueryURL string   // the query API as clients reach it, e.g. https://blog.example; no trailing slash
+	PublicQueryURL string   // the query API as clients reach it, e.g. https://blog.example; no trailing slash; empty on the query API: each request's own
 	CORSOrigins    []string // origins given the CORS headers and preflights; none by default
 }
 
@@ -123,7 +123,7 @@ const (
 
 // webFlags are the flags of Web, shared by both APIs and the all-in-one.
 func webFlags(fs *flag.FlagSet, w *Web, publicQuery string) {
-	fs.StringVar(&w.PublicQueryURL, "public-query-url", publicQuery, "the query API's URL as clients reach it: Location headers and the Atom feed point there")
+	fs.StringVar(&w.PublicQueryURL, "public-query-url", publicQuery, "the query API's URL as clients reach it: Location headers and the Atom feed point there (the query API, when empty: the scheme and host of each request)")
 	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port], or *) of browser front ends allowed to call the APIs (CORS); none by default", func(v string) error {
 		w.CORSOrigins = nil
 		for _, o := range strings.Split(v, ",") {
@@ -137,9 +137,12 @@ func webFlags(fs *flag.FlagSet, w *Web, publicQuery string) {
 
 func (w Web) validate() error {
 	var errs []error
-	u, err := url.Parse(w.PublicQueryURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		errs = append(errs, fmt.Errorf("-public-query-url must be an http or https URL of a host, not %q", w.PublicQueryURL))
+	// Empty, the query API's own links take the scheme and host of each request.
+	if w.PublicQueryURL != "" {
+		u, err := url.Parse(w.PublicQueryURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("-public-query-url must be an http or https URL of a host, not %q", w.PublicQueryURL))
+		}
 	}
 	for _, o := range w.CORSOrigins {
 		if o == "*" {
@@ -153,7 +156,7 @@ func (w Web) validate() error {
 	return errors.Join(errs...)
 }
 
-// Finish drops a trailing slash of the public query URL.
+// finish drops a trailing slash of the public query URL.
 func (w *Web) finish() { w.PublicQueryURL = strings.TrimRight(w.PublicQueryURL, "/") }
 
 // defaultPublicQuery is the public URL of a query API listening on listen.
@@ -320,9 +323,6 @@ func ParseQueryAPI(name string, args []string, getenv func(string) string, out i
 	queryFlags(fs, &c, "listen")
 	if err := parse(fs, args, getenv); err != nil {
 		return c, err
-	}
-	if c.Web.PublicQueryURL == "" {
-		c.Web.PublicQueryURL = defaultPublicQuery(c.Listen)
 	}
 	c.Web.finish()
 	return c, errors.Join(c.finish(*level), c.Auth.validate(), c.Web.validate(), c.validate())
