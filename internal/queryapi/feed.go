@@ -71,6 +71,7 @@ type feed struct {
 	stop    context.CancelFunc
 
 	mu      sync.Mutex
+	all     map[*subscriber]struct{} // every client
 	subs    map[*subscriber]struct{} // clients the hub serves
 	hub     context.CancelFunc       // nil while the hub does not run
 	hubGen  uint64
@@ -107,7 +108,8 @@ func (s *subscriber) drop() {
 
 func newFeed(src Changes, log EventLog, opts FeedOptions, reg prometheus.Registerer) *feed {
 	ctx, stop := context.WithCancel(context.Background())
-	f := &feed{src: src, log: log, opts: opts, shared: newStates(opts.CacheBytes), ctx: ctx, stop: stop, subs: map[*subscriber]struct{}{}}
+	f := &feed{src: src, log: log, opts: opts, shared: newStates(opts.CacheBytes), ctx: ctx, stop: stop,
+		all: map[*subscriber]struct{}{}, subs: map[*subscriber]struct{}{}}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "inkstream_feed_clients", Help: "Clients of the live change feed (GET /api/changes) connected now.",
 	}, func() float64 { return float64(f.clients.Load()) }))
@@ -115,7 +117,15 @@ func newFeed(src Changes, log EventLog, opts FeedOptions, reg prometheus.Registe
 }
 
 // close ends every client's stream and the hub: the server is stopping.
-func (f *feed) close() { f.stop() }
+// A writer stuck on a client that does not read is unstuck too.
+func (f *feed) close() {
+	f.stop()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.all {
+		s.drop()
+	}
+}
 
 // frameFor returns the frame of c that s gets, or nil when s gets none:
 // s sees an event when the article after it is one s may see and that
@@ -160,6 +170,12 @@ func hasTag(tags []string, t string) bool {
 func (f *feed) subscribe(ctx context.Context, s *subscriber, from int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.ctx.Err() != nil {
+		p := httpx.NewProblem(http.StatusServiceUnavailable, "the server is stopping; resume on another instance")
+		p.RetryAfter = 1
+		return p
+	}
+	f.all[s] = struct{}{}
 	if f.hub == nil {
 		last, err := f.src.LastSeq(ctx)
 		if err != nil {
@@ -186,6 +202,7 @@ func (f *feed) unsubscribe(s *subscriber) {
 	}
 	f.mu.Lock()
 	delete(f.subs, s)
+	delete(f.all, s)
 	if f.clients.Add(-1) == 0 && f.hub != nil {
 		f.hub()
 		f.hub = nil

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -198,13 +197,14 @@ func (f *FeedClient) Comment(timeout time.Duration) string {
 	return ""
 }
 
-// Ended waits up to timeout for the server to end the stream.
-func (f *FeedClient) Ended(timeout time.Duration) error {
+// Ended waits up to timeout for the server to end the stream, and
+// reports whether it did.
+func (f *FeedClient) Ended(timeout time.Duration) bool {
 	f.tb.Helper()
 	select {
-	case err := <-f.done:
-		return err
+	case <-f.done:
+		return true
 	case <-time.After(timeout):
-		return fmt.Errorf("the stream is still open after %v", timeout)
+		return false
 	}
 }

@@ -99,9 +99,14 @@ func TestFeedResumesAcrossInstancesAndRestarts(t *testing.T) {
 	f.Close()
 	last = got[len(got)-1].ID
 
-	// The second instance restarts; the client resumes on the new one.
+	// The second instance restarts: its open streams end, and the client
+	// resumes on the new one.
+	open := s.OpenFeed(b, "")
 	if err := second.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	if !open.Ended(feedWait) {
+		t.Fatal("a stream of the stopped instance is still open")
 	}
 	writes(t, s, 4, "third")
 	third := s.StartQueryAPI(systest.QueryConfig(s.URL, 1))
