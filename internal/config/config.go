@@ -82,6 +82,15 @@ type CommandAPI struct {
 	BulkBodyLimit int           // largest body of a bulk create
 	RateLimit     float64       // writes per second per token subject (else client IP); 0: no limit
 	RateBurst     int           // writes a client may make at once above RateLimit
+	Web           Web
+}
+
+// Web is how an API shows itself on the web: the query API's public URL
+// (where Location headers and the Atom feed point) and the origins of
+// browser front ends allowed to call it (CORS).
+type Web struct {
+	PublicQueryURL string   // the query API as clients reach it, e.g. https://blog.example; no trailing slash; empty on the query API: each request's own
+	CORSOrigins    []string // origins given the CORS headers and preflights; none by default
 }
 
 // Projector configures cmd/projector.
@@ -101,6 +110,16 @@ type QueryAPI struct {
 	MinSeqWait  time.Duration // how long a read with X-Min-Event-Seq waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS
 	CacheBytes  int64         // budget of the article bodies kept in memory
+	Web         Web
+	Feed        Feed
+}
+
+// Feed bounds the live change feed (GET /api/changes).
+type Feed struct {
+	MaxClients int           // clients at once (503 above)
+	Heartbeat  time.Duration // a comment line this often keeps proxies open
+	Queue      int           // events queued for a client before it is dropped as too slow
+	CacheBytes int           // budget of the article states the feed keeps to fold events
 }
 
 // Admin configures the admin commands of cmd/inkstream: provision,
@@ -121,6 +140,7 @@ type AllInOne struct {
 	Projector   Projector
 	QueryAPI    QueryAPI
 	HTTPMonitor string // embedded server monitoring host:port; empty disables
+	Web         Web    // for both APIs; the public query URL defaults to -query-listen's
 }
 
 // Defaults.
@@ -131,7 +151,52 @@ const (
 	DefaultProjectorListen = "127.0.0.1:8082"
 	DefaultBodyLimit       = 1 << 20
 	DefaultVersions        = 10
+	DefaultMaxFeedClients  = 1000
+	DefaultFeedHeartbeat   = 15 * time.Second
+	DefaultFeedQueue       = 256
+	DefaultFeedCacheBytes  = 16 << 20
 )
+
+// webFlags are the flags of Web, shared by both APIs and the all-in-one.
+func webFlags(fs *flag.FlagSet, w *Web, publicQuery string) {
+	fs.StringVar(&w.PublicQueryURL, "public-query-url", publicQuery, "the query API's URL as clients reach it: Location headers and the Atom feed point there (the query API, when empty: the scheme and host of each request)")
+	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port], or *) of browser front ends allowed to call the APIs (CORS); none by default", func(v string) error {
+		w.CORSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				w.CORSOrigins = append(w.CORSOrigins, o)
+			}
+		}
+		return nil
+	})
+}
+
+func (w Web) validate() error {
+	var errs []error
+	// Empty, the query API's own links take the scheme and host of each request.
+	if w.PublicQueryURL != "" {
+		u, err := url.Parse(w.PublicQueryURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("-public-query-url must be an http or https URL of a host, not %q", w.PublicQueryURL))
+		}
+	}
+	for _, o := range w.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("-cors-origins: %q is not an origin (scheme://host[:port]) nor *", o))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// finish drops a trailing slash of the public query URL.
+func (w *Web) finish() { w.PublicQueryURL = strings.TrimRight(w.PublicQueryURL, "/") }
+
+// defaultPublicQuery is the public URL of a query API listening on listen.
+func defaultPublicQuery(listen string) string { return "http://" + listen }
 
 // commonFlags are the flags of a service: how it reaches NATS, its
 // resources, its logs and its listener's extras.
@@ -277,8 +342,11 @@ func (c Common) Logger(w io.Writer) *slog.Logger {
 // ParseCommandAPI reads the command API's configuration.
 func ParseCommandAPI(name string, args []string, getenv func(string) string, out io.Writer) (CommandAPI, error) {
 	var c CommandAPI
-	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); commandFlags(fs, &c, "listen") },
-		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) {
+		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, defaultPublicQuery(DefaultQueryListen))
+		commandFlags(fs, &c, "listen")
+	}, func() error { c.Web.finish(); return errors.Join(c.Auth.validate(), c.Web.validate(), c.validate()) })
 	return c, err
 }
 
@@ -358,8 +426,8 @@ func (c Projector) validate() error {
 // ParseQueryAPI reads the query API's configuration.
 func ParseQueryAPI(name string, args []string, getenv func(string) string, out io.Writer) (QueryAPI, error) {
 	var c QueryAPI
-	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); queryFlags(fs, &c, "listen") },
-		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); webFlags(fs, &c.Web, ""); queryFlags(fs, &c, "listen") },
+		func() error { c.Web.finish(); return errors.Join(c.Auth.validate(), c.Web.validate(), c.validate()) })
 	return c, err
 }
 
@@ -369,6 +437,10 @@ func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
 	fs.DurationVar(&c.MinSeqWait, "min-seq-wait", 2*time.Second, "how long a read with X-Min-Event-Seq waits for the view (503 for lists after)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Second, "how long a read that misses the view waits for NATS (503 after)")
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", 64<<20, "bytes of article bodies the query API keeps in memory (the index of every article is kept besides)")
+	fs.IntVar(&c.Feed.MaxClients, "max-feed-clients", DefaultMaxFeedClients, "clients of the live feed /api/changes at once (503 above)")
+	fs.DurationVar(&c.Feed.Heartbeat, "feed-heartbeat", DefaultFeedHeartbeat, "how often the live feed sends a comment line to keep proxies open")
+	fs.IntVar(&c.Feed.CacheBytes, "feed-cache-bytes", DefaultFeedCacheBytes, "budget of the article states the live feed keeps to show each event's article without reading its history")
+	fs.IntVar(&c.Feed.Queue, "feed-queue", DefaultFeedQueue, "events queued for a live feed client; a client that falls further behind is dropped (it resumes with Last-Event-ID)")
 }
 
 func (c QueryAPI) validate() error {
@@ -385,6 +457,18 @@ func (c QueryAPI) validate() error {
 	if c.MinSeqWait < 0 {
 		errs = append(errs, errors.New("-min-seq-wait must not be negative"))
 	}
+	if c.Feed.MaxClients < 0 {
+		errs = append(errs, errors.New("-max-feed-clients must not be negative"))
+	}
+	if c.Feed.Heartbeat < 10*time.Millisecond {
+		errs = append(errs, errors.New("-feed-heartbeat must be at least 10ms"))
+	}
+	if c.Feed.CacheBytes < 0 {
+		errs = append(errs, errors.New("-feed-cache-bytes must not be negative"))
+	}
+	if c.Feed.Queue < 1 {
+		errs = append(errs, errors.New("-feed-queue must be at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -400,13 +484,18 @@ func ParseAllInOne(name string, args []string, getenv func(string) string, out i
 	fs.StringVar(&c.HTTPMonitor, "nats-monitor", "127.0.0.1:8222", "embedded NATS server monitoring address (empty: off)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "JetStream store directory of the embedded server, and the development signing key")
 	authFlags(fs, &c.Auth)
+	webFlags(fs, &c.Web, "")
 	commandFlags(fs, &c.CommandAPI, "command-listen")
 	projectorFlags(fs, &c.Projector, "projector-listen")
 	queryFlags(fs, &c.QueryAPI, "query-listen")
 	if err := parse(fs, args, getenv); err != nil {
 		return c, usage(err)
 	}
-	err := errors.Join(c.finish(*level), c.Auth.validate(), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
+	if c.Web.PublicQueryURL == "" {
+		c.Web.PublicQueryURL = defaultPublicQuery(c.QueryAPI.Listen)
+	}
+	c.Web.finish()
+	err := errors.Join(c.finish(*level), c.Auth.validate(), c.Web.validate(), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
 	if c.DataDir == "" {
 		err = errors.Join(err, errors.New("-data-dir must not be empty"))
 	}
@@ -421,6 +510,7 @@ func ParseAllInOne(name string, args []string, getenv func(string) string, out i
 	}
 	c.CommandAPI.Common, c.Projector.Common, c.QueryAPI.Common = c.Common, c.Common, c.Common
 	c.CommandAPI.Auth, c.QueryAPI.Auth = c.Auth, c.Auth
+	c.CommandAPI.Web, c.QueryAPI.Web = c.Web, c.Web
 	return c, usage(err)
 }
 
@@ -716,17 +806,20 @@ func FlagNames(process string) ([]string, error) {
 	case "subcommand":
 	case "command-api":
 		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, "")
 		commandFlags(fs, &c.CommandAPI, "listen")
 	case "projector":
 		projectorFlags(fs, &c.Projector, "listen")
 	case "query-api":
 		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, "")
 		queryFlags(fs, &c.QueryAPI, "listen")
 	case "inkstream":
 		fs.String("nats-listen", "", "")
 		fs.String("nats-monitor", "", "")
 		fs.String("data-dir", "", "")
 		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, "")
 		commandFlags(fs, &c.CommandAPI, "command-listen")
 		projectorFlags(fs, &c.Projector, "projector-listen")
 		queryFlags(fs, &c.QueryAPI, "query-listen")

@@ -215,3 +215,23 @@ func TestEveryFlagReadsItsEnvironmentVariable(t *testing.T) {
 		t.Error("the all-in-one embeds its server and must not take -nats-url")
 	}
 }
+
+func TestWebFlags(t *testing.T) {
+	c, err := ParseCommandAPI("command-api", nil, func(string) string { return "" }, io.Discard)
+	if err != nil || c.Web.PublicQueryURL != "http://127.0.0.1:8081" || c.Web.CORSOrigins != nil {
+		t.Fatalf("defaults: %+v %v", c.Web, err)
+	}
+	env := map[string]string{"INKSTREAM_PUBLIC_QUERY_URL": "https://blog.example/", "INKSTREAM_CORS_ORIGINS": "https://a.example, http://b.example:8000"}
+	q, err := ParseQueryAPI("query-api", nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || q.Web.PublicQueryURL != "https://blog.example" || len(q.Web.CORSOrigins) != 2 || q.Web.CORSOrigins[1] != "http://b.example:8000" {
+		t.Fatalf("from the environment: %+v %v", q.Web, err)
+	}
+	if q, err := ParseQueryAPI("query-api", nil, func(string) string { return "" }, io.Discard); err != nil || q.Web.PublicQueryURL != "" {
+		t.Fatalf("query API default: %q %v", q.Web.PublicQueryURL, err)
+	}
+	for _, bad := range [][]string{{"-public-query-url", "ftp://x"}, {"-public-query-url", "http://x/path"}, {"-cors-origins", "https://a.example/path"}, {"-max-feed-clients", "-1"}, {"-feed-queue", "0"}} {
+		if _, err := ParseQueryAPI("query-api", bad, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}

@@ -55,7 +55,10 @@ func jsAPI(what string) string { return "$JS.API." + what }
 //     consumers on KV_articles that it creates, pulls from and deletes, and
 //     reads keys with direct gets; it reads the stream (direct and leader
 //     gets, info) and the projector consumer's info (its ack floor, for
-//     read-your-writes and the lag metric).
+//     read-your-writes and the lag metric). Its live feed follows the
+//     stream with ordered consumers on ARTICLES that it creates, pulls
+//     from and deletes; it is denied the projector's durable consumer by
+//     name (creating, pulling from, deleting it).
 //
 // Nobody but admin creates, updates or deletes a stream or a durable
 // consumer, and only admin (and the command API, for an erasure) purges.
@@ -67,7 +70,7 @@ func Permissions(role Role) *server.Permissions {
 	consumerInfo := jsAPI("CONSUMER.INFO." + Stream + "." + ConsumerName)
 	kvGet := jsAPI("DIRECT.GET." + BucketStream + "." + BucketSubjects)
 	kvGetMany := jsAPI("DIRECT.GET." + BucketStream)
-	var pub []string
+	var pub, deny []string
 	switch role {
 	case RoleCommandAPI:
 		pub = []string{events.StreamSubjects, streamInfo, bucketInfo, leaderGet, directGet, jsAPI("STREAM.PURGE." + Stream)}
@@ -82,12 +85,19 @@ func Permissions(role Role) *server.Permissions {
 			jsAPI("CONSUMER.CREATE." + BucketStream + ".>"),
 			jsAPI("CONSUMER.MSG.NEXT." + BucketStream + ".>"),
 			jsAPI("CONSUMER.DELETE." + BucketStream + ".>"),
-			jsAPI("CONSUMER.INFO." + BucketStream + ".>")}
+			jsAPI("CONSUMER.INFO." + BucketStream + ".>"),
+			jsAPI("CONSUMER.CREATE." + Stream + ".>"),
+			jsAPI("CONSUMER.MSG.NEXT." + Stream + ".>"),
+			jsAPI("CONSUMER.DELETE." + Stream + ".>"),
+			jsAPI("CONSUMER.INFO." + Stream + ".>")}
+		durable := Stream + "." + ConsumerName
+		deny = []string{jsAPI("CONSUMER.CREATE." + durable), jsAPI("CONSUMER.CREATE." + durable + ".>"),
+			jsAPI("CONSUMER.MSG.NEXT." + durable), jsAPI("CONSUMER.DELETE." + durable)}
 	default:
 		return nil
 	}
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: pub},
+		Publish:   &server.SubjectPermission{Allow: pub, Deny: deny},
 		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
 	}
 }

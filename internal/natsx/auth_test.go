@@ -253,8 +253,27 @@ func TestEachUserMayDoItsJobAndNothingElse(t *testing.T) {
 			_, err = cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond))
 			return err
 		})
+		query.refused(t, "delete the projector consumer", "$JS.API.CONSUMER.DELETE."+natsx.Stream+"."+natsx.ConsumerName, func(ctx context.Context) error {
+			return query.JS.DeleteConsumer(ctx, natsx.Stream, natsx.ConsumerName)
+		})
+		query.refused(t, "update the projector consumer", "$JS.API.CONSUMER.CREATE."+natsx.Stream+"."+natsx.ConsumerName, func(ctx context.Context) error {
+			_, err := query.JS.CreateOrUpdateConsumer(ctx, natsx.Stream, jetstream.ConsumerConfig{Durable: natsx.ConsumerName, AckPolicy: jetstream.AckNonePolicy})
+			return err
+		})
 		if stream() != before {
 			t.Fatal("the stream changed")
+		}
+		// The live feed follows the stream with an ordered consumer.
+		log := natsx.NewLog(query.JS)
+		fctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var got []uint64
+		if err := log.Follow(fctx, 1, func(m events.Message) error {
+			got = append(got, m.Seq)
+			cancel()
+			return nil
+		}); err != nil || len(got) != 1 || got[0] != 1 {
+			t.Fatalf("follow the stream: %v %v\n%s", got, err, query.log)
 		}
 	})
 

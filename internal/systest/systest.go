@@ -54,7 +54,8 @@ func CommandConfig(url string, replicas int) config.CommandAPI {
 
 // QueryConfig is a query API on a free port, as user query-api.
 func QueryConfig(url string, replicas int) config.QueryAPI {
-	return config.QueryAPI{Common: RoleCommon(url, natsx.RoleQueryAPI, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second, CacheBytes: 16 << 20}
+	return config.QueryAPI{Common: RoleCommon(url, natsx.RoleQueryAPI, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second, CacheBytes: 16 << 20,
+		Feed: config.Feed{MaxClients: 100, Heartbeat: config.DefaultFeedHeartbeat, Queue: config.DefaultFeedQueue, CacheBytes: config.DefaultFeedCacheBytes}}
 }
 
 // ProjectorConfig is a projector on a free port, as user projector.
@@ -92,7 +93,7 @@ func NewClient() *http.Client {
 // is ready. Everything stops when the test ends.
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
-	s := &System{TB: tb, URL: url, Replicas: replicas, Client: NewClient()}
+	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second, Transport: newValidator(tb)}}
 	s.serveKeys()
 	s.Conn, s.Res = natstest.Connect(tb, url, replicas)
 	for i := 0; i < projectors; i++ {
@@ -136,13 +137,29 @@ func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 	// before the server stops, so its graceful shutdown need not wait for them.
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
 	WaitReady(s.TB, s.Client, Base(r))
+	s.checkAgainstDocument(r.Addr)
 	return r
+}
+
+// checkAgainstDocument makes the client check its exchanges with the API
+// at addr against the document it serves, until the test ends.
+func (s *System) checkAgainstDocument(addr string) {
+	s.TB.Helper()
+	v, ok := s.Client.Transport.(*validator)
+	if !ok {
+		return
+	}
+	v.load(addr)
+	s.TB.Cleanup(func() { v.forget(addr) })
 }
 
 // StartCommandAPI starts a command API.
 func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Helper()
 	cfg.Auth = s.withAuth(cfg.Auth)
+	if cfg.Web.PublicQueryURL == "" && s.QueryAPI != nil {
+		cfg.Web.PublicQueryURL = s.Query()
+	}
 	r, err := app.StartCommandAPI(natstest.Context(s.TB), cfg, Logger())
 	if err != nil {
 		s.TB.Fatal(err)
@@ -150,6 +167,7 @@ func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Cleanup(func() { _ = r.Stop() })
 	s.addHost(r.Addr)
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
+	s.checkAgainstDocument(r.Addr)
 	return r
 }
 
