@@ -145,8 +145,12 @@ func AccountsConfig(users []User) (string, error) {
 			}
 			fmt.Fprintf(&b, "    # %s\n    {nkey: %s", r, users[i].NKey)
 			if p := Permissions(r); p != nil {
-				fmt.Fprintf(&b, ", permissions: {\n      publish: {allow: %s}\n      subscribe: {allow: %s}\n    }",
-					quoteList(p.Publish.Allow), quoteList(p.Subscribe.Allow))
+				deny := ""
+				if len(p.Publish.Deny) > 0 {
+					deny = ", deny: " + quoteList(p.Publish.Deny)
+				}
+				fmt.Fprintf(&b, ", permissions: {\n      publish: {allow: %s%s}\n      subscribe: {allow: %s}\n    }",
+					quoteList(p.Publish.Allow), deny, quoteList(p.Subscribe.Allow))
 			}
 			b.WriteString("}\n")
 		}
