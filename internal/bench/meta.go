@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"debug/buildinfo"
+	"fmt"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -23,14 +24,21 @@ func meta(cfg Config, began time.Time) Meta {
 		Command:        cfg.Command,
 		Mode:           cfg.mode(),
 		Only:           cfg.Only,
+		Parts:          cfg.parts,
+		LoadAvg:        loadAvg(),
 		Runs:           cfg.Runs,
 		DurationS:      cfg.Duration.Seconds(),
 		WarmupS:        cfg.warmup().Seconds(),
 		Connections:    cfg.Conns,
 		SeedArticles:   cfg.SeedArticles,
 		VisibilityRate: cfg.VisibilityRate,
+		BulkConns:      cfg.BulkConns,
+		BulkSize:       cfg.BulkSize,
 		ReplayEvents:   cfg.ReplayEvents,
 		ColdArticles:   cfg.ColdArticles,
+	}
+	if cfg.runs(partMemory) {
+		m.MemoryArticles, m.ContentBytes = cfg.MemoryArticles, cfg.ContentBytes
 	}
 	if bi, err := buildinfo.ReadFile(cfg.bin("query-api")); err == nil {
 		m.BinaryGo = bi.GoVersion
@@ -56,4 +64,18 @@ func goVersion() string {
 		return runtime.Version() + " (no go command; the version inkbench was built with)"
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// loadAvg is the system's load average over 1, 5 and 15 minutes, as
+// /proc/loadavg has it ("" if unknown): how busy the shared machine was.
+func loadAvg() string {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return ""
+	}
+	l, err := fs.LoadAvg()
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%.2f, %.2f, %.2f", l.Load1, l.Load5, l.Load15)
 }
