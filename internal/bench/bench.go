@@ -53,6 +53,7 @@ type Config struct {
 	MemoryArticles []int         // articles in KV for each row of the memory part, ascending
 	ContentBytes   int           // content of each article of the memory part
 	Pprof          bool          // start the services with -pprof
+	ServiceEnv     []string      // added to the environment of the services (experiments: GOGC, GOMEMLIMIT)
 	Only           string        // the parts, comma-separated; "": loads,replay
 	Command        string        // the command line, for the header
 
@@ -95,6 +96,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	memory := fs.String("memory-articles", "", "articles in KV for each row of the memory part, comma-separated (default 100000,1000000; 10000,100000 with -short)")
 	fs.IntVar(&cfg.ContentBytes, "content-bytes", 5000, "content of each article of the memory part, in bytes")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
+	serviceEnv := fs.String("service-env", "", "environment variables for command-api, projector, query-api and inkstream rebuild, comma-separated NAME=value (experiments, e.g. GOMEMLIMIT=600MiB); nats-server and the baselines do not get them")
 	fs.StringVar(&cfg.Only, "only", "", "run these parts, comma-separated: loads (GET, list, POST, PUT, write → visible, bulk, their baselines), "+
 		"replay (projector catch-up, rebuild, cold start, bytes on disk), memory (the query API on many 5 KB articles), "+
 		"cluster (the loads on 3 nodes, replicas 3), or all (default: loads,replay)")
@@ -123,6 +125,14 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *serviceEnv != "" {
+		for _, kv := range strings.Split(*serviceEnv, ",") {
+			if !strings.Contains(kv, "=") {
+				return fmt.Errorf("-service-env: %q is not NAME=value", kv)
+			}
+			cfg.ServiceEnv = append(cfg.ServiceEnv, strings.TrimSpace(kv))
+		}
 	}
 	if *memory != "" {
 		for _, f := range strings.Split(*memory, ",") {

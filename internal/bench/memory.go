@@ -71,11 +71,35 @@ func (r *runner) memory(ctx context.Context, res *Result) error {
 		r.logf("memory: %d snapshots, %d MiB, written in %.1f s; starting a query-api", n, row.BucketBytes>>20, row.FillSeconds)
 
 		name := fmt.Sprintf("query-api-%d", n)
+		serverBefore, err := cpuTime(ns.Pid())
+		if err != nil {
+			return err
+		}
+		serverCalls, err := ioCalls(ns.Pid())
+		if err != nil {
+			return err
+		}
 		query, queryAddr, took, err := r.startService(ctx, name, "query-api", url)
 		if err != nil {
 			return fmt.Errorf("memory: %w", err)
 		}
 		row.ColdStartSeconds = took.Seconds()
+		// The CPU of the cold start: all the query API has used since its
+		// exec, and what the server used meanwhile.
+		serverAfter, err1 := cpuTime(ns.Pid())
+		own, err2 := cpuTime(query.Pid())
+		serverCallsAfter, err3 := ioCalls(ns.Pid())
+		ownCalls, err4 := ioCalls(query.Pid())
+		if err1 == nil && err2 == nil && err3 == nil && err4 == nil {
+			for _, u := range []struct {
+				name  string
+				cpu   time.Duration
+				calls int64
+			}{{ns.Name, serverAfter - serverBefore, serverCallsAfter - serverCalls}, {name, own, ownCalls}} {
+				row.ColdStartCPU = append(row.ColdStartCPU, ProcCPU{Process: u.name, Cores: div(float64(u.cpu), float64(took)),
+					USPerReq: div(float64(u.cpu/time.Microsecond), float64(n)), IOCallsPerReq: div(float64(u.calls), float64(n))})
+			}
+		}
 		view, err := metric(ctx, queryAddr, "inkstream_query_articles")
 		if err != nil {
 			return err

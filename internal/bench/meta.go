@@ -22,6 +22,7 @@ func meta(cfg Config, began time.Time) Meta {
 		Cores:          runtime.NumCPU(),
 		GOMAXPROCS:     runtime.GOMAXPROCS(0),
 		Command:        cfg.Command,
+		ServiceEnv:     cfg.ServiceEnv,
 		Mode:           cfg.mode(),
 		Only:           cfg.Only,
 		Parts:          cfg.parts,

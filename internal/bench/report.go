@@ -90,19 +90,20 @@ type Disk struct {
 
 // Memory is the query API on a bucket of Articles snapshots.
 type Memory struct {
-	Articles         int64   `json:"articles"`
-	ContentBytes     int     `json:"content_bytes"`
-	BucketBytes      int64   `json:"bucket_bytes"`
-	FillSeconds      float64 `json:"fill_seconds"` // writing the snapshots (not a figure)
-	ColdStartSeconds float64 `json:"cold_start_seconds"`
-	ViewArticles     int64   `json:"view_articles"`
-	ReadyRSSMiB      float64 `json:"ready_rss_mib"` // VmRSS at /readyz
-	ReadyHeapMiB     float64 `json:"ready_heap_mib"`
-	PeakRSSMiB       float64 `json:"peak_rss_mib"` // VmHWM after the GET load
-	RawFiber         Load    `json:"raw_fiber_get"`
-	Get              Load    `json:"get_article"`
-	GetVsRawFiber    float64 `json:"get_vs_raw_fiber"`
-	GetP99VsRawFiber float64 `json:"get_p99_vs_raw_fiber_p99"`
+	Articles         int64     `json:"articles"`
+	ContentBytes     int       `json:"content_bytes"`
+	BucketBytes      int64     `json:"bucket_bytes"`
+	FillSeconds      float64   `json:"fill_seconds"` // writing the snapshots (not a figure)
+	ColdStartSeconds float64   `json:"cold_start_seconds"`
+	ColdStartCPU     []ProcCPU `json:"cold_start_cpu,omitempty"` // per article
+	ViewArticles     int64     `json:"view_articles"`
+	ReadyRSSMiB      float64   `json:"ready_rss_mib"` // VmRSS at /readyz
+	ReadyHeapMiB     float64   `json:"ready_heap_mib"`
+	PeakRSSMiB       float64   `json:"peak_rss_mib"` // VmHWM after the GET load
+	RawFiber         Load      `json:"raw_fiber_get"`
+	Get              Load      `json:"get_article"`
+	GetVsRawFiber    float64   `json:"get_vs_raw_fiber"`
+	GetP99VsRawFiber float64   `json:"get_p99_vs_raw_fiber_p99"`
 }
 
 // RSS is the peak resident set size of one process (VmHWM).
@@ -149,6 +150,7 @@ type Meta struct {
 	LoadAvg        string     `json:"load_average,omitempty"` // /proc/loadavg when the run began
 	LoadAvgEnd     string     `json:"load_average_end,omitempty"`
 	Command        string     `json:"command"`
+	ServiceEnv     []string   `json:"service_env,omitempty"`
 	Mode           string     `json:"mode"`
 	Only           string     `json:"only,omitempty"`
 	Parts          []string   `json:"parts,omitempty"`
@@ -533,6 +535,9 @@ func markdown(rep Report) string {
 		fmt.Fprintf(&b, "- load average (1, 5, 15 min) at the start: %s; at the end: %s\n", meta.LoadAvg, meta.LoadAvgEnd)
 	}
 	fmt.Fprintf(&b, "- command: `%s`\n", meta.Command)
+	if len(meta.ServiceEnv) > 0 {
+		fmt.Fprintf(&b, "- services' environment: `%s` (an experiment: not the defaults)\n", strings.Join(meta.ServiceEnv, " "))
+	}
 	fmt.Fprintf(&b, "- mode: %s; %d run(s)%s; %s s per load after %s s warm-up; took %.0f s", meta.Mode, meta.Runs,
 		map[bool]string{true: ", every figure and ratio the median over the runs (each run in the JSON results)", false: ""}[meta.Runs > 1],
 		strconv.FormatFloat(meta.DurationS, 'f', -1, 64), strconv.FormatFloat(meta.WarmupS, 'f', -1, 64), meta.ElapsedS)
@@ -662,6 +667,9 @@ func notes(m Result, meta Meta) string {
 					fmtInt(div((mm.PeakRSSMiB-prev.PeakRSSMiB)*(1<<20), float64(mm.Articles-prev.Articles))), fmtInt(float64(prev.Articles)))
 			}
 			b.WriteString(".\n")
+			if len(mm.ColdStartCPU) > 0 {
+				fmt.Fprintf(&b, "  - cold start, CPU time per article, µs (share of one core): %s\n", cpuSplit(mm.ColdStartCPU))
+			}
 			if len(mm.Get.CPU) > 0 {
 				fmt.Fprintf(&b, "  - CPU per cached GET: %s\n", cpuSplit(mm.Get.CPU))
 			}

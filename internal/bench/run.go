@@ -47,7 +47,7 @@ func (r *runner) run(ctx context.Context) (res Result, times []PartTime, err err
 	if err != nil {
 		return res, nil, err
 	}
-	r.ps = newChildren(r.dir, r.logf, r.cfg.OnStart)
+	r.ps = newChildren(r.dir, r.logf, r.cfg.OnStart, r.cfg.ServiceEnv)
 	if r.authz, err = editorAuthorization(r.dir); err != nil {
 		return res, nil, err
 	}
