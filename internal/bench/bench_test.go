@@ -152,6 +152,7 @@ func TestShortBench(t *testing.T) {
 		"| POST /api/articles, 64 conns |",
 		"| baseline: raw sync JetStream publish of the update events, 64 publishers |",
 		"| PUT /api/articles/{id}, 64 conns |",
+		"| PUT /api/articles/{id}: the first of each of 200 articles after the POST load (state outside the command API's cache), 64 conns |",
 		"| write → visible in query API at ",
 		"| baseline: raw atomic batch publish of 200 create events, 2 publishers |",
 		"| POST /api/articles/_bulk of 200 articles, 2 conns |",
@@ -205,7 +206,7 @@ func TestShortBench(t *testing.T) {
 	}
 	m := got.Median
 	for name, l := range map[string]Load{"raw Fiber": m.RawFiber, "GET": m.Get, "list": m.List, "raw publish": m.RawPublish, "POST": m.Post,
-		"raw update": m.RawUpdate, "PUT": m.Put, "raw batch": m.RawBatch, "bulk": m.Bulk} {
+		"raw update": m.RawUpdate, "PUT": m.Put, "first PUTs": m.PutCold, "raw batch": m.RawBatch, "bulk": m.Bulk} {
 		if l.Requests == 0 || l.Seconds == 0 || l.Errors != 0 {
 			t.Errorf("%s load made no successful requests, or errors: %+v", name, l)
 		}

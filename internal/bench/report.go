@@ -36,6 +36,7 @@ type Loads struct {
 	RawPublish Load       `json:"raw_js_publish"`     // baseline of Post: the create events
 	Post       Load       `json:"post_article"`       // POST /api/articles
 	RawUpdate  Load       `json:"raw_js_update"`      // baseline of Put: the update events
+	PutCold    Load       `json:"put_article_first"`  // the first PUT of each seeded article, its state outside the command API's cache
 	Put        Load       `json:"put_article"`        // PUT /api/articles/{id}
 	Visibility Visibility `json:"visibility"`
 	RawBatch   Load       `json:"raw_atomic_batch"` // baseline of Bulk: a request is one batch of BulkSize events
@@ -135,6 +136,8 @@ type Ratios struct {
 type Notes struct {
 	SeedArticles   int64   `json:"seed_articles"`
 	GetCacheMisses int64   `json:"get_cache_misses"`            // reads the view could not serve during the cached GET load
+	PutStateMisses int64   `json:"put_state_misses"`            // first PUTs whose article's state the command API had to read from the stream
+	PutLoadMisses  int64   `json:"put_load_misses"`             // the same during the PUT load after them
 	WriteCatchUpMS float64 `json:"write_projector_catch_up_ms"` // projector backlog after the POST and PUT loads
 	BulkCatchUpMS  float64 `json:"bulk_projector_catch_up_ms"`
 }
@@ -442,8 +445,13 @@ func loadRows(l Loads, ratios Ratios, conns, bulkConns int, prefix string, tg ma
 		loadRow(prefix+"baseline: raw sync JetStream publish of the create events, "+c+" publishers", l.RawPublish, "msg/s"),
 		post,
 		loadRow(prefix+"baseline: raw sync JetStream publish of the update events, "+c+" publishers", l.RawUpdate, "msg/s"),
-		put, vis,
+		put,
 	}
+	if l.PutCold.Requests > 0 {
+		cold := loadRow(fmt.Sprintf("%sPUT /api/articles/{id}: the first of each of %s articles after the POST load (state outside the command API's cache), %s conns", prefix, fmtInt(float64(l.PutCold.Requests+l.PutCold.Errors)), c), l.PutCold, "req/s")
+		rows = append(rows, cold)
+	}
+	rows = append(rows, vis)
 	if l.Bulk.Requests > 0 || l.RawBatch.Requests > 0 {
 		rows = append(rows, rawBatch, bulk)
 	}
@@ -619,6 +627,7 @@ func notes(m Result, meta Meta) string {
 			"the projector had acknowledged every write %s ms after the last write's response; PUT p99 at this rate %s ms.\n",
 			prefix, fmtInt(float64(v.Writes)), fmtInt(float64(v.Sampled)), fmtInt(float64(v.Polls)), fmtInt(float64(v.ReplaysOnMiss)), fmtMS(v.CatchUpMS), fmtMS(v.WriteP99))
 		fmt.Fprintf(&b, "- %scached GET: %d reads missed the view during the load.\n", prefix, l.Notes.GetCacheMisses)
+		fmt.Fprintf(&b, "- %sfirst PUT of each seeded article: %s of them found the article's state outside the command API's cache (-command-cache-bytes), pushed out by the POST load's new articles, and read its history from the stream first; during the PUT load after them, %s more did.\n", prefix, fmtInt(float64(l.Notes.PutStateMisses)), fmtInt(float64(l.Notes.PutLoadMisses)))
 		fmt.Fprintf(&b, "- %sprojector backlog: drained %s ms after the POST and PUT loads, %s ms after the bulk load.\n", prefix, fmtMS(l.Notes.WriteCatchUpMS), fmtMS(l.Notes.BulkCatchUpMS))
 		loads := l.named()
 		for _, nl := range loads {
@@ -690,7 +699,7 @@ func (l Loads) named() []struct {
 		name string
 		l    Load
 	}{{"raw Fiber", l.RawFiber}, {"cached GET", l.Get}, {"list", l.List}, {"raw publish (creates)", l.RawPublish}, {"POST", l.Post},
-		{"raw publish (updates)", l.RawUpdate}, {"PUT", l.Put}, {"raw atomic batch", l.RawBatch}, {"bulk", l.Bulk}}
+		{"first PUT of each article", l.PutCold}, {"raw publish (updates)", l.RawUpdate}, {"PUT", l.Put}, {"raw atomic batch", l.RawBatch}, {"bulk", l.Bulk}}
 }
 
 // cpuSplit renders the CPU of each process and their sum.

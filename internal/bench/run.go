@@ -334,13 +334,28 @@ func (r *runner) loads(ctx context.Context, out *Loads, res *Result, cluster boo
 	return nil
 }
 
-// writes runs POST and PUT beside raw synchronous publishes of the events
-// they write, the four in turns.
+// writes runs POST beside raw synchronous publishes of the create events,
+// in turns, then PUT beside raw synchronous publishes of update events, in
+// turns. (Not all four in turns: the POSTs' new articles would push the
+// seeded ones out of the command API's cache before every PUT turn.)
 func (r *runner) writes(ctx context.Context, out *Loads, js jetstream.JetStream, cmdAddr string, ids []string, all []*proc) error {
 	c := r.cfg
 	rawCreate := &publishLoop{js: js, conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
 	postLoop := &closedLoop{addr: cmdAddr, build: post(cmdAddr, r.authz), want: http.StatusCreated,
 		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	r.logf("baseline: raw sync JetStream publish of create events (%d publishers) and POST /api/articles (%d connections): %s warm-up + %s each, in %d turns",
+		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
+	res, err := interleaved(ctx, turns, rawCreate, postLoop)
+	if err != nil {
+		return fmt.Errorf("raw publish and POST: %w", err)
+	}
+	if err := alive(all...); err != nil {
+		return fmt.Errorf("raw publish and POST: %w", err)
+	}
+	out.RawPublish, out.Post = res[0], res[1]
+	r.logf("baseline: raw sync publish of create events: %s", summary(out.RawPublish))
+	r.logf("POST /api/articles: %s", summary(out.Post))
+
 	r.logf("baseline: raw sync publish of update events: creating %d articles of its own", c.SeedArticles)
 	rawUpdate, err := newUpdateLoop(ctx, js, c.Conns, c.SeedArticles)
 	if err != nil {
@@ -349,22 +364,100 @@ func (r *runner) writes(ctx context.Context, out *Loads, js jetstream.JetStream,
 	rawUpdate.warmup, rawUpdate.duration, rawUpdate.cpu = c.warmup(), c.Duration, newCPUMeter(all...)
 	putLoop := &closedLoop{addr: cmdAddr, build: put(cmdAddr, ids, c.Conns, r.authz), want: http.StatusOK,
 		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
-	r.logf("baselines: raw sync JetStream publish of create and of update events (%d publishers), POST and PUT (%d connections): %s warm-up + %s each, in %d turns",
-		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
-	res, err := interleaved(ctx, turns, rawCreate, postLoop, rawUpdate, putLoop)
+	// The POSTs' new articles have pushed the seeded ones out of the
+	// command API's cache: the first PUT of each reads its history from
+	// the stream. That pass is a figure of its own; the PUT load after it
+	// is the steady state.
+	misses, err := metric(ctx, cmdAddr, obs.MetricCacheMisses, "cache", "command_states")
 	if err != nil {
-		return fmt.Errorf("raw publish, POST and PUT: %w", err)
+		return err
+	}
+	r.logf("PUT /api/articles/{id}: the first of each of the %d seeded articles (%d connections)", len(ids), c.Conns)
+	if out.PutCold, err = onePass(ctx, cmdAddr, len(ids), c.Conns, putLoop.build, http.StatusOK, newCPUMeter(all...)); err != nil {
+		return fmt.Errorf("first PUTs: %w", err)
+	}
+	after, err := metric(ctx, cmdAddr, obs.MetricCacheMisses, "cache", "command_states")
+	if err != nil {
+		return err
+	}
+	out.Notes.PutStateMisses = int64(after - misses)
+	r.logf("PUT /api/articles/{id}, first of each: %s (%d states not in the command API's cache)", summary(out.PutCold), out.Notes.PutStateMisses)
+	r.logf("baseline: raw sync JetStream publish of update events (%d publishers) and PUT /api/articles/{id} (%d connections): %s warm-up + %s each, in %d turns",
+		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
+	if res, err = interleaved(ctx, turns, rawUpdate, putLoop); err != nil {
+		return fmt.Errorf("raw publish and PUT: %w", err)
 	}
 	if err := alive(all...); err != nil {
-		return fmt.Errorf("raw publish, POST and PUT: %w", err)
+		return fmt.Errorf("raw publish and PUT: %w", err)
 	}
-	out.RawPublish, out.Post, out.RawUpdate, out.Put = res[0], res[1], res[2], res[3]
-	r.logf("baseline: raw sync publish of create events: %s", summary(out.RawPublish))
-	r.logf("POST /api/articles: %s", summary(out.Post))
+	misses = after
+	if after, err = metric(ctx, cmdAddr, obs.MetricCacheMisses, "cache", "command_states"); err != nil {
+		return err
+	}
+	out.Notes.PutLoadMisses = int64(after - misses)
+	out.RawUpdate, out.Put = res[0], res[1]
 	r.logf("baseline: raw sync publish of update events: %s", summary(out.RawUpdate))
-	r.logf("PUT /api/articles/{id}: %s", summary(out.Put))
+	r.logf("PUT /api/articles/{id}: %s (%d states not in the command API's cache)", summary(out.Put), out.Notes.PutLoadMisses)
 	return nil
 }
+
+// onePass sends n requests from conns connections, request i of worker w
+// built by build(w, firstPass+i, req) for each i with w+i*conns < n: once
+// each of n articles, when build picks them that way (put does). It
+// returns them as a load.
+func onePass(ctx context.Context, addr string, n, conns int, build func(w, i int, req *fasthttp.Request), want int, cpu *cpuMeter) (Load, error) {
+	l := &closedLoop{addr: addr, conns: conns, build: build, want: want, cpu: cpu}
+	var mu sync.Mutex
+	var results []workerResult
+	start := time.Now()
+	cpu.begin()
+	var wg sync.WaitGroup
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := clientFor(addr, 1)
+			defer c.CloseIdleConnections()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			r := workerResult{kinds: errorKinds{}}
+			for i := 0; w+i*conns < n && ctx.Err() == nil; i++ {
+				req.Reset()
+				resp.Reset()
+				l.build(w, firstPass+i, req)
+				t0 := time.Now()
+				err := c.Do(req, resp)
+				took := time.Since(t0)
+				switch {
+				case err != nil:
+					r.errors++
+					r.kinds.add("transport: " + err.Error())
+				case resp.StatusCode() != l.want:
+					r.errors++
+					r.kinds.add(statusKind(resp.StatusCode()))
+				default:
+					r.lat = append(r.lat, took)
+				}
+			}
+			mu.Lock()
+			results = append(results, r)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Load{}, err
+	}
+	out := merge(results, time.Since(start))
+	out.CPU = cpu.end(out.RPS)
+	return out, nil
+}
+
+// firstPass numbers the requests of onePass, apart from the loads': a PUT
+// of the pass never repeats the title of a later one (which would change
+// nothing and write no event).
+const firstPass = 90_000_000
 
 func mib(p *proc) float64 { return float64(p.peakRSS()) / 1024 }
 
