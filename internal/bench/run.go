@@ -406,46 +406,34 @@ func (r *runner) writes(ctx context.Context, out *Loads, js jetstream.JetStream,
 // each of n articles, when build picks them that way (put does). It
 // returns them as a load.
 func onePass(ctx context.Context, addr string, n, conns int, build func(w, i int, req *fasthttp.Request), want int, cpu *cpuMeter) (Load, error) {
-	l := &closedLoop{addr: addr, conns: conns, build: build, want: want, cpu: cpu}
 	var mu sync.Mutex
 	var results []workerResult
 	start := time.Now()
 	cpu.begin()
-	var wg sync.WaitGroup
-	for w := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := clientFor(addr, 1)
-			defer c.CloseIdleConnections()
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			r := workerResult{kinds: errorKinds{}}
-			for i := 0; w+i*conns < n && ctx.Err() == nil; i++ {
-				req.Reset()
-				resp.Reset()
-				l.build(w, firstPass+i, req)
-				t0 := time.Now()
-				err := c.Do(req, resp)
-				took := time.Since(t0)
-				switch {
-				case err != nil:
-					r.errors++
-					r.kinds.add("transport: " + err.Error())
-				case resp.StatusCode() != l.want:
-					r.errors++
-					r.kinds.add(statusKind(resp.StatusCode()))
-				default:
-					r.lat = append(r.lat, took)
-				}
+	eachWorker(addr, conns, func(w int, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) {
+		r := workerResult{kinds: errorKinds{}}
+		for i := 0; w+i*conns < n && ctx.Err() == nil; i++ {
+			req.Reset()
+			resp.Reset()
+			build(w, firstPass+i, req)
+			t0 := time.Now()
+			err := c.Do(req, resp)
+			took := time.Since(t0)
+			switch {
+			case err != nil:
+				r.errors++
+				r.kinds.add("transport: " + err.Error())
+			case resp.StatusCode() != want:
+				r.errors++
+				r.kinds.add(statusKind(resp.StatusCode()))
+			default:
+				r.lat = append(r.lat, took)
 			}
-			mu.Lock()
-			results = append(results, r)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+		}
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	})
 	if err := ctx.Err(); err != nil {
 		return Load{}, err
 	}
@@ -641,8 +629,43 @@ func seed(ctx context.Context, addr string, n, conns int, authz string) ([]strin
 	var next atomic.Int64
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
 	build := post(addr, authz)
+	eachWorker(addr, conns, func(w int, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) {
+		for ctx.Err() == nil {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			req.Reset()
+			build(w, i, req)
+			err := c.Do(req, resp)
+			if err == nil && resp.StatusCode() != http.StatusCreated {
+				err = fmt.Errorf("POST answered %d: %s", resp.StatusCode(), resp.Body())
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			loc := string(resp.Header.Peek("Location"))
+			ids[i] = loc[strings.LastIndexByte(loc, '/')+1:]
+		}
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return ids, nil
+}
+
+// eachWorker runs work for workers 0 to conns-1 at once, each with a
+// connection of its own to addr and a request and response to reuse, and
+// waits for them all.
+func eachWorker(addr string, conns int, work func(w int, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response)) {
+	var wg sync.WaitGroup
 	for w := range conns {
 		wg.Add(1)
 		go func() {
@@ -652,36 +675,10 @@ func seed(ctx context.Context, addr string, n, conns int, authz string) ([]strin
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				req.Reset()
-				build(w, i, req)
-				err := c.Do(req, resp)
-				if err == nil && resp.StatusCode() != http.StatusCreated {
-					err = fmt.Errorf("POST answered %d: %s", resp.StatusCode(), resp.Body())
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
-				loc := string(resp.Header.Peek("Location"))
-				ids[i] = loc[strings.LastIndexByte(loc, '/')+1:]
-			}
+			work(w, c, req, resp)
 		}()
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return ids, nil
 }
 
 // fetchArticles GETs each article from the query API: the bytes the raw
