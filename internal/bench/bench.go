@@ -369,6 +369,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 	}
 	rep := &Report{Meta: meta(cfg, began)}
+	machine := readMachineCPU()
 	for i := range cfg.Runs {
 		r := &runner{cfg: &cfg, logf: func(format string, args ...any) {
 			logf("run %d/%d: %s", i+1, cfg.Runs, fmt.Sprintf(format, args...))
@@ -387,6 +388,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	rep.Meta.LoadAvgEnd = loadAvg()
+	if others, ok := machine.othersSince(); ok {
+		rep.Meta.OthersCPUS = others.Seconds()
+		rep.Meta.OthersCores = others.Seconds() / time.Since(began).Seconds()
+	}
 	rep.Median = median(rep.Runs)
 	rep.Targets = judged(rep.Median, rep.Meta)
 	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()

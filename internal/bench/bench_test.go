@@ -143,7 +143,7 @@ func TestShortBench(t *testing.T) {
 		t.Error("the printed table differs from the .md file")
 	}
 	for _, want := range []string{
-		"- date: ", "- go version: go", "- CPU: ", "- command: `go test ./internal/bench`", "- load average (1, 5, 15 min) at the start: ",
+		"- date: ", "- go version: go", "- CPU: ", "- command: `go test ./internal/bench`", "- load average (1, 5, 15 min) at the start: ", "other processes on the machine used ",
 		"(loads ", ", replay ",
 		"| baseline: raw Fiber GET by id from a map, 64 conns |",
 		"| GET /api/articles/{id} (cached), 64 conns |",

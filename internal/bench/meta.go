@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
@@ -79,4 +80,42 @@ func loadAvg() string {
 		return ""
 	}
 	return fmt.Sprintf("%.2f, %.2f, %.2f", l.Load1, l.Load5, l.Load15)
+}
+
+// machineCPU is a reading of how much CPU the whole machine, and this
+// process with its children, had used: their difference over a run is
+// what other processes took from the run (the machine is shared).
+type machineCPU struct {
+	busy, ours time.Duration
+	ok         bool
+}
+
+func readMachineCPU() machineCPU {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return machineCPU{}
+	}
+	st, err := fs.Stat()
+	if err != nil {
+		return machineCPU{}
+	}
+	t := st.CPUTotal
+	busy := time.Duration((t.User + t.Nice + t.System + t.IRQ + t.SoftIRQ + t.Steal) * float64(time.Second))
+	var self, children syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &self) != nil || syscall.Getrusage(syscall.RUSAGE_CHILDREN, &children) != nil {
+		return machineCPU{}
+	}
+	tv := func(v syscall.Timeval) time.Duration { return time.Duration(v.Nano()) }
+	ours := tv(self.Utime) + tv(self.Stime) + tv(children.Utime) + tv(children.Stime)
+	return machineCPU{busy: busy, ours: ours, ok: true}
+}
+
+// othersSince is the CPU time other processes used since m, once every
+// child has exited (a child's time counts when it has been waited for).
+func (m machineCPU) othersSince() (time.Duration, bool) {
+	now := readMachineCPU()
+	if !m.ok || !now.ok {
+		return 0, false
+	}
+	return max((now.busy-m.busy)-(now.ours-m.ours), 0), true
 }

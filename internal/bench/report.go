@@ -152,6 +152,8 @@ type Meta struct {
 	GOMAXPROCS     int        `json:"gomaxprocs"`
 	LoadAvg        string     `json:"load_average,omitempty"` // /proc/loadavg when the run began
 	LoadAvgEnd     string     `json:"load_average_end,omitempty"`
+	OthersCPUS     float64    `json:"others_cpu_seconds"` // CPU time other processes on the machine used during the run
+	OthersCores    float64    `json:"others_cores"`       // the same over the run's wall time
 	Command        string     `json:"command"`
 	ServiceEnv     []string   `json:"service_env,omitempty"`
 	Mode           string     `json:"mode"`
@@ -540,7 +542,8 @@ func markdown(rep Report) string {
 	fmt.Fprintf(&b, "- go version: %s (services built with %s)\n", meta.GoVersion, meta.BinaryGo)
 	fmt.Fprintf(&b, "- CPU: %s, %d cores (GOMAXPROCS %d); load generator, NATS and services share them\n", meta.CPU, meta.Cores, meta.GOMAXPROCS)
 	if meta.LoadAvg != "" {
-		fmt.Fprintf(&b, "- load average (1, 5, 15 min) at the start: %s; at the end: %s\n", meta.LoadAvg, meta.LoadAvgEnd)
+		fmt.Fprintf(&b, "- load average (1, 5, 15 min) at the start: %s; at the end: %s; other processes on the machine used %.0f s of CPU during the run (%.2f cores on average)\n",
+			meta.LoadAvg, meta.LoadAvgEnd, meta.OthersCPUS, meta.OthersCores)
 	}
 	fmt.Fprintf(&b, "- command: `%s`\n", meta.Command)
 	if len(meta.ServiceEnv) > 0 {
