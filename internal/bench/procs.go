@@ -108,6 +108,13 @@ func (c *children) report(p *procs.Proc, err error) {
 	c.logf("warning: %s %v (log %s)", p.Name, err, p.Log)
 }
 
+// keep keeps the logs of the run: something in them matters.
+func (c *children) keep() {
+	c.mu.Lock()
+	c.warned = true
+	c.mu.Unlock()
+}
+
 // keepLogs reports whether a process misbehaved, so its log matters.
 func (c *children) keepLogs() bool {
 	c.mu.Lock()

@@ -57,7 +57,13 @@ func (r *runner) rebuild(ctx context.Context, res *Result, ns *proc, url string,
 	took := time.Since(started)
 	cpu.pause()
 	if err := p.Err(); err != nil && !rb.TimedOut {
-		return fmt.Errorf("rebuild: %v; last lines of %s:\n%s", err, p.Log, p.Tail(20))
+		// A failed rebuild is a figure, not the end of the run: the report
+		// says how it failed, and the target fails.
+		rb.Failed, rb.Error = true, fmt.Sprintf("%v: %s", err, lastLine(p.Log))
+		r.logf("rebuild: failed after %s: %s (log %s)", took.Round(time.Millisecond), rb.Error, p.Log)
+		r.ps.keep()
+		rb.Seconds = took.Seconds()
+		return nil
 	}
 	rb.Seconds = took.Seconds()
 	rb.EventsPerSec = float64(rb.Events) / rb.Seconds
@@ -95,6 +101,9 @@ func rebuildAsks(ctx context.Context, bin string) (bool, error) {
 	return strings.Contains(string(out), "\n  -yes"), nil
 }
 
+// lastLine is the last line of the log file that is not empty.
+func lastLine(log string) string { return summaryLine(log, "") }
+
 // summaryLine is the last line of the log file that holds marker, trimmed.
 func summaryLine(log, marker string) string {
 	b, err := os.ReadFile(log)
@@ -103,7 +112,7 @@ func summaryLine(log, marker string) string {
 	}
 	lines := strings.Split(string(b), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], marker) {
+		if strings.Contains(lines[i], marker) && strings.TrimSpace(lines[i]) != "" {
 			return strings.TrimSpace(lines[i])
 		}
 	}

@@ -68,6 +68,8 @@ type Rebuild struct {
 	Snapshots    int64     `json:"snapshots"` // keys in the bucket afterwards
 	Summary      string    `json:"summary,omitempty"`
 	TimedOut     bool      `json:"timed_out,omitempty"`
+	Failed       bool      `json:"failed,omitempty"` // it exited with an error (Error); then EventsPerSec is 0
+	Error        string    `json:"error,omitempty"`
 	CPU          []ProcCPU `json:"cpu,omitempty"` // per event
 }
 
@@ -351,7 +353,10 @@ func targets(m Result, meta Meta) []Target {
 	if meta.ran(partReplay) {
 		rb := Target{Name: "rebuild", Target: fmt.Sprintf("≥ %.0f× async publish of the same events", targetRebuildRatio),
 			Value: fmt.Sprintf("%.2f× async publish, %s events/s over %s events", m.Ratios.RebuildVsPublish, fmtInt(m.Rebuild.EventsPerSec), fmtInt(float64(m.Rebuild.Events)))}
-		rb.Pass = m.Ratios.RebuildVsPublish >= targetRebuildRatio && !m.Rebuild.TimedOut && m.Rebuild.Events > 0
+		rb.Pass = m.Ratios.RebuildVsPublish >= targetRebuildRatio && !m.Rebuild.TimedOut && !m.Rebuild.Failed && m.Rebuild.Events > 0
+		if m.Rebuild.Failed {
+			rb.Value += "; it failed in a run (see the notes)"
+		}
 		rp := Target{Name: "projector catch-up", Target: fmt.Sprintf("≥ %.0f× async publish of the same events", targetReplayRatio),
 			Value: fmt.Sprintf("%.2f× async publish, %s events/s over %s events", m.Ratios.ReplayVsPublish, fmtInt(m.Replay.EventsPerSec), fmtInt(float64(m.Replay.Events)))}
 		rp.Pass = m.Ratios.ReplayVsPublish >= targetReplayRatio && !m.Replay.TimedOut && m.Replay.Acked > 0
@@ -480,8 +485,11 @@ func table(m Result, ts []Target, meta Meta) string {
 		rb := m.Rebuild
 		rebuild := row{name: fmt.Sprintf("`inkstream rebuild` of %s events (%s articles)", fmtInt(float64(rb.Events)), fmtInt(float64(r.Articles))),
 			value: fmtInt(rb.EventsPerSec) + " events/s", ratio: fmt.Sprintf("%.2f× async publish", m.Ratios.RebuildVsPublish)}.judge(tg, "rebuild")
-		if rb.TimedOut {
+		switch {
+		case rb.TimedOut:
 			rebuild.errors = "timed out"
+		case rb.Failed:
+			rebuild.errors = "failed"
 		}
 		replay := row{name: fmt.Sprintf("projector catch-up of %s events (%s articles)", events, fmtInt(float64(r.Articles))),
 			value: fmtInt(r.EventsPerSec) + " events/s", ratio: fmt.Sprintf("%.2f× async publish", m.Ratios.ReplayVsPublish)}.judge(tg, "projector catch-up")
@@ -572,6 +580,11 @@ func markdown(rep Report) string {
 	b.WriteString(how(meta))
 	b.WriteString("Notes:\n\n")
 	b.WriteString(notes(m, meta))
+	for i, r := range rep.Runs {
+		if r.Rebuild.Failed {
+			fmt.Fprintf(&b, "- run %d: `inkstream rebuild` failed after %.1f s: `%s`\n", i+1, r.Rebuild.Seconds, r.Rebuild.Error)
+		}
+	}
 	if !strings.HasPrefix(meta.Mode, "full") {
 		b.WriteString("- not full mode: shorter loads and smaller data; PASS/FAIL is indicative only.\n")
 	}
