@@ -64,11 +64,13 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## bench: the benchmark against its performance targets, baselines in the same run (< 10 min; BENCH_SHORT=1: < 2 min;
-##        BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof); results in bench/runs/<UTC time>.md and .json,
-##        or with BENCH_PUBLISH=1 in the published bench/results.md and bench/results.json
+## bench: every figure of DESIGN.md's performance targets, each beside its baseline of the same run: the loads and the
+##        replay (< 10 min; BENCH_SHORT=1: < 2 min); the memory and cluster parts run alone, each < 10 min
+##        (BENCH_FLAGS="-only memory", "-only cluster"). BENCH_FLAGS: more flags, e.g. -runs 3 or -pprof.
+##        Results in bench/runs/<UTC time>.md and .json; with BENCH_PUBLISH=1 in the published
+##        bench/results.md and .json (bench/results-<parts>.* with -only)
 bench: build
-	$(BIN)/inkbench -bin $(BIN) $(if $(BENCH_PUBLISH),-out bench -name results,-out bench/runs) $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
+	$(BIN)/inkbench -bin $(BIN) $(if $(BENCH_PUBLISH),-publish,-out bench/runs) $(if $(BENCH_SHORT),-short) $(BENCH_FLAGS)
 
 ## cluster: 3-node NATS JetStream cluster + two of each service on loopback, replicas 3 (Ctrl-C stops it;
 ##          CLUSTER_FLAGS: more flags, e.g. -port-offset 1000; see README "Scale out")

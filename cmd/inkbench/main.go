@@ -1,8 +1,12 @@
 // Command inkbench is inkstream's benchmark (`make bench`): it starts
-// nats-server and the services from -bin as separate processes on loopback,
-// loads them next to raw Fiber and raw JetStream baselines, and writes the
-// figures against its performance targets to bench/runs/<UTC time>.md and .json
-// (-out, -name). -h lists its flags; -short runs in about a minute.
+// nats-server (one, or a 3-node cluster with -only cluster) and the
+// services from -bin as separate processes on loopback, loads them next to
+// raw Fiber and raw JetStream baselines, runs `inkstream rebuild`, fills a
+// bucket with a million articles for the query API's memory, and writes
+// every figure against DESIGN.md's performance targets to
+// bench/runs/<UTC time>.md and .json (-out, -name; -publish: bench/results*).
+// -h lists its flags; -only picks the parts; -short runs the loads and the
+// replay in under two minutes.
 package main
 
 import (

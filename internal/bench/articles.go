@@ -55,13 +55,17 @@ func createdEvent(articleID string, n int) (domain.Event, error) {
 	return newEvent(articleID, 1, domain.ArticleCreated{Fields: articleFields(title("replayed", n), n)})
 }
 
-// newEvent is an event of the article at version v, now.
+// actor is the subject of the harness's token: the actor of every event
+// the services write for it, and of the events it publishes itself.
+const actor = "inkbench"
+
+// newEvent is an event of the article at version v, now, by actor.
 func newEvent(articleID string, v int, c domain.Change) (domain.Event, error) {
 	evID, err := uuid.NewV7()
 	if err != nil {
 		return domain.Event{}, err
 	}
-	return domain.Event{ID: evID.String(), ArticleID: articleID, Version: v, At: time.Now().UTC().Truncate(time.Microsecond), Change: c}, nil
+	return domain.Event{ID: evID.String(), ArticleID: articleID, Version: v, At: time.Now().UTC().Truncate(time.Microsecond), Actor: actor, Change: c}, nil
 }
 
 var statuses = []domain.Status{domain.StatusUnderReview, domain.StatusPublished, domain.StatusDraft}

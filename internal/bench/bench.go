@@ -1,11 +1,19 @@
 // Package bench is inkstream's benchmark harness (cmd/inkbench, `make
-// bench`): it starts nats-server and the three services as separate
-// processes on loopback, loads them, runs the raw baselines (a bare Fiber
-// app, raw JetStream publishing) in the same run, and reports every figure
-// against its performance targets (targets, in report.go) in a Markdown and a JSON
-// file named for the run (bench/runs/<UTC time>.md and .json; the published
-// figures are bench/results.md and .json). It builds nothing: the binaries
-// come from -bin.
+// bench`): it starts nats-server (one, or a 3-node cluster) and the three
+// services as separate processes on loopback, loads them, runs the raw
+// baselines (a bare Fiber app, raw JetStream publishing: synchronous,
+// asynchronous and atomic batches) in the same run, and reports every
+// figure of DESIGN.md's performance targets against its target (targets,
+// in report.go) in a Markdown and a JSON file named for the run
+// (bench/runs/<UTC time>.md and .json; the published figures are
+// bench/results*.md and .json). It builds nothing: the binaries come from
+// -bin.
+//
+// The measurement comes in parts (-only): loads (HTTP loads, write →
+// visible, bulk create, each beside its baseline), replay (projector
+// catch-up, rebuild, cold start, bytes on disk), memory (the query API on
+// 100 000 and 1 000 000 articles of 5 KB) and cluster (the loads on three
+// nodes at replicas 3). A plain run is loads and replay.
 package bench
 
 import (
@@ -17,6 +25,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,19 +37,27 @@ import (
 type Config struct {
 	Short          bool
 	Runs           int           // repeat everything; medians are reported
-	BinDir         string        // command-api, projector, query-api, inkbench, nats-server
+	BinDir         string        // command-api, projector, query-api, inkstream, inkbench, nats-server
 	OutDir         string        // where the results go
 	Name           string        // of the result files, <Name>.md and <Name>.json; default: the run's UTC start time
+	Publish        bool          // OutDir bench, Name results (results-<parts> for -only)
 	Duration       time.Duration // of each load
 	Conns          int           // connections (and publishers) of the closed-loop loads
 	SeedArticles   int           // articles the GET, list and PUT loads use
-	VisibilityRate int           // writes/s of the write → visible load
-	ReplayEvents   int           // events the projector replays
+	VisibilityRate int           // writes/s of the write → visible load; 0: half the PUT rate of the run
+	BulkConns      int           // concurrent bulk creates (and raw atomic batches)
+	BulkSize       int           // articles per bulk create and events per raw batch
+	ReplayEvents   int           // events the projector replays (and rebuild folds)
 	ColdArticles   int           // articles those events make, in KV for the cold start
-	ReplayTimeout  time.Duration // the replay figure is partial after this
+	ReplayTimeout  time.Duration // the replay and rebuild figures are partial after this
+	MemoryArticles []int         // articles in KV for each row of the memory part, ascending
+	ContentBytes   int           // content of each article of the memory part
 	Pprof          bool          // start the services with -pprof
-	Only           string        // "" (everything), "loads" or "replay"
+	ServiceEnv     []string      // added to the environment of the services (experiments: GOGC, GOMEMLIMIT)
+	Only           string        // the parts, comma-separated; "": loads,replay
 	Command        string        // the command line, for the header
+
+	parts []string // of Only, set by defaults
 
 	// Log receives progress lines; Out receives the table.
 	Log, Out io.Writer
@@ -61,7 +79,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	cfg := Config{Log: stderr, Out: stdout, Command: commandLine(args)}
 	fs := flag.NewFlagSet("inkbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.BoolVar(&cfg.Short, "short", false, "short mode: 3 s loads, replay of 100 000 events, cold start with 10 000 articles (about 1 minute)")
+	fs.BoolVar(&cfg.Short, "short", false, "short mode: 3 s loads, replay and rebuild of 100 000 events of 10 000 articles, memory rows of 10 000 and 100 000 articles (loads and replay: under 2 minutes)")
 	fs.IntVar(&cfg.Runs, "runs", 1, "repeat the whole measurement N times and report the median of each figure and ratio")
 	fs.StringVar(&cfg.BinDir, "bin", "./bin", "directory with command-api, projector, query-api, inkbench and nats-server (make build)")
 	fs.StringVar(&cfg.OutDir, "out", "./bench/runs", "directory for the results")
@@ -69,12 +87,20 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.DurationVar(&cfg.Duration, "duration", 0, "length of each load (default 10s, 3s with -short)")
 	fs.IntVar(&cfg.Conns, "conns", 64, "connections of the closed-loop loads and publishers of the raw publish baseline")
 	fs.IntVar(&cfg.SeedArticles, "seed-articles", 1000, "articles created before the loads (GET, list and PUT use them)")
-	fs.IntVar(&cfg.VisibilityRate, "visibility-rate", 5000, "writes/s of the write → visible load")
-	fs.IntVar(&cfg.ReplayEvents, "replay-events", 0, "events of the projector replay (default 1 000 000, 100 000 with -short)")
-	fs.IntVar(&cfg.ColdArticles, "cold-articles", 0, "articles in KV for the query-api cold start, made by the replayed events (default 100 000, 10 000 with -short)")
-	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the replay as timed out (partial rate) after this (default 4m, 60s with -short)")
+	fs.IntVar(&cfg.VisibilityRate, "visibility-rate", 0, "writes/s of the write → visible load (default: half the PUT rate measured in the same run)")
+	fs.IntVar(&cfg.BulkConns, "bulk-conns", 4, "concurrent bulk creates, and concurrent raw atomic batches of their baseline")
+	fs.IntVar(&cfg.BulkSize, "bulk-size", 1000, "articles per bulk create (1 to 1000)")
+	fs.IntVar(&cfg.ReplayEvents, "replay-events", 0, "events of the projector catch-up and the rebuild (default 1 000 000, 100 000 with -short)")
+	fs.IntVar(&cfg.ColdArticles, "cold-articles", 0, "articles those events make, in KV for the query-api cold start (default 100 000, 10 000 with -short)")
+	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the catch-up or the rebuild as timed out (partial rate) after this (default 4m, 60s with -short)")
+	memory := fs.String("memory-articles", "", "articles in KV for each row of the memory part, comma-separated (default 100000,1000000; 10000,100000 with -short)")
+	fs.IntVar(&cfg.ContentBytes, "content-bytes", 5000, "content of each article of the memory part, in bytes")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
-	fs.StringVar(&cfg.Only, "only", "", "run one part: loads (GET, list, POST, PUT, visibility and their baselines) or replay (replay and cold start)")
+	serviceEnv := fs.String("service-env", "", "environment variables for command-api, projector, query-api and inkstream rebuild, comma-separated NAME=value (experiments, e.g. GOMEMLIMIT=600MiB); nats-server and the baselines do not get them")
+	fs.StringVar(&cfg.Only, "only", "", "run these parts, comma-separated: loads (GET, list, POST, PUT, write → visible, bulk, their baselines), "+
+		"replay (projector catch-up, rebuild, cold start, bytes on disk), memory (the query API on many 5 KB articles), "+
+		"cluster (the loads on 3 nodes, replicas 3), or all (default: loads,replay)")
+	fs.BoolVar(&cfg.Publish, "publish", false, "write the published results: bench/results.md and .json, or bench/results-<parts>.* with -only (make bench BENCH_PUBLISH=1)")
 	redraw := fs.String("redraw", "", "draw the charts of an earlier run's results `file` (its .json) again and rewrite its .md beside it; run nothing")
 	fs.Bool("version", false, "print the version (from the build information) and exit")
 	envName := func(flagName string) string {
@@ -99,6 +125,23 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *serviceEnv != "" {
+		for _, kv := range strings.Split(*serviceEnv, ",") {
+			if !strings.Contains(kv, "=") {
+				return fmt.Errorf("-service-env: %q is not NAME=value", kv)
+			}
+			cfg.ServiceEnv = append(cfg.ServiceEnv, strings.TrimSpace(kv))
+		}
+	}
+	if *memory != "" {
+		for _, f := range strings.Split(*memory, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.ReplaceAll(f, "_", "")))
+			if err != nil {
+				return fmt.Errorf("-memory-articles: %w", err)
+			}
+			cfg.MemoryArticles = append(cfg.MemoryArticles, n)
+		}
 	}
 	if *redraw != "" {
 		return Redraw(*redraw, stdout)
@@ -142,11 +185,69 @@ func commandLine(args []string) string {
 	return strings.Join(parts, " ")
 }
 
+// The parts of the measurement (-only).
+const (
+	partLoads   = "loads"
+	partReplay  = "replay"
+	partMemory  = "memory"
+	partCluster = "cluster"
+)
+
+var (
+	allParts     = []string{partLoads, partReplay, partMemory, partCluster}
+	defaultParts = []string{partLoads, partReplay}
+)
+
+// parts are the parts -only names, in the order they run.
+func parts(only string) ([]string, error) {
+	if strings.TrimSpace(only) == "" {
+		return defaultParts, nil
+	}
+	want := map[string]bool{}
+	for _, p := range strings.Split(only, ",") {
+		p = strings.TrimSpace(p)
+		switch {
+		case p == "all":
+			for _, a := range allParts {
+				want[a] = true
+			}
+		case slices.Contains(allParts, p):
+			want[p] = true
+		default:
+			return nil, fmt.Errorf("-only %q: want loads, replay, memory, cluster or all, comma-separated", only)
+		}
+	}
+	var out []string
+	for _, p := range allParts {
+		if want[p] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// defaultMemoryArticles are the rows of the memory part.
+var defaultMemoryArticles = []int{100_000, 1_000_000}
+
 // defaults fills what the mode decides and checks the rest.
 func (c *Config) defaults() error {
 	d, replayTimeout, events, articles := 10*time.Second, 4*time.Minute, 1_000_000, 100_000
+	memory := defaultMemoryArticles
 	if c.Short {
 		d, replayTimeout, events, articles = 3*time.Second, time.Minute, 100_000, 10_000
+		memory = []int{10_000, 100_000}
+	}
+	if len(c.MemoryArticles) == 0 {
+		c.MemoryArticles = memory
+	}
+	if c.ContentBytes == 0 {
+		c.ContentBytes = 5000
+	}
+	if c.BulkConns == 0 {
+		c.BulkConns = 4
+	}
+	if c.BulkSize == 0 {
+		c.BulkSize = 1000
 	}
 	if c.Duration == 0 {
 		c.Duration = d
@@ -179,20 +280,43 @@ func (c *Config) defaults() error {
 	if c.SeedArticles < c.Conns {
 		errs = append(errs, fmt.Errorf("-seed-articles must be at least -conns (%d): each PUT connection updates its own articles", c.Conns))
 	}
-	if c.VisibilityRate < 1 {
-		errs = append(errs, errors.New("-visibility-rate must be at least 1"))
+	if c.VisibilityRate < 0 {
+		errs = append(errs, errors.New("-visibility-rate must be 0 (half the PUT rate) or more"))
+	}
+	if c.BulkConns < 1 || c.BulkConns > 64 {
+		errs = append(errs, errors.New("-bulk-conns must be 1 to 64"))
+	}
+	if c.BulkSize < 1 || c.BulkSize > 1000 {
+		errs = append(errs, errors.New("-bulk-size must be 1 to 1000 (JetStream's atomic batch limit, the command API's -bulk-max)"))
+	}
+	if !slices.IsSorted(c.MemoryArticles) || c.MemoryArticles[0] < 1 {
+		errs = append(errs, errors.New("-memory-articles must be ascending counts of at least 1"))
+	}
+	if c.ContentBytes < 1 || c.ContentBytes > 100_000 {
+		errs = append(errs, errors.New("-content-bytes must be 1 to 100 000 (the longest content an article may have)"))
 	}
 	if c.ColdArticles < 1 || c.ReplayEvents < c.ColdArticles {
 		errs = append(errs, errors.New("-cold-articles must be at least 1 and at most -replay-events (each article gets replay-events/cold-articles events)"))
 	}
-	if c.Only != "" && c.Only != "loads" && c.Only != "replay" {
-		errs = append(errs, fmt.Errorf("-only %q: want loads or replay", c.Only))
+	if ps, err := parts(c.Only); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.parts = ps
 	}
 	if c.ReplayTimeout < time.Second {
 		errs = append(errs, errors.New("-replay-timeout must be at least 1s"))
 	}
 	if c.BinDir == "" {
 		c.BinDir = "./bin"
+	}
+	if c.Publish {
+		c.OutDir = "./bench"
+		if c.Name == "" {
+			c.Name = "results"
+			if !slices.Equal(c.parts, defaultParts) && c.parts != nil {
+				c.Name += "-" + strings.Join(c.parts, "-")
+			}
+		}
 	}
 	if c.OutDir == "" {
 		c.OutDir = "./bench/runs"
@@ -202,7 +326,7 @@ func (c *Config) defaults() error {
 		errs = append(errs, err)
 	}
 	c.BinDir = abs
-	for _, name := range []string{"nats-server", "command-api", "projector", "query-api", "inkbench"} {
+	for _, name := range []string{"nats-server", "command-api", "projector", "query-api", "inkstream", "inkbench"} {
 		if st, err := os.Stat(filepath.Join(c.BinDir, name)); err != nil || st.IsDir() {
 			errs = append(errs, fmt.Errorf("%s is missing from %s: run `make build` (or pass -bin)", name, c.BinDir))
 		}
@@ -220,16 +344,18 @@ func (c *Config) mode() string {
 	switch {
 	case c.Short:
 		mode = "short"
-	case c.Duration == 10*time.Second && c.ReplayEvents == 1_000_000 && c.ColdArticles == 100_000:
+	case c.Duration == 10*time.Second && c.ReplayEvents == 1_000_000 && c.ColdArticles == 100_000 &&
+		slices.Equal(c.MemoryArticles, defaultMemoryArticles) && c.ContentBytes == 5000 && c.BulkSize == 1000:
 		mode = "full"
 	}
-	if c.Only != "" {
-		mode += ", " + c.Only + " only"
+	if !slices.Equal(c.parts, defaultParts) {
+		mode += ", " + strings.Join(c.parts, ", ") + " only"
 	}
 	return mode
 }
 
-func (c *Config) runs(part string) bool { return c.Only == "" || c.Only == part }
+// runs reports whether the part is to run.
+func (c *Config) runs(part string) bool { return slices.Contains(c.parts, part) }
 
 // Run runs the benchmark cfg.Runs times, writes <Name>.md and <Name>.json
 // to cfg.OutDir, prints the table and returns the report. Every process it
@@ -243,18 +369,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 	}
 	rep := &Report{Meta: meta(cfg, began)}
+	machine := readMachineCPU()
 	for i := range cfg.Runs {
 		r := &runner{cfg: &cfg, logf: func(format string, args ...any) {
 			logf("run %d/%d: %s", i+1, cfg.Runs, fmt.Sprintf(format, args...))
 		}}
-		res, err := r.run(ctx)
+		res, times, err := r.run(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("run %d/%d: %w", i+1, cfg.Runs, err)
 		}
 		rep.Runs = append(rep.Runs, res)
+		for j, t := range times {
+			if i == 0 {
+				rep.Meta.PartSeconds = append(rep.Meta.PartSeconds, t)
+			} else if j < len(rep.Meta.PartSeconds) {
+				rep.Meta.PartSeconds[j].Seconds += t.Seconds
+			}
+		}
+	}
+	rep.Meta.LoadAvgEnd = loadAvg()
+	if others, ok := machine.othersSince(); ok {
+		rep.Meta.OthersCPUS = others.Seconds()
+		rep.Meta.OthersCores = others.Seconds() / time.Since(began).Seconds()
 	}
 	rep.Median = median(rep.Runs)
-	rep.Targets = judged(rep.Median, cfg.Only)
+	rep.Targets = judged(rep.Median, rep.Meta)
 	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
 	name := cfg.Name
 	if name == "" {

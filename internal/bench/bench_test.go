@@ -70,7 +70,8 @@ func TestMain(m *testing.M) {
 func tiny(t *testing.T, pids *[]int, mu *sync.Mutex) Config {
 	return Config{
 		BinDir: binaries(t), OutDir: t.TempDir(), Runs: 1, Duration: time.Second, Conns: 64,
-		SeedArticles: 200, VisibilityRate: 500, ReplayEvents: 10_000, ColdArticles: 2_000, ReplayTimeout: time.Minute,
+		SeedArticles: 200, ReplayEvents: 10_000, ColdArticles: 2_000, ReplayTimeout: time.Minute,
+		BulkConns: 2, BulkSize: 200, MemoryArticles: []int{1_000, 3_000}, ContentBytes: 5000,
 		Command: "go test ./internal/bench", Log: t.Output(),
 		OnStart: func(_ string, pid int) {
 			mu.Lock()
@@ -93,13 +94,15 @@ func assertAllStopped(t *testing.T, pids []int) {
 	}
 }
 
-// TestShortBench runs the whole harness in a tiny mode so it cannot rot: it
-// asserts the table has every row and the JSON results parse, and nothing
-// about performance.
-func TestShortBench(t *testing.T) {
+// runTiny runs the parts only names in the tiny mode and checks that every
+// process it started is gone. It returns the report, the configuration,
+// the path of the results without extension and what Run printed.
+func runTiny(t *testing.T, only string) (*Report, Config, string, []byte) {
+	t.Helper()
 	var pids []int
 	var mu sync.Mutex
 	cfg := tiny(t, &pids, &mu)
+	cfg.Only = only
 	var out bytes.Buffer
 	cfg.Out = &out
 	rep, err := Run(t.Context(), cfg)
@@ -107,13 +110,20 @@ func TestShortBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertAllStopped(t, pids)
-
-	// The results are named for the run's start time, the charts beside them.
 	files, _ := filepath.Glob(filepath.Join(cfg.OutDir, "*.md"))
 	if len(files) != 1 {
 		t.Fatalf("wrote %v, want the .md of the run", files)
 	}
-	results := strings.TrimSuffix(files[0], ".md")
+	return rep, cfg, strings.TrimSuffix(files[0], ".md"), out.Bytes()
+}
+
+// TestShortBench runs the whole harness in a tiny mode so it cannot rot: it
+// asserts the table has every row and the JSON results parse, and nothing
+// about performance.
+func TestShortBench(t *testing.T) {
+	rep, cfg, results, out := runTiny(t, "")
+
+	// The results are named for the run's start time, the charts beside them.
 	charts := []string{"latency-reads", "latency-writes", "ratios", "memory"}
 	want := []string{results + ".json", results + ".md"}
 	for _, c := range charts {
@@ -129,25 +139,37 @@ func TestShortBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(md, out.Bytes()) {
+	if !bytes.Equal(md, out) {
 		t.Error("the printed table differs from the .md file")
 	}
 	for _, want := range []string{
-		"- date: ", "- go version: go", "- CPU: ", "- command: `go test ./internal/bench`",
+		"- date: ", "- go version: go", "- CPU: ", "- command: `go test ./internal/bench`", "- load average (1, 5, 15 min) at the start: ", "other processes on the machine used ",
+		"(loads ", ", replay ",
 		"| baseline: raw Fiber GET by id from a map, 64 conns |",
 		"| GET /api/articles/{id} (cached), 64 conns |",
 		"| GET /api/articles?limit=20, 64 conns |",
-		"| baseline: raw sync JetStream publish, 64 publishers |",
+		"| baseline: raw sync JetStream publish of the create events, 64 publishers |",
 		"| POST /api/articles, 64 conns |",
+		"| baseline: raw sync JetStream publish of the update events, 64 publishers |",
 		"| PUT /api/articles/{id}, 64 conns |",
-		"| write → visible in query API at 500 writes/s |",
-		"| projector replay of 10 000 events (2 000 articles) |",
+		"| PUT /api/articles/{id}: the first of each of 200 articles after the POST load (state outside the command API's cache), 64 conns |",
+		"| write → visible in query API at ",
+		"| baseline: raw atomic batch publish of 200 create events, 2 publishers |",
+		"| POST /api/articles/_bulk of 200 articles, 2 conns |",
+		"| baseline: async publish of the same 10 000 events to the same server, beforehand |",
+		"| `inkstream rebuild` of 10 000 events (2 000 articles) |",
+		"| projector catch-up of 10 000 events (2 000 articles) |",
 		"| query-api cold start, 2 000 articles in KV |",
-		"| peak RSS: raw Fiber baseline |", "| peak RSS: nats-server (loads) |", "| peak RSS: command-api |",
+		"| stream on disk, S2 (the default), 10 000 events |", "| stream on disk, no compression, the same 10 000 events |",
+		"| peak RSS: raw Fiber baseline |", "| peak RSS: nats-server |", "| peak RSS: command-api |",
 		"| peak RSS: projector (loads) |", "| peak RSS: query-api (loads) |", "| peak RSS: nats-server (replay) |",
-		"| peak RSS: projector (replay of 10 000 events) |", "| peak RSS: query-api (cold start, 2 000 articles) |",
-		"≥ 0.8× raw Fiber and p99 ≤ 5 ms", "≥ 0.7× raw JetStream publish and ≥ 10 000/s",
-		"p99 ≤ 20 ms at 500 writes/s", "≥ 50 000 events/s",
+		"| peak RSS: projector (catch-up of 10 000 events) |", "| peak RSS: inkstream rebuild (10 000 events) |",
+		"| peak RSS: query-api (cold start, 2 000 articles) |",
+		"| cached GET | ≥ 0.95× raw Fiber and p99 ≤ 1.2× raw Fiber's p99 |",
+		"| POST | ≥ 0.8× raw sync JetStream publish and ≥ 10 000/s |", "| PUT | ≥ 0.8× raw sync JetStream publish and ≥ 10 000/s |",
+		"| write → visible | p99 ≤ 20 ms and p50 ≤ 3 ms at half the PUT rate (",
+		"| bulk create | ≥ 0.5× raw atomic batch publish |",
+		"| rebuild | ≥ 2× async publish of the same events |", "| projector catch-up | ≥ 1× async publish of the same events |",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("results.md lacks %q", want)
@@ -160,9 +182,9 @@ func TestShortBench(t *testing.T) {
 		}
 		checkSVG(t, svg, map[string][]string{
 			"latency-reads":  {"raw Fiber GET (baseline)", "cached GET /api/articles/{id}", "99.9%", "max"},
-			"latency-writes": {"raw JetStream publish (baseline)", "POST /api/articles", "PUT /api/articles/{id}", "write → visible at 500/s"},
-			"ratios":         {"cached GET / raw Fiber", "POST / raw publish", "replay / async publish", "target"},
-			"memory":         {"command-api (", "query-api (cold start, 2 000 articles) ("},
+			"latency-writes": {"raw publish of the creates (baseline)", "POST /api/articles", "raw publish of the updates (baseline)", "PUT /api/articles/{id}", "write → visible at "},
+			"ratios":         {"cached GET", "POST", "PUT", "bulk", "catch-up", "rebuild", "target"},
+			"memory":         {"command-api (", "query-api (cold start, 2 000 articles) (", "inkstream rebuild (10 000 events) ("},
 		}[c]...)
 	}
 	if t.Failed() {
@@ -179,19 +201,29 @@ func TestShortBench(t *testing.T) {
 	if err := dec.Decode(&got); err != nil {
 		t.Fatalf("results.json: %v", err)
 	}
-	if len(got.Runs) != 1 || len(got.Targets) != 4 || got.Meta.Mode != "custom" || got.Meta.ReplayEvents != 10_000 {
-		t.Errorf("results.json: %d runs, %d targets, mode %q, %d replay events", len(got.Runs), len(got.Targets), got.Meta.Mode, got.Meta.ReplayEvents)
+	if len(got.Runs) != 1 || len(got.Targets) != 7 || got.Meta.Mode != "custom" || got.Meta.ReplayEvents != 10_000 || len(got.Meta.PartSeconds) != 2 {
+		t.Errorf("results.json: %d runs, %d targets, mode %q, %d replay events, part times %v", len(got.Runs), len(got.Targets), got.Meta.Mode, got.Meta.ReplayEvents, got.Meta.PartSeconds)
 	}
 	m := got.Median
-	for name, l := range map[string]Load{"raw Fiber": m.RawFiber, "GET": m.Get, "list": m.List, "raw publish": m.RawPublish, "POST": m.Post, "PUT": m.Put} {
-		if l.Requests == 0 || l.Seconds == 0 {
-			t.Errorf("%s load made no successful requests: %+v", name, l)
+	for name, l := range map[string]Load{"raw Fiber": m.RawFiber, "GET": m.Get, "list": m.List, "raw publish": m.RawPublish, "POST": m.Post,
+		"raw update": m.RawUpdate, "PUT": m.Put, "first PUTs": m.PutCold, "raw batch": m.RawBatch, "bulk": m.Bulk} {
+		if l.Requests == 0 || l.Seconds == 0 || l.Errors != 0 {
+			t.Errorf("%s load made no successful requests, or errors: %+v", name, l)
 		}
 	}
-	if m.Visibility.Visible == 0 || m.Replay.Acked == 0 || m.ColdStart.Articles == 0 || len(m.RSS) != 8 {
-		t.Errorf("visibility %+v, replay %+v, cold start %+v, %d RSS figures", m.Visibility, m.Replay, m.ColdStart, len(m.RSS))
+	if v := m.Visibility; v.Visible == 0 || v.Rate != max(int(m.Put.RPS/2), 1) {
+		t.Errorf("visibility %+v: want writes at half the PUT rate %.0f/s", v, m.Put.RPS)
 	}
-	for name, l := range map[string]Load{"raw Fiber": m.RawFiber, "GET": m.Get, "raw publish": m.RawPublish, "POST": m.Post} {
+	if m.Replay.Acked == 0 || m.ColdStart.Articles == 0 || len(m.RSS) != 9 {
+		t.Errorf("replay %+v, cold start %+v, %d RSS figures", m.Replay, m.ColdStart, len(m.RSS))
+	}
+	if rb := m.Rebuild; rb.Events != 10_000 || rb.EventsPerSec <= 0 || rb.Snapshots != 2_000 || !strings.Contains(rb.Summary, "events folded into 2000 snapshots") || len(rb.CPU) != 3 {
+		t.Errorf("rebuild %+v", rb)
+	}
+	if d := m.Disk; d.Events != 10_000 || d.S2Bytes <= 0 || d.NoneBytes <= d.S2Bytes || d.StoredBytes <= 0 {
+		t.Errorf("bytes on disk %+v: want the compressed stream smaller", d)
+	}
+	for name, l := range map[string]Load{"raw Fiber": m.RawFiber, "GET": m.Get, "raw publish": m.RawPublish, "POST": m.Post, "PUT": m.Put, "bulk": m.Bulk} {
 		var cores float64
 		for _, c := range l.CPU {
 			cores += c.Cores
@@ -210,8 +242,63 @@ func TestShortBench(t *testing.T) {
 			t.Errorf("%s: latency distribution %+v, p50 %v, p99 %v", name, l.Dist, l.P50, l.P99)
 		}
 	}
-	if rep.Median.Ratios != got.Median.Ratios {
+	if rep.Median.Ratios != got.Median.Ratios || got.Median.Ratios.PutVsRawUpdate <= 0 || got.Median.Ratios.RebuildVsPublish <= 0 || got.Median.Ratios.BulkVsRawBatch <= 0 {
 		t.Errorf("returned ratios %+v, written %+v", rep.Median.Ratios, got.Median.Ratios)
+	}
+}
+
+// TestMemoryAndCluster runs the two parts of their own in a tiny mode: the
+// query API on buckets of 1 000 and 3 000 articles filled directly, and the
+// loads on a 3-node cluster at replicas 3.
+func TestMemoryAndCluster(t *testing.T) {
+	rep, _, base, md := runTiny(t, "memory,cluster")
+	for _, want := range []string{
+		"- mode: custom, memory, cluster only;",
+		"| query API, 1 000 articles of 5 000 bytes in KV: peak RSS |", "| query API, 1 000 articles: cold start to /readyz |",
+		"| query API, 1 000 articles: baseline raw Fiber GET, 64 conns |", "| query API, 1 000 articles: GET /api/articles/{id} (cached) |",
+		"| query API, 3 000 articles: memory | peak RSS ≤ 1 024 MiB |", "| query API, 3 000 articles: cold start | to /readyz ≤ 10 s |",
+		"| query API, 3 000 articles: cached GET | ≥ 0.95× raw Fiber",
+		"| cluster R3: baseline: raw sync JetStream publish of the create events, 64 publishers |", "| cluster R3: POST /api/articles, 64 conns |",
+		"| cluster R3: PUT /api/articles/{id}, 64 conns |", "| cluster R3: GET /api/articles/{id} (cached), 64 conns |",
+		"| cluster R3: POST /api/articles/_bulk of 200 articles, 2 conns |",
+		"| peak RSS: nats-1 (cluster R3) |", "| peak RSS: nats-3 (cluster R3) |", "| peak RSS: query-api (3 000 articles of 5 000 bytes) |",
+		"- Memory: the bucket is filled directly with the snapshots the projector would write",
+	} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q", want)
+		}
+	}
+	for _, not := range []string{"| POST | ", "projector catch-up", "| PUT /api/articles/{id}, 64 conns |"} {
+		if strings.Contains(string(md), not) {
+			t.Errorf("results.md has %q, of a part that did not run", not)
+		}
+	}
+	checkSVG(t, base+"-cluster-latency-writes.svg", "POST /api/articles", "raw publish of the creates (baseline)")
+	checkSVG(t, base+"-ratios.svg", "R3: POST", "GET, 3k")
+	if t.Failed() {
+		t.Logf("results.md:\n%s", md)
+	}
+	m := rep.Median
+	if len(m.Memory) != 2 || len(rep.Targets) != 3 {
+		t.Fatalf("%d memory rows, %d targets", len(m.Memory), len(rep.Targets))
+	}
+	for i, mm := range m.Memory {
+		if want := int64([]int{1_000, 3_000}[i]); mm.Articles != want || mm.ViewArticles != want || mm.ColdStartSeconds <= 0 || mm.PeakRSSMiB <= 0 ||
+			mm.BucketBytes < want*5000 || mm.Get.Requests == 0 || mm.Get.Errors != 0 || mm.RawFiber.Requests == 0 || mm.GetVsRawFiber <= 0 {
+			t.Errorf("memory row %d: %+v", i, mm)
+		}
+	}
+	c := m.Cluster
+	if c.Replicas != 3 {
+		t.Errorf("cluster: stream replicas %d, want 3", c.Replicas)
+	}
+	for name, l := range map[string]Load{"raw publish": c.RawPublish, "POST": c.Post, "raw update": c.RawUpdate, "PUT": c.Put, "GET": c.Get, "bulk": c.Bulk} {
+		if l.Requests == 0 || l.Errors != 0 {
+			t.Errorf("cluster %s: %+v", name, l)
+		}
+	}
+	if m.Ratios.ClusterPost <= 0 || m.Ratios.ClusterPut <= 0 || m.Ratios.ClusterGet <= 0 {
+		t.Errorf("cluster ratios %+v", m.Ratios)
 	}
 }
 
@@ -269,7 +356,7 @@ func TestFlags(t *testing.T) {
 
 func TestMedian(t *testing.T) {
 	run := func(rps, p99 float64, errs int64, timedOut bool, rss float64) Result {
-		r := Result{Get: Load{RPS: rps, Errors: errs, Latency: Latency{P99: p99}}, RawFiber: Load{RPS: 100},
+		r := Result{Loads: Loads{Get: Load{RPS: rps, Errors: errs, Latency: Latency{P99: p99}}, RawFiber: Load{RPS: 100}},
 			Replay: Replay{TimedOut: timedOut}, RSS: []RSS{{"a", rss}, {"b", 2 * rss}}}
 		r.ratios()
 		return r
@@ -294,19 +381,27 @@ func TestMedian(t *testing.T) {
 // those ratios, and both in the table.
 func TestReplayVsPublish(t *testing.T) {
 	run := func(replayRate, publishSeconds float64) Result {
-		r := Result{Replay: Replay{Events: 1_000_000, PublishSeconds: publishSeconds, EventsPerSec: replayRate}}
+		r := Result{Replay: Replay{Events: 1_000_000, PublishSeconds: publishSeconds, EventsPerSec: replayRate},
+			Rebuild: Rebuild{Events: 1_000_000, EventsPerSec: 3 * replayRate}}
 		r.ratios()
 		return r
 	}
-	// 0.6, 0.75 and 0.5 of 40 000, 20 000 and 50 000 events/s.
-	m := median([]Result{run(24_000, 25), run(15_000, 50), run(25_000, 20)})
+	// 0.6, 0.75 and 0.5 of 40 000, 20 000 and 50 000 events/s; the
+	// rebuild thrice that, but it failed in the second run.
+	runs := []Result{run(24_000, 25), run(15_000, 50), run(25_000, 20)}
+	runs[1].Rebuild = Rebuild{Events: 1_000_000, Seconds: 4.5, Failed: true, Error: "exit status 1: nats: stalled"}
+	runs[1].ratios()
+	m := median(runs)
 	if m.Ratios.ReplayVsPublish != 0.6 {
 		t.Errorf("median replay ratio %v, want 0.6", m.Ratios.ReplayVsPublish)
 	}
-	md := markdown(Report{Meta: Meta{Only: "replay", Mode: "full, replay only", Runs: 3}, Median: m, Targets: judged(m, "replay")})
+	meta := Meta{Only: "replay", Parts: []string{partReplay}, Mode: "full, replay only", Runs: 3}
+	md := markdown(Report{Meta: meta, Median: m, Targets: judged(m, meta), Runs: runs})
 	for _, want := range []string{
+		"| rebuild | ≥ 2× async publish of the same events | 1.50× async publish, 72 000 events/s over 1 000 000 events; it failed in a run (see the notes) | FAIL |",
+		"- run 2: `inkstream rebuild` failed after 4.5 s: `exit status 1: nats: stalled`",
 		"| baseline: async publish of the same 1 000 000 events to the same server, beforehand | 40 000 events/s |",
-		"| 24 000 events/s |", "| 0.60× async publish |",
+		"| 24 000 events/s |", "| 0.60× async publish |", "| projector catch-up | ≥ 1× async publish of the same events | 0.60× async publish, 24 000 events/s over 1 000 000 events | FAIL |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("%q missing from\n%s", want, md)
@@ -314,41 +409,70 @@ func TestReplayVsPublish(t *testing.T) {
 	}
 }
 
-// TestOnlyOnePart checks -only: a bad value is refused, and the report of
-// one part neither shows nor judges the other.
+// TestOnlyOnePart checks -only: a bad value is refused, several parts and
+// all are taken, and the report of some parts neither shows nor judges the
+// others.
 func TestOnlyOnePart(t *testing.T) {
 	err := Main(t.Context(), []string{"-bin", t.TempDir(), "-only", "post"}, noEnv, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), `-only "post": want loads or replay`) {
+	if err == nil || !strings.Contains(err.Error(), `-only "post": want loads, replay, memory, cluster or all`) {
 		t.Errorf("-only post: %v", err)
 	}
-	m := Result{Post: Load{RPS: 10}, RawPublish: Load{RPS: 20}, Replay: Replay{Events: 1000, EventsPerSec: 500}}
+	for only, want := range map[string][]string{
+		"": {"loads", "replay"}, "replay": {"replay"}, "cluster, memory": {"memory", "cluster"}, "all": {"loads", "replay", "memory", "cluster"},
+	} {
+		got, err := parts(only)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("parts(%q) = %v, %v; want %v", only, got, err, want)
+		}
+	}
+	m := Result{Loads: Loads{Post: Load{RPS: 10}, RawPublish: Load{RPS: 20}}, Replay: Replay{Events: 1000, EventsPerSec: 500},
+		Memory: []Memory{{Articles: 1000, PeakRSSMiB: 100, ColdStartSeconds: 1}}}
 	m.ratios()
 	for _, tc := range []struct {
-		only        string
+		parts       []string
+		targets     int
 		show, leave []string
 	}{
-		{"replay", []string{"projector replay of 1 000 events", "query-api cold start", "- replay: "}, []string{"POST /api/articles", "raw Fiber", "- write → visible"}},
-		{"loads", []string{"POST /api/articles", "raw Fiber", "write → visible in query API", "- cached GET"}, []string{"projector replay", "cold start", "- replay: "}},
-		{"", []string{"POST /api/articles", "projector replay"}, nil},
+		{[]string{partReplay}, 2, []string{"projector catch-up of 1 000 events", "query-api cold start", "- catch-up: "}, []string{"POST /api/articles", "raw Fiber", "- write → visible", "query API, 1 000"}},
+		{[]string{partLoads}, 5, []string{"POST /api/articles", "raw Fiber", "write → visible in query API", "- cached GET"}, []string{"projector catch-up", "cold start", "- catch-up: "}},
+		{[]string{partMemory}, 3, []string{"| query API, 1 000 articles: memory | peak RSS ≤ 1 024 MiB | 100 MiB | PASS |", "- memory, 1 000 articles"}, []string{"POST /api/articles", "catch-up"}},
+		{defaultParts, 7, []string{"POST /api/articles", "projector catch-up"}, []string{"query API, 1 000"}},
 	} {
-		cfg := Config{Only: tc.only, Duration: 10 * time.Second}
-		ts := judged(m, tc.only)
-		if want := map[string]int{"": 4, "loads": 3, "replay": 1}[tc.only]; len(ts) != want {
-			t.Errorf("-only %q: %d targets judged, want %d", tc.only, len(ts), want)
+		cfg := Config{Duration: 10 * time.Second, parts: tc.parts}
+		meta := Meta{Mode: cfg.mode(), Parts: tc.parts, Connections: 64}
+		ts := judged(m, meta)
+		if len(ts) != tc.targets {
+			t.Errorf("parts %v: %d targets judged, want %d", tc.parts, len(ts), tc.targets)
 		}
-		md := markdown(Report{Meta: Meta{Mode: cfg.mode(), Only: tc.only, Connections: 64}, Median: m, Targets: ts})
-		if !strings.Contains(md, "- mode: custom"+map[bool]string{true: ", " + tc.only + " only", false: ""}[tc.only != ""]+";") {
-			t.Errorf("-only %q: mode line missing in\n%s", tc.only, md)
+		md := markdown(Report{Meta: meta, Median: m, Targets: ts})
+		only := ""
+		if !slices.Equal(tc.parts, defaultParts) {
+			only = ", " + strings.Join(tc.parts, ", ") + " only"
+		}
+		if !strings.Contains(md, "- mode: custom"+only+";") {
+			t.Errorf("parts %v: mode line missing in\n%s", tc.parts, md)
 		}
 		for _, want := range tc.show {
 			if !strings.Contains(md, want) {
-				t.Errorf("-only %q: %q missing from\n%s", tc.only, want, md)
+				t.Errorf("parts %v: %q missing from\n%s", tc.parts, want, md)
 			}
 		}
 		for _, not := range tc.leave {
 			if strings.Contains(md, not) {
-				t.Errorf("-only %q: %q should not be in\n%s", tc.only, not, md)
+				t.Errorf("parts %v: %q should not be in\n%s", tc.parts, not, md)
 			}
+		}
+	}
+}
+
+// TestPublishNames checks where -publish writes: bench/results for the
+// plain run, bench/results-<parts> for -only.
+func TestPublishNames(t *testing.T) {
+	for only, want := range map[string]string{"": "results", "loads,replay": "results", "memory": "results-memory", "cluster": "results-cluster", "all": "results-loads-replay-memory-cluster"} {
+		c := Config{Publish: true, Only: only, BinDir: t.TempDir()}
+		_ = c.defaults() // the binaries are missing; the names are set all the same
+		if c.OutDir != "./bench" || c.Name != want {
+			t.Errorf("-publish -only %q: %s/%s, want ./bench/%s", only, c.OutDir, c.Name, want)
 		}
 	}
 }

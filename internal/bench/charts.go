@@ -53,23 +53,32 @@ func writeCharts(base string, rep Report) ([]chartFile, error) {
 		runs = fmt.Sprintf(" (medians of %d runs)", rep.Meta.Runs)
 	}
 	conns := strconv.Itoa(rep.Meta.Connections)
-	if rep.Meta.Only != "replay" {
-		if err := add("latency-reads", "Latency of the reads beside raw Fiber serving the same JSON", latencyChart(
-			"Reads, "+conns+" connections: latency by percentile"+runs,
-			[]namedLoad{{"raw Fiber GET (baseline)", m.RawFiber.Latency}, {"cached GET /api/articles/{id}", m.Get.Latency}, {"GET /api/articles?limit=20", m.List.Latency}}),
+	loadCharts := func(prefix, file, title string, l Loads) error {
+		if err := add(file+"latency-reads", title+"latency of the reads beside raw Fiber serving the same JSON", latencyChart(
+			prefix+"Reads, "+conns+" connections: latency by percentile"+runs,
+			[]namedLoad{{"raw Fiber GET (baseline)", l.RawFiber.Latency}, {"cached GET /api/articles/{id}", l.Get.Latency}, {"GET /api/articles?limit=20", l.List.Latency}}),
 			7*vg.Inch, 4.5*vg.Inch); err != nil {
-			return nil, err
+			return err
 		}
-		if err := add("latency-writes", "Latency of the writes beside raw synchronous JetStream publish of the same event", latencyChart(
-			"Writes, "+conns+" connections: latency by percentile"+runs,
-			[]namedLoad{{"raw JetStream publish (baseline)", m.RawPublish.Latency}, {"POST /api/articles", m.Post.Latency},
-				{"PUT /api/articles/{id}", m.Put.Latency}, {fmt.Sprintf("write → visible at %s/s", fmtInt(float64(m.Visibility.Rate))), m.Visibility.Latency}}),
-			7*vg.Inch, 4.5*vg.Inch); err != nil {
+		return add(file+"latency-writes", title+"latency of the writes beside raw synchronous JetStream publish of the same events", latencyChart(
+			prefix+"Writes, "+conns+" connections: latency by percentile"+runs,
+			[]namedLoad{{"raw publish of the creates (baseline)", l.RawPublish.Latency}, {"POST /api/articles", l.Post.Latency},
+				{"raw publish of the updates (baseline)", l.RawUpdate.Latency}, {"PUT /api/articles/{id}", l.Put.Latency},
+				{fmt.Sprintf("write → visible at %s/s", fmtInt(float64(l.Visibility.Rate))), l.Visibility.Latency}}),
+			7*vg.Inch, 4.5*vg.Inch)
+	}
+	if rep.Meta.ran(partLoads) {
+		if err := loadCharts("", "", "", m.Loads); err != nil {
 			return nil, err
 		}
 	}
-	if err := add("ratios", "Throughput over the same-run baselines, and the targets", ratioChart("Throughput over the baseline of the same run"+runs, m, rep.Meta.Only),
-		6*vg.Inch, 4*vg.Inch); err != nil {
+	if rep.Meta.ran(partCluster) {
+		if err := loadCharts(fmt.Sprintf("Cluster, R%d: ", m.Cluster.Replicas), "cluster-", "Cluster: ", m.Cluster); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("ratios", "Throughput over the same-run baselines, and the targets", ratioChart("Throughput over the baseline of the same run"+runs, m, rep.Meta),
+		9*vg.Inch, 4.5*vg.Inch); err != nil {
 		return nil, err
 	}
 	if err := add("memory", "Peak resident memory of each process", memoryChart("Peak resident memory (VmHWM)"+runs, m.RSS),
@@ -190,20 +199,50 @@ func ticks125(lo, hi float64) []plot.Tick {
 	return ticks
 }
 
+// fmtCount writes a count of articles short: 100k, 1M.
+func fmtCount(n int64) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return strconv.FormatInt(n/1_000_000, 10) + "M"
+	case n >= 1000 && n%1000 == 0:
+		return strconv.FormatInt(n/1000, 10) + "k"
+	}
+	return fmtInt(float64(n))
+}
+
 // ratioChart draws inkstream's throughput over each same-run baseline, with
 // the target where DESIGN.md sets one as a ratio.
-func ratioChart(title string, m Result, only string) *plot.Plot {
+func ratioChart(title string, m Result, meta Meta) *plot.Plot {
 	type bar struct {
 		name          string
 		ratio, target float64
 	}
 	var bars []bar
-	if only != "replay" {
-		bars = append(bars, bar{"cached GET / raw Fiber", m.Ratios.GetVsRawFiber, targetGetRatio},
-			bar{"POST / raw publish", m.Ratios.PostVsRawPublish, targetPostRatio})
+	if meta.ran(partLoads) {
+		bars = append(bars, bar{"cached GET\n/ raw Fiber", m.Ratios.GetVsRawFiber, targetGetRatio},
+			bar{"POST\n/ raw publish", m.Ratios.PostVsRawPublish, targetWriteRatio},
+			bar{"PUT\n/ raw publish", m.Ratios.PutVsRawUpdate, targetWriteRatio})
+		if m.Bulk.Requests > 0 {
+			bars = append(bars, bar{"bulk\n/ raw batch", m.Ratios.BulkVsRawBatch, targetBulkRatio})
+		}
 	}
-	if only != "loads" && m.Ratios.ReplayVsPublish > 0 {
-		bars = append(bars, bar{"replay / async publish", m.Ratios.ReplayVsPublish, 0})
+	if meta.ran(partReplay) && m.Ratios.ReplayVsPublish > 0 {
+		bars = append(bars, bar{"catch-up\n/ async publish", m.Ratios.ReplayVsPublish, targetReplayRatio})
+		if m.Ratios.RebuildVsPublish > 0 {
+			bars = append(bars, bar{"rebuild\n/ async publish", m.Ratios.RebuildVsPublish, targetRebuildRatio})
+		}
+	}
+	if meta.ran(partMemory) && len(m.Memory) > 0 {
+		for _, mm := range m.Memory {
+			bars = append(bars, bar{fmt.Sprintf("GET, %s\narticles / raw Fiber", fmtCount(mm.Articles)), mm.GetVsRawFiber, targetGetRatio})
+		}
+	}
+	if meta.ran(partCluster) {
+		bars = append(bars, bar{"R3: GET\n/ raw Fiber", m.Ratios.ClusterGet, 0}, bar{"R3: POST\n/ raw publish", m.Ratios.ClusterPost, 0},
+			bar{"R3: PUT\n/ raw publish", m.Ratios.ClusterPut, 0})
+		if m.Cluster.Bulk.Requests > 0 {
+			bars = append(bars, bar{"R3: bulk\n/ raw batch", m.Ratios.ClusterBulk, 0})
+		}
 	}
 	if len(bars) == 0 {
 		return nil

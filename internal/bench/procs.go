@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -40,13 +41,16 @@ func (p *proc) peakRSS() int64 {
 type children struct {
 	group procs.Group
 	logf  func(format string, args ...any)
+	// serviceEnv is added to the environment of inkstream's own
+	// processes (-service-env), not to nats-server's or the baselines'.
+	serviceEnv []string
 
 	mu     sync.Mutex
 	warned bool // a process misbehaved on stop: keep the logs
 }
 
-func newChildren(dir string, logf func(string, ...any), onStart func(string, int)) *children {
-	c := &children{group: procs.Group{Dir: dir, Env: childEnv()}, logf: logf}
+func newChildren(dir string, logf func(string, ...any), onStart func(string, int), serviceEnv []string) *children {
+	c := &children{group: procs.Group{Dir: dir, Env: childEnv()}, logf: logf, serviceEnv: serviceEnv}
 	if onStart != nil {
 		c.group.OnStart = func(p *procs.Proc) { onStart(p.Name, p.Pid()) }
 	}
@@ -69,7 +73,12 @@ func childEnv() []string {
 
 // start runs bin with args; name labels its log file and its RSS figure.
 func (c *children) start(name, bin string, args ...string) (*proc, error) {
-	p, err := c.group.Start(name, bin, args, nil)
+	var env []string
+	switch filepath.Base(bin) {
+	case "command-api", "projector", "query-api", "inkstream":
+		env = c.serviceEnv
+	}
+	p, err := c.group.Start(name, bin, args, env)
 	if err != nil {
 		return nil, err
 	}
@@ -97,6 +106,13 @@ func (c *children) report(p *procs.Proc, err error) {
 	c.warned = true
 	c.mu.Unlock()
 	c.logf("warning: %s %v (log %s)", p.Name, err, p.Log)
+}
+
+// keep keeps the logs of the run: something in them matters.
+func (c *children) keep() {
+	c.mu.Lock()
+	c.warned = true
+	c.mu.Unlock()
 }
 
 // keepLogs reports whether a process misbehaved, so its log matters.

@@ -96,7 +96,7 @@ func publishOne(ctx context.Context, js jetstream.JetStream, n int) error {
 	if err != nil {
 		return err
 	}
-	e, err := newEvent(id.String(), 1, domain.ArticleCreated{Fields: articleFields(title("posted", n), n)})
+	e, err := newEvent(id.String(), 1, domain.ArticleCreated{Fields: articleFields(title("posted", n), 0)})
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +26,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/inkstream/inkstream/internal/auth"
-	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/internal/procs"
 )
@@ -40,23 +40,27 @@ type runner struct {
 	// of the development key in dir, which the APIs trust. Reads go
 	// without a token, as a blog's readers do: the articles are published.
 	authz string
+	// rebuildRSS is the peak RSS of the rebuild process, MiB.
+	rebuildRSS float64
 }
 
-func (r *runner) run(ctx context.Context) (res Result, err error) {
+func (r *runner) run(ctx context.Context) (res Result, times []PartTime, err error) {
 	r.dir, err = os.MkdirTemp("", "inkbench-")
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
-	r.ps = newChildren(r.dir, r.logf, r.cfg.OnStart)
+	r.ps = newChildren(r.dir, r.logf, r.cfg.OnStart, r.cfg.ServiceEnv)
 	if r.authz, err = editorAuthorization(r.dir); err != nil {
-		return res, err
+		return res, nil, err
 	}
 	defer func() {
 		r.ps.stopAll(5 * time.Second)
 		// The stores can take gigabytes; the logs stay when something
 		// failed or misbehaved, unless the run was interrupted.
-		_ = os.RemoveAll(filepath.Join(r.dir, "store-loads"))
-		_ = os.RemoveAll(filepath.Join(r.dir, "store-replay"))
+		stores, _ := filepath.Glob(filepath.Join(r.dir, "store-*"))
+		for _, s := range stores {
+			_ = os.RemoveAll(s)
+		}
 		switch {
 		case err == nil && !r.ps.keepLogs(), errors.Is(err, context.Canceled):
 			_ = os.RemoveAll(r.dir)
@@ -66,18 +70,26 @@ func (r *runner) run(ctx context.Context) (res Result, err error) {
 			err = fmt.Errorf("%w\n(process logs kept in %s)", err, r.dir)
 		}
 	}()
-	if r.cfg.runs("loads") {
-		if err = r.loads(ctx, &res); err != nil {
-			return res, err
+	for _, part := range r.cfg.parts {
+		began := time.Now()
+		switch part {
+		case partLoads:
+			err = r.loads(ctx, &res.Loads, &res, false)
+		case partReplay:
+			err = r.replay(ctx, &res)
+		case partMemory:
+			err = r.memory(ctx, &res)
+		case partCluster:
+			err = r.loads(ctx, &res.Cluster, &res, true)
 		}
-	}
-	if r.cfg.runs("replay") {
-		if err = r.replay(ctx, &res); err != nil {
-			return res, err
+		if err != nil {
+			return res, nil, fmt.Errorf("%s: %w", part, err)
 		}
+		times = append(times, PartTime{Part: part, Seconds: time.Since(began).Seconds()})
+		r.logf("%s: done in %s", part, time.Since(began).Round(time.Second))
 	}
 	res.ratios()
-	return res, nil
+	return res, times, nil
 }
 
 // startListening starts a process that listens on a free loopback port
@@ -136,11 +148,11 @@ func (r *runner) startNATS(ctx context.Context, name, store string) (*proc, stri
 }
 
 // startService starts command-api, projector or query-api (bin) against
-// natsURL and waits for its /readyz.
-func (r *runner) startService(ctx context.Context, name, bin, natsURL string) (*proc, string, time.Duration, error) {
+// natsURL, with extra flags, and waits for its /readyz.
+func (r *runner) startService(ctx context.Context, name, bin, natsURL string, extra ...string) (*proc, string, time.Duration, error) {
 	var took time.Duration
 	p, addr, err := r.startListening(name, r.cfg.bin(bin), func(addr string) []string {
-		args := []string{"-nats-url", natsURL, "-listen", addr}
+		args := append([]string{"-nats-url", natsURL, "-listen", addr}, extra...)
 		if bin != "projector" {
 			args = append(args, "-auth-jwks-file", filepath.Join(r.dir, auth.DevJWKSFile))
 		}
@@ -174,45 +186,67 @@ func alive(ps ...*proc) error {
 	return nil
 }
 
-// loads runs the HTTP loads, their baselines and write → visible against
-// one nats-server and the three services.
-func (r *runner) loads(ctx context.Context, res *Result) error {
+// loads runs the HTTP loads, their baselines, write → visible and the
+// bulk creates against one nats-server, or with cluster against three at
+// replicas 3, and the three services.
+func (r *runner) loads(ctx context.Context, out *Loads, res *Result, cluster bool) error {
 	c := r.cfg
-	ns, url, conn, err := r.startNATS(ctx, "nats-server", "store-loads")
+	name, label := func(s string) string { return s }, func(s string) string { return s }
+	loadsLabel := " (loads)"
+	replicas := 1
+	var servers []*proc
+	var url string
+	var conn *natsConn
+	var err error
+	if cluster {
+		replicas = 3
+		name = func(s string) string { return "cluster-" + s }
+		label = func(s string) string { return s + " (cluster R3)" }
+		loadsLabel = ""
+		servers, url, conn, err = r.startCluster(ctx, "store-cluster")
+	} else {
+		var ns *proc
+		ns, url, conn, err = r.startNATS(ctx, "nats-server", "store-loads")
+		servers = []*proc{ns}
+	}
 	if err != nil {
 		return err
 	}
 	defer conn.nc.Close()
 	js := conn.js
-	// The services look the stream, bucket and consumer up: provision them,
-	// as an admin does.
+	out.BulkSize = c.BulkSize
 	ncfg, err := natsDefaults(url)
 	if err != nil {
 		return err
 	}
-	if _, err := natsx.Provision(ctx, js, ncfg, quiet); err != nil {
-		return err
-	}
-	cmd, cmdAddr, _, err := r.startService(ctx, "command-api", "command-api", url)
+	ncfg.StreamReplicas, ncfg.KVReplicas = replicas, replicas
+	resources, err := provision(ctx, js, ncfg)
 	if err != nil {
 		return err
 	}
-	proj, _, _, err := r.startService(ctx, "projector", "projector", url)
+	// The replicas the stream has, not those asked for.
+	out.Replicas = resources.Stream.CachedInfo().Config.Replicas
+	rep := []string{"-stream-replicas", strconv.Itoa(replicas), "-kv-replicas", strconv.Itoa(replicas)}
+	cmd, cmdAddr, _, err := r.startService(ctx, name("command-api"), "command-api", url, rep...)
 	if err != nil {
 		return err
 	}
-	query, queryAddr, _, err := r.startService(ctx, "query-api", "query-api", url)
+	proj, _, _, err := r.startService(ctx, name("projector"), "projector", url, rep...)
 	if err != nil {
 		return err
 	}
-	all := []*proc{ns, cmd, proj, query}
+	query, queryAddr, _, err := r.startService(ctx, name("query-api"), "query-api", url, rep...)
+	if err != nil {
+		return err
+	}
+	all := append(slices.Clip(servers), cmd, proj, query)
 
 	r.logf("seeding %d articles", c.SeedArticles)
 	ids, err := seed(ctx, cmdAddr, c.SeedArticles, c.Conns, r.authz)
 	if err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
-	res.Notes.SeedArticles = int64(len(ids))
+	out.Notes.SeedArticles = int64(len(ids))
 	if _, err := r.settle(ctx, js, proj); err != nil {
 		return fmt.Errorf("seed: %w", err)
 	}
@@ -232,56 +266,41 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	if res.RawFiber, res.Get, err = r.getVsRawFiber(ctx, ids, bodies, queryAddr, all, res); err != nil {
+	if out.RawFiber, out.Get, err = r.getVsRawFiber(ctx, ids, bodies, queryAddr, all, res, label("raw Fiber baseline")); err != nil {
 		return err
 	}
 	after, err := metric(ctx, queryAddr, obs.MetricCacheMisses, "cache", "query_articles")
 	if err != nil {
 		return err
 	}
-	res.Notes.GetCacheMisses = int64(after - misses)
+	out.Notes.GetCacheMisses = int64(after - misses)
 	list := "http://" + queryAddr + "/api/articles?limit=20"
-	if res.List, err = r.load(ctx, "GET /api/articles?limit=20", closedLoop{addr: queryAddr, want: http.StatusOK,
+	if out.List, err = r.load(ctx, "GET /api/articles?limit=20", closedLoop{addr: queryAddr, want: http.StatusOK,
 		build: func(_, _ int, req *fasthttp.Request) { req.SetRequestURI(list) }}, all...); err != nil {
 		return err
 	}
 
-	// POST next to its baseline, in turns. The projector and the query API
-	// fold the baseline's events too, as the POSTs'.
-	raw := &publishLoop{js: js, conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
-	postLoop := &closedLoop{addr: cmdAddr, build: post(cmdAddr, r.authz), want: http.StatusCreated,
-		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
-	r.logf("baseline: raw sync JetStream publish (%d publishers) and POST /api/articles (%d connections): %s warm-up + %s each, in %d turns",
-		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
-	out, err := interleaved(ctx, turns, raw, postLoop)
-	if err != nil {
-		return fmt.Errorf("raw publish and POST: %w", err)
-	}
-	if err := alive(all...); err != nil {
-		return fmt.Errorf("raw publish and POST: %w", err)
-	}
-	res.RawPublish, res.Post = out[0], out[1]
-	r.logf("baseline: raw sync JetStream publish: %s", summary(res.RawPublish))
-	r.logf("POST /api/articles: %s", summary(res.Post))
-	took, err := r.settle(ctx, js, proj)
-	if err != nil {
-		return fmt.Errorf("after POST: %w", err)
-	}
-	res.Notes.PostCatchUpMS = ms(took)
-	if res.Put, err = r.load(ctx, "PUT /api/articles/{id}", closedLoop{addr: cmdAddr, build: put(cmdAddr, ids, c.Conns, r.authz), want: http.StatusOK}, all...); err != nil {
+	// POST and PUT next to their baselines, in turns. The projector and
+	// the query API fold the baselines' events too, as the writes'.
+	if err := r.writes(ctx, out, js, cmdAddr, ids, all); err != nil {
 		return err
 	}
-	if took, err = r.settle(ctx, js, proj); err != nil {
-		return fmt.Errorf("after PUT: %w", err)
+	took, err := r.settle(ctx, js, proj)
+	if err != nil {
+		return fmt.Errorf("after POST and PUT: %w", err)
 	}
-	res.Notes.PutCatchUpMS = ms(took)
+	out.Notes.WriteCatchUpMS = ms(took)
 
-	r.logf("write → visible: %d writes/s for %s", c.VisibilityRate, c.Duration)
+	rate := c.VisibilityRate
+	if rate == 0 {
+		rate = max(int(out.Put.RPS/2), 1)
+	}
+	r.logf("write → visible: %d writes/s (half the PUT rate, unless -visibility-rate) for %s", rate, c.Duration)
 	replays, err := metric(ctx, queryAddr, "inkstream_query_replays_total")
 	if err != nil {
 		return err
 	}
-	if res.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, authz: r.authz, queryAddr: queryAddr, ids: ids, sample: max(c.VisibilityRate/250, 1), rate: c.VisibilityRate, duration: c.Duration,
+	if out.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, authz: r.authz, queryAddr: queryAddr, ids: ids, sample: max(rate/250, 1), rate: rate, duration: c.Duration,
 		pollTimeout: 10 * time.Second, js: js, projector: proj}).run(ctx); err != nil {
 		return fmt.Errorf("write → visible: %w", err)
 	}
@@ -289,20 +308,146 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	if err != nil {
 		return err
 	}
-	res.Visibility.ReplaysOnMiss = int64(after - replays)
-	v := res.Visibility
+	out.Visibility.ReplaysOnMiss = int64(after - replays)
+	v := out.Visibility
 	r.logf("write → visible: %.0f writes/s sent, p50 %s ms, p99 %s ms, max %s ms, %d errors", v.Achieved, fmtMS(v.P50), fmtMS(v.P99), fmtMS(v.Max), v.WriteErrors+v.PollErrors)
 	if err := alive(all...); err != nil {
 		return err
 	}
 
-	for _, p := range []*proc{cmd, query, proj, ns} {
+	if err := r.bulk(ctx, out, js, cmdAddr, all); err != nil {
+		return err
+	}
+	if took, err = r.settle(ctx, js, proj); err != nil {
+		return fmt.Errorf("after the bulk creates: %w", err)
+	}
+	out.Notes.BulkCatchUpMS = ms(took)
+
+	for _, p := range []*proc{cmd, query, proj} {
 		r.ps.stop(p, 10*time.Second)
 	}
-	res.RSS = append(res.RSS, RSS{"nats-server (loads)", mib(ns)}, RSS{"command-api", mib(cmd)},
-		RSS{"projector (loads)", mib(proj)}, RSS{"query-api (loads)", mib(query)})
+	for i := len(servers) - 1; i >= 0; i-- {
+		r.ps.stop(servers[i], 10*time.Second)
+	}
+	for _, ns := range servers {
+		res.RSS = append(res.RSS, RSS{label(ns.Name), mib(ns)})
+	}
+	res.RSS = append(res.RSS, RSS{label("command-api"), mib(cmd)}, RSS{label("projector" + loadsLabel), mib(proj)}, RSS{label("query-api" + loadsLabel), mib(query)})
 	return nil
 }
+
+// writes runs POST beside raw synchronous publishes of the create events,
+// in turns, then PUT beside raw synchronous publishes of update events, in
+// turns. (Not all four in turns: the POSTs' new articles would push the
+// seeded ones out of the command API's cache before every PUT turn.)
+func (r *runner) writes(ctx context.Context, out *Loads, js jetstream.JetStream, cmdAddr string, ids []string, all []*proc) error {
+	c := r.cfg
+	rawCreate := &publishLoop{js: js, conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	postLoop := &closedLoop{addr: cmdAddr, build: post(cmdAddr, r.authz), want: http.StatusCreated,
+		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	r.logf("baseline: raw sync JetStream publish of create events (%d publishers) and POST /api/articles (%d connections): %s warm-up + %s each, in %d turns",
+		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
+	res, err := interleaved(ctx, turns, rawCreate, postLoop)
+	if err != nil {
+		return fmt.Errorf("raw publish and POST: %w", err)
+	}
+	if err := alive(all...); err != nil {
+		return fmt.Errorf("raw publish and POST: %w", err)
+	}
+	out.RawPublish, out.Post = res[0], res[1]
+	r.logf("baseline: raw sync publish of create events: %s", summary(out.RawPublish))
+	r.logf("POST /api/articles: %s", summary(out.Post))
+
+	r.logf("baseline: raw sync publish of update events: creating %d articles of its own", c.SeedArticles)
+	rawUpdate, err := newUpdateLoop(ctx, js, c.Conns, c.SeedArticles)
+	if err != nil {
+		return fmt.Errorf("raw update publish: %w", err)
+	}
+	rawUpdate.warmup, rawUpdate.duration, rawUpdate.cpu = c.warmup(), c.Duration, newCPUMeter(all...)
+	putLoop := &closedLoop{addr: cmdAddr, build: put(cmdAddr, ids, c.Conns, r.authz), want: http.StatusOK,
+		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	// The POSTs' new articles have pushed the seeded ones out of the
+	// command API's cache: the first PUT of each reads its history from
+	// the stream. That pass is a figure of its own; the PUT load after it
+	// is the steady state.
+	misses, err := metric(ctx, cmdAddr, obs.MetricCacheMisses, "cache", "command_states")
+	if err != nil {
+		return err
+	}
+	r.logf("PUT /api/articles/{id}: the first of each of the %d seeded articles (%d connections)", len(ids), c.Conns)
+	if out.PutCold, err = onePass(ctx, cmdAddr, len(ids), c.Conns, putLoop.build, http.StatusOK, newCPUMeter(all...)); err != nil {
+		return fmt.Errorf("first PUTs: %w", err)
+	}
+	after, err := metric(ctx, cmdAddr, obs.MetricCacheMisses, "cache", "command_states")
+	if err != nil {
+		return err
+	}
+	out.Notes.PutStateMisses = int64(after - misses)
+	r.logf("PUT /api/articles/{id}, first of each: %s (%d states not in the command API's cache)", summary(out.PutCold), out.Notes.PutStateMisses)
+	r.logf("baseline: raw sync JetStream publish of update events (%d publishers) and PUT /api/articles/{id} (%d connections): %s warm-up + %s each, in %d turns",
+		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
+	if res, err = interleaved(ctx, turns, rawUpdate, putLoop); err != nil {
+		return fmt.Errorf("raw publish and PUT: %w", err)
+	}
+	if err := alive(all...); err != nil {
+		return fmt.Errorf("raw publish and PUT: %w", err)
+	}
+	misses = after
+	if after, err = metric(ctx, cmdAddr, obs.MetricCacheMisses, "cache", "command_states"); err != nil {
+		return err
+	}
+	out.Notes.PutLoadMisses = int64(after - misses)
+	out.RawUpdate, out.Put = res[0], res[1]
+	r.logf("baseline: raw sync publish of update events: %s", summary(out.RawUpdate))
+	r.logf("PUT /api/articles/{id}: %s (%d states not in the command API's cache)", summary(out.Put), out.Notes.PutLoadMisses)
+	return nil
+}
+
+// onePass sends n requests from conns connections, request i of worker w
+// built by build(w, firstPass+i, req) for each i with w+i*conns < n: once
+// each of n articles, when build picks them that way (put does). It
+// returns them as a load.
+func onePass(ctx context.Context, addr string, n, conns int, build func(w, i int, req *fasthttp.Request), want int, cpu *cpuMeter) (Load, error) {
+	var mu sync.Mutex
+	var results []workerResult
+	start := time.Now()
+	cpu.begin()
+	eachWorker(addr, conns, func(w int, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) {
+		r := workerResult{kinds: errorKinds{}}
+		for i := 0; w+i*conns < n && ctx.Err() == nil; i++ {
+			req.Reset()
+			resp.Reset()
+			build(w, firstPass+i, req)
+			t0 := time.Now()
+			err := c.Do(req, resp)
+			took := time.Since(t0)
+			switch {
+			case err != nil:
+				r.errors++
+				r.kinds.add("transport: " + err.Error())
+			case resp.StatusCode() != want:
+				r.errors++
+				r.kinds.add(statusKind(resp.StatusCode()))
+			default:
+				r.lat = append(r.lat, took)
+			}
+		}
+		mu.Lock()
+		results = append(results, r)
+		mu.Unlock()
+	})
+	if err := ctx.Err(); err != nil {
+		return Load{}, err
+	}
+	out := merge(results, time.Since(start))
+	out.CPU = cpu.end(out.RPS)
+	return out, nil
+}
+
+// firstPass numbers the requests of onePass, apart from the loads': a PUT
+// of the pass never repeats the title of a later one (which would change
+// nothing and write no event).
+const firstPass = 90_000_000
 
 func mib(p *proc) float64 { return float64(p.peakRSS()) / 1024 }
 
@@ -359,9 +504,9 @@ const turns = 4
 
 // getVsRawFiber measures the cached GET and its baseline, `inkbench
 // serve-fiber` answering the same articles' JSON from a map, under the
-// same load, in turns (interleaved).
-func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[string]json.RawMessage, queryAddr string, all []*proc, res *Result) (raw, get Load, err error) {
-	data := filepath.Join(r.dir, "articles.json")
+// same load, in turns (interleaved). label names the baseline's peak RSS.
+func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[string]json.RawMessage, queryAddr string, all []*proc, res *Result, label string) (raw, get Load, err error) {
+	data := filepath.Join(r.dir, fileName(label)+".json")
 	b, err := json.Marshal(bodies)
 	if err != nil {
 		return raw, get, err
@@ -369,7 +514,7 @@ func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[str
 	if err := os.WriteFile(data, b, 0o644); err != nil {
 		return raw, get, err
 	}
-	p, addr, err := r.startListening("fiber-baseline", r.cfg.bin("inkbench"), func(addr string) []string {
+	p, addr, err := r.startListening(fileName(label), r.cfg.bin("inkbench"), func(addr string) []string {
 		return []string{"serve-fiber", "-listen", addr, "-data", data}
 	}, func(p *proc, addr string, started time.Time) error {
 		_, err := waitReady(ctx, p, addr, started, 5*time.Millisecond, 30*time.Second)
@@ -380,7 +525,7 @@ func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[str
 	}
 	defer func() {
 		r.ps.stop(p, 5*time.Second)
-		res.RSS = append(res.RSS, RSS{"raw Fiber baseline", mib(p)})
+		res.RSS = append(res.RSS, RSS{label, mib(p)})
 	}()
 	c := r.cfg
 	loops := []*closedLoop{
@@ -405,6 +550,12 @@ func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[str
 	return raw, get, nil
 }
 
+// fileName turns a label into a file name: lower case, dashes.
+func fileName(label string) string {
+	f := strings.FieldsFunc(strings.ToLower(label), func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') })
+	return strings.Join(f, "-")
+}
+
 // getByID requests the articles in turn, each connection from its own offset.
 func getByID(addr string, ids []string) func(w, i int, req *fasthttp.Request) {
 	urls := make([]string, len(ids))
@@ -427,7 +578,7 @@ func editorAuthorization(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tok, err := k.Token(auth.Claims{Subject: "inkbench", Roles: []string{"editor"}, TTL: 7 * 24 * time.Hour})
+	tok, err := k.Token(auth.Claims{Subject: actor, Roles: []string{"editor"}, TTL: 7 * 24 * time.Hour})
 	return "Bearer " + tok, err
 }
 
@@ -480,8 +631,43 @@ func seed(ctx context.Context, addr string, n, conns int, authz string) ([]strin
 	var next atomic.Int64
 	var mu sync.Mutex
 	var errs []error
-	var wg sync.WaitGroup
 	build := post(addr, authz)
+	eachWorker(addr, conns, func(w int, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) {
+		for ctx.Err() == nil {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			req.Reset()
+			build(w, i, req)
+			err := c.Do(req, resp)
+			if err == nil && resp.StatusCode() != http.StatusCreated {
+				err = fmt.Errorf("POST answered %d: %s", resp.StatusCode(), resp.Body())
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			loc := string(resp.Header.Peek("Location"))
+			ids[i] = loc[strings.LastIndexByte(loc, '/')+1:]
+		}
+	})
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return ids, nil
+}
+
+// eachWorker runs work for workers 0 to conns-1 at once, each with a
+// connection of its own to addr and a request and response to reuse, and
+// waits for them all.
+func eachWorker(addr string, conns int, work func(w int, c *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response)) {
+	var wg sync.WaitGroup
 	for w := range conns {
 		wg.Add(1)
 		go func() {
@@ -491,36 +677,10 @@ func seed(ctx context.Context, addr string, n, conns int, authz string) ([]strin
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 			defer fasthttp.ReleaseRequest(req)
 			defer fasthttp.ReleaseResponse(resp)
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				req.Reset()
-				build(w, i, req)
-				err := c.Do(req, resp)
-				if err == nil && resp.StatusCode() != http.StatusCreated {
-					err = fmt.Errorf("POST answered %d: %s", resp.StatusCode(), resp.Body())
-				}
-				if err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-					return
-				}
-				loc := string(resp.Header.Peek("Location"))
-				ids[i] = loc[strings.LastIndexByte(loc, '/')+1:]
-			}
+			work(w, c, req, resp)
 		}()
 	}
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return ids, nil
 }
 
 // fetchArticles GETs each article from the query API: the bytes the raw
@@ -587,8 +747,9 @@ func metric(ctx context.Context, addr, name string, labels ...string) (float64, 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // replay times a projector folding cfg.ReplayEvents events into a fresh
-// read model, then a query API starting on the bucket it made, on a fresh
-// nats-server.
+// read model, then `inkstream rebuild` folding them again, then a query API
+// starting on the bucket they made, on a fresh nats-server; last, what the
+// stream takes on disk with S2 and without.
 func (r *runner) replay(ctx context.Context, res *Result) error {
 	c := r.cfg
 	ns, url, conn, err := r.startNATS(ctx, "nats-server-replay", "store-replay")
@@ -602,7 +763,7 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 		return err
 	}
 	// The stream, bucket and consumer exactly as the services provision them.
-	resources, err := natsx.Provision(ctx, js, ncfg, quiet)
+	resources, err := provision(ctx, js, ncfg)
 	if err != nil {
 		return err
 	}
@@ -617,17 +778,17 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 		return fmt.Errorf("replay: publish: %w", err)
 	}
 	rp.PublishSeconds = time.Since(t).Seconds()
-	r.logf("replay: published in %.1f s; starting a projector", rp.PublishSeconds)
+	r.logf("replay: published in %.1f s (%.0f events/s); starting a projector", rp.PublishSeconds, rp.publishRate())
 
 	addr, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	started := time.Now()
 	args := []string{"-nats-url", url, "-listen", addr}
 	if c.Pprof {
 		args = append(args, "-pprof")
 	}
+	started := time.Now()
 	proj, err := r.ps.start("projector-replay", c.bin("projector"), args...)
 	if err != nil {
 		return err
@@ -635,6 +796,8 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 	if c.Pprof {
 		r.logf("projector-replay: pprof: http://%s/debug/pprof/", addr)
 	}
+	cpu := newCPUMeter(ns, proj)
+	cpu.begin()
 	readyc := make(chan time.Duration, 1)
 	go func() {
 		took, _ := waitReady(ctx, proj, addr, started, 5*time.Millisecond, c.ReplayTimeout)
@@ -655,8 +818,13 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 	rp.Seconds = at.Sub(started).Seconds()
 	rp.Acked = int64(floor)
 	rp.EventsPerSec = float64(floor) / rp.Seconds
+	rp.CPU = cpu.end(rp.EventsPerSec)
 	r.logf("replay: %d events in %.2f s: %.0f events/s", floor, rp.Seconds, rp.EventsPerSec)
 	r.ps.stop(proj, 10*time.Second)
+
+	if err := r.rebuild(ctx, res, ns, url, resources); err != nil {
+		return err
+	}
 
 	st, err := resources.KV.Status(ctx)
 	if err != nil {
@@ -676,9 +844,14 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 	res.ColdStart.ViewArticles = int64(n)
 	r.logf("cold start: ready in %s with %d articles in its view", took.Round(time.Millisecond), int64(n))
 	r.ps.stop(query, 10*time.Second)
+
+	if res.Disk, err = r.disk(ctx, js, ns, "store-replay"); err != nil {
+		return fmt.Errorf("bytes on disk: %w", err)
+	}
 	r.ps.stop(ns, 10*time.Second)
 	res.RSS = append(res.RSS, RSS{"nats-server (replay)", mib(ns)},
-		RSS{fmt.Sprintf("projector (replay of %s events)", fmtInt(float64(c.ReplayEvents))), mib(proj)},
+		RSS{fmt.Sprintf("projector (catch-up of %s events)", fmtInt(float64(c.ReplayEvents))), mib(proj)},
+		RSS{fmt.Sprintf("inkstream rebuild (%s events)", fmtInt(float64(c.ReplayEvents))), r.rebuildRSS},
 		RSS{fmt.Sprintf("query-api (cold start, %s articles)", fmtInt(float64(res.ColdStart.Articles))), mib(query)})
 	return nil
 }

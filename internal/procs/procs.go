@@ -52,6 +52,16 @@ func (p *Proc) Exited() bool {
 // *exec.ExitError ("exit status 1", "signal: killed"). Valid after Done.
 func (p *Proc) Err() error { return p.err }
 
+// Usage is the CPU time (user and system) the process used and its peak
+// resident set size in KiB, once it has exited (zero before).
+func (p *Proc) Usage() (cpu time.Duration, maxRSSKiB int64) {
+	if !p.Exited() || p.cmd.ProcessState == nil {
+		return 0, 0
+	}
+	st := p.cmd.ProcessState
+	return st.UserTime() + st.SystemTime(), maxRSS(st)
+}
+
 // Signal sends sig to the process.
 func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 

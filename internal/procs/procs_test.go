@@ -30,6 +30,14 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	case "failed":
 		os.Exit(3)
+	case "busy": // spends CPU and memory, then exits 0
+		b := make([]byte, 64<<20)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		for start := time.Now(); time.Since(start) < 200*time.Millisecond; {
+		}
+		os.Exit(int(b[1]) - 1)
 	}
 	os.Exit(m.Run())
 }
@@ -70,5 +78,26 @@ func TestStop(t *testing.T) {
 	// The ones stopped before are reported again as stopped, without error.
 	if want := []string{"clean-2 <nil>", "clean-1 <nil>", "failed <nil>", "stubborn <nil>"}; !slices.Equal(order, want) {
 		t.Errorf("StopAll reported %q, want %q", order, want)
+	}
+}
+
+// TestUsage checks the CPU time and peak RSS of an exited process: a child
+// that spins for 200 ms and touches 64 MiB.
+func TestUsage(t *testing.T) {
+	g := &procs.Group{Dir: t.TempDir()}
+	p, err := g.Start("busy", os.Args[0], nil, []string{"PROCS_TEST_CHILD=busy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu, _ := p.Usage(); cpu != 0 && !p.Exited() {
+		t.Errorf("Usage before the exit: %s", cpu)
+	}
+	<-p.Done()
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+	cpu, rss := p.Usage()
+	if cpu < 150*time.Millisecond || rss < 64<<10 {
+		t.Errorf("Usage: %s of CPU, %d KiB peak RSS; want at least 150ms and 64 MiB", cpu, rss)
 	}
 }

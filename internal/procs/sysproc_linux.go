@@ -1,6 +1,9 @@
 package procs
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
 // sysProcAttr puts a child in its own process group, so a Ctrl-C at the
 // terminal reaches only the parent, which then stops the children in
@@ -8,4 +11,12 @@ import "syscall"
 // cleaning up (SIGKILL, crash).
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// maxRSS is the peak resident set size of an exited process, in KiB.
+func maxRSS(st *os.ProcessState) int64 {
+	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss
+	}
+	return 0
 }
