@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	json "github.com/go-json-experiment/json/v1"
@@ -23,6 +24,9 @@ type EventStore struct {
 	// ReadTimeout bounds a read that has no deadline of its own.
 	readTimeout time.Duration
 	pub         *obs.Publish
+	group       atomic.Pointer[group] // the running group commit, if any
+	groups      atomic.Uint64         // groups published
+	grouped     atomic.Uint64         // appends in them
 }
 
 // NewEventStore returns an event store on js.
@@ -100,7 +104,7 @@ func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, 
 		}
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		start := time.Now()
-		ack, err := s.js.PublishMsg(actx, msg)
+		ack, err := s.await(actx, msg)
 		cancel()
 		if err == nil || IsConflict(err) {
 			s.pub.Took(time.Since(start))
@@ -133,6 +137,23 @@ func (s *EventStore) Append(ctx context.Context, e domain.Event, expect uint64, 
 			return 0, false, fmt.Errorf("append v%d of %s: %w: %v", e.Version, e.ArticleID, domain.ErrUnavailable, lastErr)
 		case <-time.After(backoff(attempt)):
 		}
+	}
+}
+
+// await publishes msg (pipelined, in the group commit when it runs) and
+// waits for its acknowledgement until ctx ends.
+func (s *EventStore) await(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	fut, err := s.publish(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case ack := <-fut.Ok():
+		return ack, nil
+	case err := <-fut.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

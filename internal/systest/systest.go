@@ -42,7 +42,7 @@ func Common(url string, replicas int) config.Common {
 
 // CommandConfig is a command API on a free port.
 func CommandConfig(url string, replicas int) config.CommandAPI {
-	return config.CommandAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20}
+	return config.CommandAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20, GroupCommit: true}
 }
 
 // QueryConfig is a query API on a free port.
