@@ -173,7 +173,6 @@ func (v *view) revision() (uint64, <-chan struct{}) {
 	return v.kvRev, v.changed
 }
 
-
 // live counts the articles that are not deleted.
 func (v *view) live() int {
 	v.mu.RLock()
