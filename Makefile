@@ -3,26 +3,42 @@ GO        ?= go
 BIN       ?= bin
 PKGS      := ./...
 TEST_FLAGS ?= -race -count=1 -timeout 20m
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test build lint bench cluster fuzz clean prometheus
+.PHONY: run test chromium prometheus build lint bench cluster fuzz clean
 
-## run: the all-in-one development server (embedded NATS on :4222, data in ./data)
+## run: the all-in-one development server (embedded NATS on :4222, data in ./data; RUN_FLAGS: more flags).
+##      Built into $(BIN)/ and run with job control on a terminal, so that Ctrl-C reaches inkstream alone:
+##      it stops cleanly, logs "stopped" and exits 0, and so does make. (`go run` would exit 1 after a
+##      signal, and make, given the SIGINT too, would die of it with status 130.)
 run:
-	$(GO) run ./cmd/inkstream
+	$(GO) build -o $(BIN)/inkstream ./cmd/inkstream
+	@if [ -t 0 ]; then set -m; fi; $(BIN)/inkstream $(RUN_FLAGS)
 
 ## build: the binaries of ./cmd and nats-server into ./bin
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 	$(GO) build -o $(BIN)/nats-server github.com/nats-io/nats-server/v2
 
-## test: every test, with the race detector, against real embedded NATS (and a real Prometheus)
-test: prometheus
+## test: every test, with the race detector, against real embedded NATS, a real Prometheus and a real
+##       headless Chromium (Debian's prometheus and chromium packages, installed when missing);
+##       screenshots and other artifacts in $(ARTIFACTS)/_artifacts
+ARTIFACTS ?= test-artifacts
+test: prometheus chromium
 	$(GO) vet $(PKGS)
-	$(GO) test $(TEST_FLAGS) $(PKGS)
+	@mkdir -p $(ARTIFACTS)
+	$(GO) test $(TEST_FLAGS) -artifacts -outputdir $(abspath $(ARTIFACTS)) $(PKGS)
+
+## chromium: Debian's chromium for the browser tests, installed with apt-get when missing
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing Debian's chromium package (for the browser tests)"; \
+		$(SUDO) apt-get update -qq >/dev/null && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
 
 ## prometheus: Debian's prometheus package (prometheus and promtool, which the tests of deployments/ run),
 ##             installed with apt-get when missing
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 prometheus:
 	@if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then \
 		echo "installing Debian's prometheus package (promtool and prometheus, for the tests of deployments/)"; \

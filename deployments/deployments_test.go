@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -28,6 +29,8 @@ import (
 	"github.com/inkstream/inkstream/internal/config"
 	"github.com/inkstream/inkstream/internal/natstest"
 	"github.com/inkstream/inkstream/internal/natsx"
+	"github.com/inkstream/inkstream/internal/readmodel"
+	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
 )
 
@@ -141,6 +144,32 @@ func process(tb testing.TB, name string, s composeService) string {
 		tb.Fatalf("service %s runs %q, not one of %v", name, cmd[0], processes)
 	}
 	return p
+}
+
+// processKey is what FlagNames knows the process of a service as: its
+// binary, and for an inkstream subcommand (a one-shot such as creds or
+// provision) "inkstream <subcommand>".
+func processKey(tb testing.TB, name string, s composeService) string {
+	tb.Helper()
+	p := process(tb, name, s)
+	if sub := subcommand(s); p == "inkstream" && sub != "" {
+		return p + " " + sub
+	}
+	return p
+}
+
+// subcommand is the inkstream subcommand a service runs, if any.
+func subcommand(s composeService) string {
+	cmd := append(words(s.Entrypoint), words(s.Command)...)
+	if len(cmd) > 1 && path.Base(cmd[0]) == "inkstream" && !strings.HasPrefix(cmd[1], "-") {
+		return cmd[1]
+	}
+	return ""
+}
+
+// subcommandArgs are the arguments after a service's subcommand.
+func subcommandArgs(s composeService) []string {
+	return append(words(s.Entrypoint), words(s.Command)...)[2:]
 }
 
 func isNATS(s composeService) bool {
@@ -278,29 +307,82 @@ func natsConfigPath(tb testing.TB, name string, s composeService) string {
 	return ""
 }
 
+// composeAuth makes the credentials as the service creds would, into a
+// temporary directory, for servers urls.
+func composeAuth(tb testing.TB, f composeFile, urls string) natsx.Credentials {
+	tb.Helper()
+	credsVolume(tb, f)
+	c, err := natsx.DeploymentCredentials(filepath.Join(tb.TempDir(), "creds"), urls)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
 // natsOptions parses the config file of NATS service name with the
-// nats-server parser, with the environment variables the service sets.
-func natsOptions(tb testing.TB, f composeFile, name string) *server.Options {
+// nats-server parser, with the environment variables the service sets
+// and the credentials auth where the service mounts the volume creds.
+func natsOptions(tb testing.TB, f composeFile, name string, auth natsx.Credentials) *server.Options {
 	tb.Helper()
 	s := f.Services[name]
 	file := natsConfigPath(tb, name, s)
+	target := configTarget(tb, name, s)
+	vol, _ := credsVolume(tb, f)
+	// The config includes auth/accounts.conf from its own directory: the
+	// service must mount the credentials there.
+	mounted := false
+	for _, m := range mounts(tb, name, s) {
+		if m.source == vol && path.Clean(m.target) == path.Join(path.Dir(target), "auth") {
+			mounted = true
+		}
+	}
+	if !mounted {
+		tb.Fatalf("service %s does not mount volume %s at %s, where its config includes auth/accounts.conf", name, vol, path.Join(path.Dir(target), "auth"))
+	}
+	dir := tb.TempDir()
+	conf, err := os.ReadFile(file)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nats.conf"), conf, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Symlink(auth.Dir, filepath.Join(dir, "auth")); err != nil {
+		tb.Fatal(err)
+	}
 	for k, v := range env(tb, name, s) {
 		tb.Setenv(k, v)
 	}
-	opts, err := server.ProcessConfigFile(file)
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
 	if err != nil {
 		tb.Fatalf("service %s: nats-server rejects %s: %v", name, file, err)
 	}
 	return opts
 }
 
+// configTarget is where service name mounts its config file (-c).
+func configTarget(tb testing.TB, name string, s composeService) string {
+	tb.Helper()
+	cmd := words(s.Command)
+	for i, w := range cmd {
+		if (w == "-c" || w == "--config") && i+1 < len(cmd) {
+			return cmd[i+1]
+		}
+		if v, ok := strings.CutPrefix(w, "--config="); ok {
+			return v
+		}
+	}
+	tb.Fatalf("service %s names no config file", name)
+	return ""
+}
+
 func TestComposeEnvironmentNamesRealFlags(t *testing.T) {
 	f := loadCompose(t)
 	for _, name := range sortedNames(f) {
 		s := f.Services[name]
-		p := process(t, name, s)
+		p := processKey(t, name, s)
 		known := map[string]bool{}
-		if slices.Contains(processes, p) {
+		if slices.Contains(processes, p) || strings.HasPrefix(p, "inkstream ") {
 			flags, err := config.FlagNames(p)
 			if err != nil {
 				t.Fatal(err)
@@ -327,6 +409,10 @@ func TestComposeServicesConfigure(t *testing.T) {
 		s := f.Services[name]
 		p := process(t, name, s)
 		if !slices.Contains(processes, p) {
+			continue
+		}
+		if sub := subcommand(s); sub != "" {
+			checkOneShot(t, f, name, s, sub)
 			continue
 		}
 		perProcess[p]++
@@ -365,6 +451,12 @@ func TestComposeServicesConfigure(t *testing.T) {
 		if common.LogFormat != "json" {
 			t.Errorf("service %s: log format %q, want json", name, common.LogFormat)
 		}
+		if want := natsx.Role(p); credsRole(t, f, name, s, common.NATS.NKey) != want {
+			t.Errorf("service %s connects with nkey %q, want %s's in the volume creds", name, common.NATS.NKey, want)
+		}
+		if common.NATS.Provision {
+			t.Errorf("service %s provisions; that is the admin's job (service provision)", name)
+		}
 		host, port, err := net.SplitHostPort(listen)
 		if err != nil {
 			t.Errorf("service %s: listen %q: %v", name, listen, err)
@@ -390,6 +482,69 @@ func TestComposeServicesConfigure(t *testing.T) {
 		if perProcess[p] < 2 {
 			t.Errorf("%d service(s) run %s, want at least 2", perProcess[p], p)
 		}
+	}
+}
+
+// credsVolume is the named volume the service creds writes the
+// credentials into (its -dir).
+func credsVolume(tb testing.TB, f composeFile) (volume, dir string) {
+	tb.Helper()
+	for _, name := range sortedNames(f) {
+		s := f.Services[name]
+		if isNATS(s) || subcommand(s) != "creds" {
+			continue
+		}
+		e := env(tb, name, s)
+		c, err := config.ParseCreds(subcommandArgs(s), func(k string) string { return e[k] }, io.Discard)
+		if err != nil {
+			tb.Fatalf("service %s: inkstream creds rejects its configuration: %v", name, err)
+		}
+		for _, m := range mounts(tb, name, s) {
+			if !m.bind && path.Clean(m.target) == path.Clean(c.Dir) {
+				return m.source, c.Dir
+			}
+		}
+		tb.Fatalf("service %s writes the credentials into %s, which is no named volume", name, c.Dir)
+	}
+	tb.Fatal("no service runs inkstream creds: the NATS nodes would have no users")
+	return "", ""
+}
+
+// credsRole is the role whose nkey seed file is seed (a path in a
+// container), if service name mounts the credentials volume there.
+func credsRole(tb testing.TB, f composeFile, name string, s composeService, seed string) natsx.Role {
+	tb.Helper()
+	vol, _ := credsVolume(tb, f)
+	for _, m := range mounts(tb, name, s) {
+		if m.source == vol && path.Dir(seed) == path.Clean(m.target) {
+			return natsx.Role(strings.TrimSuffix(path.Base(seed), ".nk"))
+		}
+	}
+	return ""
+}
+
+// checkOneShot checks a service that runs an inkstream subcommand once:
+// creds, or provision with the admin's nkey at 3 replicas.
+func checkOneShot(tb testing.TB, f composeFile, name string, s composeService, sub string) {
+	tb.Helper()
+	e := env(tb, name, s)
+	getenv := func(k string) string { return e[k] }
+	switch sub {
+	case "creds":
+		credsVolume(tb, f)
+	case "provision":
+		c, err := config.ParseAdmin(sub, subcommandArgs(s), getenv, io.Discard)
+		if err != nil {
+			tb.Fatalf("service %s: inkstream provision rejects its configuration: %v", name, err)
+		}
+		if c.NATS.StreamReplicas != 3 || c.NATS.KVReplicas != 3 {
+			tb.Errorf("service %s provisions %d and %d replicas, want 3 and 3", name, c.NATS.StreamReplicas, c.NATS.KVReplicas)
+		}
+		if credsRole(tb, f, name, s, c.NATS.NKey) != natsx.RoleAdmin {
+			tb.Errorf("service %s provisions with nkey %q, not the admin's in the volume creds", name, c.NATS.NKey)
+		}
+	default:
+		tb.Errorf("service %s runs inkstream %s, which no deployment needs", name, sub)
 	}
 }
 
@@ -425,7 +580,7 @@ func TestComposeNATSURLsNameNATSServices(t *testing.T) {
 					t.Errorf("service %s: %s names %q, which is not a NATS service", name, k, host)
 					continue
 				}
-				opts := natsOptions(t, f, host)
+				opts := natsOptions(t, f, host, composeAuth(t, f, "nats://127.0.0.1:4222"))
 				if pu.Port() != strconv.Itoa(opts.Port) {
 					t.Errorf("service %s: %s names %s, but %s listens for clients on %d", name, k, pu.Host, host, opts.Port)
 				}
@@ -518,7 +673,7 @@ func TestComposeReferencedFilesExist(t *testing.T) {
 				t.Errorf("service %s depends on %q, which is no service", name, d)
 			}
 		}
-		if !isNATS(s) && tool(s) == "" && len(deps) == 0 {
+		if !isNATS(s) && tool(s) == "" && len(deps) == 0 && subcommand(s) != "creds" {
 			t.Errorf("service %s depends on no NATS service", name)
 		}
 	}
@@ -535,10 +690,11 @@ func TestComposeNATSConfigs(t *testing.T) {
 		t.Fatalf("NATS services %v, want 3", nodes)
 	}
 	var all []*server.Options
+	auth := composeAuth(t, f, "nats://127.0.0.1:4222")
 	for _, name := range nodes {
 		s := f.Services[name]
-		opts := natsOptions(t, f, name)
-		checkNodeOptions(t, name, opts)
+		opts := natsOptions(t, f, name, auth)
+		checkNodeOptions(t, name, opts, auth)
 		if opts.ServerName != name {
 			t.Errorf("%s: server_name %q, want the service name", name, opts.ServerName)
 		}
@@ -596,18 +752,40 @@ func TestComposeNATSConfigs(t *testing.T) {
 	loopback(all)
 	urls := startCluster(t, all, loopback)
 
-	// The services' own configuration, pointed at the loopback nodes.
-	e := env(t, "command-api-1", f.Services["command-api-1"])
-	e[config.EnvName("nats-url")] = strings.Join(urls, ",")
-	cfg, err := config.ParseCommandAPI("command-api", nil, func(k string) string { return e[k] }, io.Discard)
-	if err != nil {
-		t.Fatal(err)
+	// The services' own configuration, pointed at the loopback nodes, with
+	// the credentials where the volume holds them.
+	serviceNATS := func(name string) natsx.Options {
+		s := f.Services[name]
+		e := env(t, name, s)
+		e[config.EnvName("nats-url")] = strings.Join(urls, ",")
+		getenv := func(k string) string { return e[k] }
+		var c config.Common
+		switch p := processKey(t, name, s); p {
+		case "inkstream provision":
+			a, err := config.ParseAdmin("provision", subcommandArgs(s), getenv, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c = a.Common
+		case "command-api", "projector", "query-api":
+			q, err := config.ParseQueryAPI(p, nil, getenv, io.Discard) // the flags every service shares
+			if err != nil {
+				t.Fatal(err)
+			}
+			c = q.Common
+		default:
+			t.Fatalf("service %s runs %s", name, p)
+		}
+		c.NATS.NKey = filepath.Join(auth.Dir, path.Base(c.NATS.NKey))
+		return c.NATS
 	}
-	checkClusterServes(t, cfg.NATS, urls)
+	checkClusterServes(t, urls, auth, serviceNATS)
 }
 
-// checkNodeOptions checks what every node of either cluster needs.
-func checkNodeOptions(tb testing.TB, name string, opts *server.Options) {
+// checkNodeOptions checks what every node of either cluster needs: among
+// them, that nobody gets in without credentials, and that each user of
+// auth has its role's permissions.
+func checkNodeOptions(tb testing.TB, name string, opts *server.Options, auth natsx.Credentials) {
 	tb.Helper()
 	if !opts.JetStream {
 		tb.Errorf("%s: JetStream is not enabled", name)
@@ -630,8 +808,34 @@ func checkNodeOptions(tb testing.TB, name string, opts *server.Options) {
 	if opts.SystemAccount != "SYS" {
 		tb.Errorf("%s: system account %q, want SYS (for `nats server list`)", name, opts.SystemAccount)
 	}
-	if opts.NoAuthUser == "" {
-		tb.Errorf("%s: no no_auth_user, so the services (which send no credentials) would be refused", name)
+	if opts.NoAuthUser != "" || len(opts.Users) > 0 {
+		tb.Errorf("%s: no_auth_user %q and %d password users: only the nkey users of inkstream creds may connect", name, opts.NoAuthUser, len(opts.Users))
+	}
+	users, err := auth.Users(append(natsx.AccountRoles, natsx.RoleSys)...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, u := range users {
+		i := slices.IndexFunc(opts.Nkeys, func(n *server.NkeyUser) bool { return n.Nkey == u.NKey })
+		if i < 0 {
+			tb.Errorf("%s: no user for role %s", name, u.Role)
+			continue
+		}
+		n := opts.Nkeys[i]
+		want := "INKSTREAM"
+		if u.Role == natsx.RoleSys {
+			want = "SYS"
+		}
+		if n.Account == nil || n.Account.Name != want {
+			tb.Errorf("%s: role %s is in account %v, want %s", name, u.Role, n.Account, want)
+		}
+		got, _ := json.Marshal(n.Permissions)
+		if want, _ := json.Marshal(natsx.Permissions(u.Role)); string(got) != string(want) {
+			tb.Errorf("%s: role %s has permissions %s, want %s", name, u.Role, got, want)
+		}
+	}
+	if len(opts.Nkeys) != len(users) {
+		tb.Errorf("%s: %d nkey users, want %d", name, len(opts.Nkeys), len(users))
 	}
 }
 
@@ -711,14 +915,31 @@ func shutdown(servers []*server.Server) {
 	}
 }
 
-// checkClusterServes connects as the services do (no credentials), provisions
-// the stream, bucket and consumer with cfg's replicas, writes one event, and
-// asks every server for itself as the system user, as `nats server list` does.
-func checkClusterServes(tb testing.TB, cfg natsx.Options, urls []string) {
+// checkClusterServes runs the deployment's start-up on the cluster: the
+// service provision creates the stream, bucket and consumer with its
+// replicas as the admin; then each service, as its own user, does its
+// part (the command API publishes an event, the projector puts a
+// snapshot, the query API looks everything up); nobody gets in
+// anonymously; and the system user asks every server for itself, as
+// `nats server list` does.
+func checkClusterServes(tb testing.TB, urls []string, auth natsx.Credentials, serviceNATS func(service string) natsx.Options) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, res := natstest.ConnectWith(tb, cfg)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	connect := func(service string) *natsx.Conn {
+		conn, err := natsx.Connect(ctx, serviceNATS(service), quiet)
+		if err != nil {
+			tb.Fatalf("connect as service %s: %v", service, err)
+		}
+		tb.Cleanup(func() { conn.NC.Close() })
+		return conn
+	}
+	admin := connect("provision")
+	res, err := natsx.Provision(ctx, admin.JS, serviceNATS("provision"), quiet)
+	if err != nil {
+		tb.Fatalf("provision: %v", err)
+	}
 	info, err := res.Stream.Info(ctx)
 	if err != nil {
 		tb.Fatal(err)
@@ -727,15 +948,33 @@ func checkClusterServes(tb testing.TB, cfg natsx.Options, urls []string) {
 		tb.Fatalf("stream %s: replicas %d, cluster %+v; want 3 replicas in cluster inkstream", events.StreamName, info.Config.Replicas, info.Cluster)
 	}
 	// A write is acknowledged once a quorum of the three replicas has it.
-	ack, err := conn.JS.Publish(ctx, events.SubjectPrefix+".deployments-test.created", []byte(`{}`))
+	cmd := connect("command-api-1")
+	ack, err := cmd.JS.Publish(ctx, events.SubjectPrefix+".deployments-test.created", []byte(`{}`))
 	if err != nil || ack.Stream != events.StreamName {
-		tb.Fatalf("publish to the R3 stream: %v (%+v)", err, ack)
+		tb.Fatalf("publish to the R3 stream as command-api: %v (%+v)", err, ack)
 	}
-	if _, err := res.KV.Put(ctx, "deployments-test", []byte(`{}`)); err != nil {
-		tb.Fatalf("put into the R3 bucket: %v", err)
+	proj := connect("projector-1")
+	kv, err := proj.JS.KeyValue(ctx, natsx.Bucket)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := natsx.NewSnapshots(proj.JS, kv).Put(ctx, readmodel.Snapshot{Article: domain.Article{ID: "deployments-test"}}, 0); err != nil {
+		tb.Fatalf("put into the R3 bucket as projector: %v", err)
+	}
+	query := connect("query-api-1")
+	if _, err := natsx.Lookup(ctx, query.JS, serviceNATS("query-api-1"), true, quiet); err != nil {
+		tb.Fatalf("look up as query-api: %v", err)
+	}
+	if nc, err := nats.Connect(strings.Join(urls, ",")); err == nil {
+		nc.Close()
+		tb.Fatal("an anonymous client connected")
 	}
 
-	sys, err := nats.Connect(strings.Join(urls, ","), nats.UserInfo("sys", "sys"))
+	sysKey, err := nats.NkeyOptionFromSeed(auth.SeedFile(natsx.RoleSys))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sys, err := nats.Connect(strings.Join(urls, ","), sysKey)
 	if err != nil {
 		tb.Fatalf("connect as the system user: %v", err)
 	}

@@ -135,7 +135,7 @@ func TestPrometheusScrapesEveryProcess(t *testing.T) {
 				t.Errorf("exporter %s reads %s, which is no NATS service", name, u)
 				continue
 			}
-			if opts := natsOptions(t, f, node); u.Port() != strconv.Itoa(opts.HTTPPort) {
+			if opts := natsOptions(t, f, node, composeAuth(t, f, "nats://127.0.0.1:4222")); u.Port() != strconv.Itoa(opts.HTTPPort) {
 				t.Errorf("exporter %s reads port %s of %s, whose monitoring port is %d", name, u.Port(), node, opts.HTTPPort)
 			}
 			if !slices.ContainsFunc(cmd, func(w string) bool { return w == "-varz" }) {

@@ -28,15 +28,19 @@ func devArgs(dir, natsListen string) []string {
 }
 
 // TestHelpOfEachCommand: -h of the all-in-one and of each subcommand is
-// flag.ErrHelp with the usage of that command: rebuild and verify dial a
-// NATS server, the all-in-one embeds its own.
+// flag.ErrHelp with the usage of that command: the admin commands dial a
+// NATS server and give up after a while, the all-in-one embeds its own and
+// lists the subcommands.
 func TestHelpOfEachCommand(t *testing.T) {
-	for _, args := range [][]string{{"-h"}, {"-help"}, {"rebuild", "-h"}, {"verify", "-h"}} {
-		want := "-data-dir"
-		if args[0] == "rebuild" || args[0] == "verify" {
-			want = "-nats-url"
+	for _, args := range [][]string{{"-h"}, {"-help"}, {"rebuild", "-h"}, {"verify", "-h"}, {"provision", "-h"}, {"creds", "-h"}} {
+		want := []string{"-data-dir", "Subcommands"}
+		switch args[0] {
+		case "rebuild", "verify", "provision":
+			want = []string{"-nats-url", "-connect-timeout"}
+		case "creds":
+			want = []string{"-dir"}
 		}
-		cmdtest.Help(t, runBoth, args, want)
+		cmdtest.Help(t, runBoth, args, want...)
 	}
 }
 

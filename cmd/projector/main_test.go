@@ -7,6 +7,7 @@ import (
 
 	"github.com/inkstream/inkstream/internal/cmdtest"
 	"github.com/inkstream/inkstream/internal/natstest"
+	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/systest"
 )
 
@@ -19,7 +20,7 @@ func TestCommandLine(t *testing.T) { cmdtest.CommandLine(t, run, "-listen", "INK
 func TestServesAndStopsCleanly(t *testing.T) {
 	srv := natstest.RunServer(t)
 	s := systest.Start(t, srv.URL(), 1, 0)
-	sv := cmdtest.Serve(t, run, "projector health listening", []string{"-listen", "127.0.0.1:0", "-nats-url", srv.URL()}, cmdtest.Env("NATS_URL="+cmdtest.UnreachableNATS))
+	sv := cmdtest.Serve(t, run, "projector health listening", []string{"-listen", "127.0.0.1:0", "-nats-url", natstest.RoleURL(srv.URL(), natsx.RoleProjector)}, cmdtest.Env("NATS_URL="+cmdtest.UnreachableNATS))
 	natstest.WaitFor(t, cmdtest.Timeout, sv.OpsOK)
 	r := s.Do(http.MethodPost, s.Cmd()+"/api/articles", map[string]any{"title": "Projected", "content": "c", "author_id": "a"})
 	if r.Status != http.StatusCreated {

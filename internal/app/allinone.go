@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/nats-io/nats-server/v2/server"
@@ -21,8 +22,12 @@ import (
 // AllInOne is the development server: an embedded nats-server and the
 // three roles in one process.
 type AllInOne struct {
-	NATS       *server.Server
-	NATSURL    string
+	NATS    *server.Server
+	NATSURL string
+	// Context is the NATS CLI context of the admin user
+	// (<data-dir>/nats/admin.json): NATS_CONTEXT=<it> gives the CLI and
+	// the admin commands the admin's credentials.
+	Context    string
 	CommandAPI *Running
 	QueryAPI   *Running
 	Projector  *Running
@@ -33,9 +38,19 @@ type AllInOne struct {
 // holds locked, so that a second process on the same store fails at start.
 const lockFile = "inkstream.lock"
 
+// credsDir is the directory in the data directory that holds the
+// development NATS credentials.
+const credsDir = "nats"
+
 // StartAllInOne locks the data directory, starts the embedded server on
 // it, then the roles against it. A data directory locked by another
 // process is an error that names it, and nothing in it is touched.
+//
+// The server lets in inkstream's users only: on first start it makes an
+// nkey per role in <data-dir>/nats (files 0600) and keeps them; on every
+// start it writes the admin's NATS CLI context there. It provisions the
+// stream, bucket and consumer as the admin, then each role connects as
+// its own user.
 func StartAllInOne(ctx context.Context, cfg config.AllInOne, log *slog.Logger) (*AllInOne, error) {
 	host, port, err := splitHostPort(cfg.NATSListen)
 	if err != nil {
@@ -59,16 +74,32 @@ func StartAllInOne(ctx context.Context, cfg config.AllInOne, log *slog.Logger) (
 		log.Info("created the development signing key; `inkstream token -sub <user> -roles <roles>` signs tokens with it", "file", filepath.Join(cfg.DataDir, auth.DevKeyFile))
 	}
 	cfg.CommandAPI.Auth.DevKeyDir, cfg.QueryAPI.Auth.DevKeyDir = cfg.DataDir, cfg.DataDir
+	creds, err := natsx.EnsureCredentials(filepath.Join(cfg.DataDir, credsDir), natsx.AccountRoles...)
+	if err == nil {
+		eo.Users, err = creds.Users(natsx.AccountRoles...)
+	}
+	if err != nil {
+		return nil, errors.Join(err, lock.Unlock())
+	}
 	ns, err := natsx.StartEmbedded(eo)
 	if err != nil {
 		return nil, errors.Join(err, lock.Unlock())
 	}
 	a := &AllInOne{NATS: ns, NATSURL: ns.ClientURL(), lock: lock}
 	log.Info("embedded NATS JetStream listening", "url", a.NATSURL, "store", cfg.DataDir)
-	for _, c := range []*config.Common{&cfg.CommandAPI.Common, &cfg.QueryAPI.Common, &cfg.Projector.Common} {
-		c.NATS.URL = a.NATSURL
+	if a.Context, err = filepath.Abs(creds.ContextFile(natsx.RoleAdmin)); err == nil {
+		err = creds.WriteContext(natsx.RoleAdmin, a.NATSURL)
 	}
-	cfg.Projector.NATS.Name, cfg.QueryAPI.NATS.Name, cfg.CommandAPI.NATS.Name = "projector", "query-api", "command-api"
+	if err == nil {
+		err = provisionAsAdmin(ctx, cfg.NATS, a.NATSURL, creds, log)
+	}
+	if err != nil {
+		return nil, errors.Join(err, a.Stop())
+	}
+	log.Info("NATS credentials in "+creds.Dir+"; for the NATS CLI and the admin commands: export NATS_CONTEXT="+a.Context, "context", a.Context)
+	for role, c := range map[natsx.Role]*config.Common{natsx.RoleCommandAPI: &cfg.CommandAPI.Common, natsx.RoleQueryAPI: &cfg.QueryAPI.Common, natsx.RoleProjector: &cfg.Projector.Common} {
+		c.NATS.URL, c.NATS.Name, c.NATS.NKey, c.NATS.Provision = a.NATSURL, string(role), creds.SeedFile(role), false
+	}
 	if a.Projector, err = StartProjector(ctx, cfg.Projector, log.With("role", "projector")); err == nil {
 		if a.QueryAPI, err = StartQueryAPI(ctx, cfg.QueryAPI, log.With("role", "query-api")); err == nil {
 			a.CommandAPI, err = StartCommandAPI(ctx, cfg.CommandAPI, log.With("role", "command-api"))
@@ -78,6 +109,19 @@ func StartAllInOne(ctx context.Context, cfg config.AllInOne, log *slog.Logger) (
 		return nil, errors.Join(err, a.Stop())
 	}
 	return a, nil
+}
+
+// provisionAsAdmin creates or updates the stream, bucket and consumer on
+// the embedded server at url as the admin user.
+func provisionAsAdmin(ctx context.Context, n natsx.Options, url string, creds natsx.Credentials, log *slog.Logger) error {
+	n.URL, n.Name, n.NKey, n.ConnectTimeout = url, "inkstream-provision", creds.SeedFile(natsx.RoleAdmin), 10*time.Second
+	conn, err := natsx.Connect(ctx, n, log)
+	if err != nil {
+		return err
+	}
+	defer conn.NC.Close()
+	_, err = natsx.Provision(ctx, conn.JS, n, log)
+	return err
 }
 
 // Stop stops the command API, the query API, the projector, then NATS,

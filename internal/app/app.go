@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inkstream/inkstream/internal/apidoc"
 	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/commandapi"
 	"github.com/inkstream/inkstream/internal/config"
@@ -58,9 +59,15 @@ type base struct {
 	app    *fiber.App
 	log    *slog.Logger
 	onStop []func(context.Context) error // after HTTP has stopped
+	// onShutdown runs as HTTP begins to stop: it ends what would keep a
+	// connection open (the live feed's streams).
+	onShutdown []func()
 }
 
-func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Common, log *slog.Logger) (*base, error) {
+// setup binds the listener and connects; then, with -provision (the admin
+// user), it provisions the resources, or else looks them up and waits
+// for them (and for the projector consumer, with consumer).
+func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Common, consumer bool, log *slog.Logger) (*base, error) {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listen: %w", name, err)
@@ -70,7 +77,12 @@ func setup(ctx context.Context, name, listen string, bodyLimit int, c config.Com
 		ln.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	res, err := natsx.Provision(ctx, conn.JS, c.NATS)
+	var res natsx.Resources
+	if c.NATS.Provision {
+		res, err = natsx.Provision(ctx, conn.JS, c.NATS, log)
+	} else {
+		res, err = natsx.Lookup(ctx, conn.JS, c.NATS, consumer, log)
+	}
 	if err != nil {
 		conn.NC.Close()
 		ln.Close()
@@ -148,6 +160,12 @@ func (b *base) run(ctx context.Context, workers ...func(context.Context) error) 
 		}()
 	}
 	go func() {
+		<-ctx.Done()
+		for _, f := range b.onShutdown {
+			f()
+		}
+	}()
+	go func() {
 		defer close(r.done)
 		err := httpx.Serve(ctx, b.app, b.ln, b.log)
 		for _, f := range b.onStop {
@@ -171,10 +189,11 @@ const lagTimeout = 2 * time.Second
 
 // StartCommandAPI starts the write service.
 func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, log)
+	b, err := setup(ctx, "command-api", cfg.Listen, cfg.BodyLimit, cfg.Common, false, log)
 	if err != nil {
 		return nil, err
 	}
+	httpx.CORS(b.app, cfg.Web.CORSOrigins, "GET,HEAD,POST,PUT,PATCH,DELETE")
 	if err := b.authenticate(ctx, cfg.Auth); err != nil {
 		return nil, err
 	}
@@ -182,8 +201,12 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 		b.app.Use("/api", httpx.RateLimit(cfg.RateLimit, cfg.RateBurst))
 	}
 	store := natsx.NewEventStore(b.conn.JS).Instrument(obs.NewPublish(b.reg))
-	svc := commandapi.New(store, commandapi.Options{CacheBytes: uint64(cfg.CacheBytes), WriteTimeout: cfg.WriteTimeout, BulkMax: cfg.BulkMax}, b.reg, log)
+	svc := commandapi.New(store, commandapi.Options{CacheBytes: uint64(cfg.CacheBytes), WriteTimeout: cfg.WriteTimeout, BulkMax: cfg.BulkMax, PublicQueryURL: cfg.Web.PublicQueryURL}, b.reg, log)
 	httpx.Ops(b.app, b.reg, b.ready(nil), cfg.Pprof)
+	if err := apidoc.Routes(b.app, apidoc.Command); err != nil {
+		b.close()
+		return nil, err
+	}
 	svc.Routes(b.app)
 	httpx.BodyLimitFor(b.app, commandapi.BulkPath, cfg.BulkBodyLimit)
 	log.Info("command API listening", "addr", b.ln.Addr().String())
@@ -196,22 +219,29 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 // StartQueryAPI starts the read service; /readyz answers 200 once its view
 // has loaded the bucket.
 func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "query-api", cfg.Listen, 0, cfg.Common, log)
+	b, err := setup(ctx, "query-api", cfg.Listen, 0, cfg.Common, true, log)
 	if err != nil {
 		return nil, err
 	}
+	httpx.CORS(b.app, cfg.Web.CORSOrigins, "GET,HEAD")
 	if err := b.authenticate(ctx, cfg.Auth); err != nil {
 		return nil, err
 	}
-	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV),
-		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout, CacheBytes: uint64(cfg.CacheBytes)}, b.reg, log)
+	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV), natsx.NewLog(b.conn.JS),
+		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout, CacheBytes: uint64(cfg.CacheBytes), PublicURL: cfg.Web.PublicQueryURL,
+			Feed: queryapi.FeedOptions{MaxClients: cfg.Feed.MaxClients, Heartbeat: cfg.Feed.Heartbeat, Queue: cfg.Feed.Queue, CacheBytes: cfg.Feed.CacheBytes}}, b.reg, log)
 	obs.RegisterLag(b.reg, natsx.NewLog(b.conn.JS), lagTimeout, log)
+	b.onShutdown = append(b.onShutdown, svc.Close)
 	httpx.Ops(b.app, b.reg, b.ready(func() error {
 		if !svc.Ready() {
 			return errors.New("view is still loading")
 		}
 		return nil
 	}), cfg.Pprof)
+	if err := apidoc.Routes(b.app, apidoc.Query); err != nil {
+		b.close()
+		return nil, err
+	}
 	svc.Routes(b.app)
 	log.Info("query API listening", "addr", b.ln.Addr().String())
 	return b.run(ctx, svc.Watch, svc.Track), nil
@@ -219,7 +249,7 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 
 // StartProjector starts a projector with its health and metrics server.
 func StartProjector(ctx context.Context, cfg config.Projector, log *slog.Logger) (*Running, error) {
-	b, err := setup(ctx, "projector", cfg.Listen, 0, cfg.Common, log)
+	b, err := setup(ctx, "projector", cfg.Listen, 0, cfg.Common, true, log)
 	if err != nil {
 		return nil, err
 	}

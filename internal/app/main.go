@@ -18,17 +18,45 @@ import (
 
 // Main is the body of a command's main(): it calls run with the process's
 // arguments (without the program name), its environment and its standard
-// error, and a context that SIGINT and SIGTERM cancel. An error other than
-// flag.ErrHelp (-h) is printed as "name: error" and the process exits 1.
+// error, and a context that the first SIGINT or SIGTERM cancels (a second
+// one, while the command stops, kills it at once). An error other than
+// flag.ErrHelp (-h) is printed as "name: error"; the process exits with
+// ExitStatus.
 func Main(name string, run func(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() { <-ctx.Done(); stop() }()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, name+":", err)
-		os.Exit(1)
 	}
+	os.Exit(ExitStatus(err))
 }
+
+// ExitStatus is the exit status of a command that returned err: 0 for
+// none and for -h, 2 for a usage error (config.ErrUsage), the status an
+// error carries (verify that could not run: 2), else 1.
+func ExitStatus(err error) int {
+	var s statusError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, config.ErrUsage):
+		return 2
+	case errors.As(err, &s):
+		return s.status
+	}
+	return 1
+}
+
+// statusError is an error that ends a command with its own exit status.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e statusError) Error() string { return e.err.Error() }
+func (e statusError) Unwrap() error { return e.err }
 
 // RunCommandAPI is cmd/command-api: the command API role until ctx ends.
 func RunCommandAPI(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
@@ -53,7 +81,7 @@ type Config interface {
 // RunRole is the body of a role's main: parse the configuration from args
 // and the environment, start the role, and run it until ctx ends (a
 // signal) or the role stops on its own. A signal during start-up is a clean
-// stop, as is one while running.
+// stop, as is one while running; the last line it logs is "stopped".
 func RunRole[C Config](ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer,
 	parse func(string, []string, func(string) string, io.Writer) (C, error),
 	start func(context.Context, C, *slog.Logger) (*Running, error),
@@ -71,15 +99,21 @@ func RunRole[C Config](ctx context.Context, name string, args []string, getenv f
 	r, err := start(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {
+			log.Info("stopped")
 			return nil
 		}
 		return err
 	}
 	select {
 	case <-ctx.Done():
+		log.Info("shutting down")
 	case <-r.Done():
 	}
-	return r.Stop()
+	if err := r.Stop(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
 }
 
 // Tracing turns tracing on for the process service when the standard

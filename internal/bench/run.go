@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -182,6 +184,15 @@ func (r *runner) loads(ctx context.Context, res *Result) error {
 	}
 	defer conn.nc.Close()
 	js := conn.js
+	// The services look the stream, bucket and consumer up: provision them,
+	// as an admin does.
+	ncfg, err := natsDefaults(url)
+	if err != nil {
+		return err
+	}
+	if _, err := natsx.Provision(ctx, js, ncfg, quiet); err != nil {
+		return err
+	}
 	cmd, cmdAddr, _, err := r.startService(ctx, "command-api", "command-api", url)
 	if err != nil {
 		return err
@@ -572,6 +583,9 @@ func metric(ctx context.Context, addr, name string, labels ...string) (float64, 
 	return 0, fmt.Errorf("%s has no metric %s", addr, name)
 }
 
+// quiet is the log of the harness's own provisioning.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 // replay times a projector folding cfg.ReplayEvents events into a fresh
 // read model, then a query API starting on the bucket it made, on a fresh
 // nats-server.
@@ -588,7 +602,7 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 		return err
 	}
 	// The stream, bucket and consumer exactly as the services provision them.
-	resources, err := natsx.Provision(ctx, js, ncfg)
+	resources, err := natsx.Provision(ctx, js, ncfg, quiet)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,13 @@
 // Package cluster is the supervisor behind `make cluster` (cmd/inkcluster):
 // on loopback, what deployments/docker-compose.yml runs in containers. It
+// makes the NATS users' credentials in <data-dir>/auth (once; they are kept),
 // starts three nats-servers from one config file (deployments/nats/nats.conf,
-// each node's settings in $NATS_* environment variables), waits until
-// JetStream has a meta leader, starts two each of command-api, query-api and
-// projector with stream and bucket at 3 replicas, waits for every /readyz
-// and prints a table of the processes. It restarts nothing: a process that
+// copied beside them, each node's settings in $NATS_* environment
+// variables), waits until JetStream has a meta leader, provisions stream,
+// bucket and consumer at 3 replicas as the admin (inkstream provision),
+// starts two each of command-api, query-api and projector, each as its
+// own NATS user, waits for every /readyz and prints a table of the
+// processes. It restarts nothing: a process that
 // exits is reported and the rest keep running. On SIGINT or SIGTERM (the
 // context's end) it stops the services, then the NATS nodes.
 package cluster
@@ -25,6 +28,7 @@ import (
 
 	"github.com/inkstream/inkstream/internal/auth"
 	"github.com/inkstream/inkstream/internal/config"
+	"github.com/inkstream/inkstream/internal/natsx"
 	"github.com/inkstream/inkstream/internal/procs"
 )
 
@@ -52,7 +56,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs := flag.NewFlagSet("inkcluster", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.DataDir, "data-dir", "data/cluster", "JetStream stores and logs; kept from one start to the next")
-	fs.StringVar(&c.BinDir, "bin", "bin", "directory with nats-server, command-api, query-api and projector (make build)")
+	fs.StringVar(&c.BinDir, "bin", "bin", "directory with nats-server, inkstream, command-api, query-api and projector (make build)")
 	fs.StringVar(&c.NATSConfig, "nats-config", "deployments/nats/nats.conf", "config file of the NATS nodes")
 	fs.IntVar(&c.PortOffset, "port-offset", 0, "added to every port (NATS 4222-4224, 6222-6224, 8222-8224; services 8080-8082, 8090-8092)")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", time.Minute, "time each process may take to be ready")
@@ -94,6 +98,10 @@ type member struct {
 	ports     []int    // must be free before anything starts
 }
 
+// The files of the cluster in its data directory.
+func (c Config) authDir() string    { return filepath.Join(c.DataDir, "auth") }
+func (c Config) natsConfig() string { return filepath.Join(c.DataDir, "nats.conf") }
+
 // members lays the cluster out: the three NATS nodes, then the services.
 // It also returns the NATS URL of the nodes.
 func (c Config) members() ([]member, string) {
@@ -108,7 +116,7 @@ func (c Config) members() ([]member, string) {
 		name := fmt.Sprintf("nats-%d", i+1)
 		client, route, monitor := port(4222+i), port(6222+i), port(8222+i)
 		ms = append(ms, member{
-			name: name, bin: "nats-server", args: []string{"-c", c.NATSConfig},
+			name: name, bin: "nats-server", args: []string{"-c", c.natsConfig()},
 			// The variables of deployments/nats/nats.conf; nats-server
 			// parses each value as config syntax, hence the quotes and brackets.
 			env: []string{
@@ -135,7 +143,8 @@ func (c Config) members() ([]member, string) {
 			name := fmt.Sprintf("%s-%d", s.bin, i+1)
 			ms = append(ms, member{
 				name: name, bin: s.bin,
-				args:  []string{"-nats-url", natsURL, "-listen", addr, "-nats-name", name, "-stream-replicas", "3", "-kv-replicas", "3"},
+				args: []string{"-nats-url", natsURL, "-listen", addr, "-nats-name", name, "-stream-replicas", "3", "-kv-replicas", "3",
+					"-nats-nkey", natsx.Credentials{Dir: c.authDir()}.SeedFile(natsx.Role(s.bin))},
 				ready: "http://" + addr + "/readyz", addrs: []string{"http://" + addr}, ports: []int{p},
 			})
 			if s.bin != "projector" { // the APIs trust the development key (see Run)
@@ -157,7 +166,7 @@ func (c *Config) check() error {
 	if _, err := os.Stat(c.NATSConfig); err != nil {
 		errs = append(errs, fmt.Errorf("NATS config: %w", err))
 	}
-	for _, bin := range []string{"nats-server", "command-api", "query-api", "projector"} {
+	for _, bin := range []string{"nats-server", "inkstream", "command-api", "query-api", "projector"} {
 		if _, err := os.Stat(filepath.Join(c.BinDir, bin)); err != nil {
 			errs = append(errs, fmt.Errorf("%s is missing from %s (make build)", bin, c.BinDir))
 		}
@@ -199,10 +208,27 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 		return fmt.Errorf("development key: %w", err)
 	}
 	s.say("tokens: inkstream token -data-dir %s -sub <user> -roles author|editor|admin", c.DataDir)
-	s.say("starting nats-1..3 (data and logs in %s)", c.DataDir)
-	err := s.start(ctx, 0, 3)
+	creds, err := natsx.DeploymentCredentials(c.authDir(), natsURL)
+	if err != nil {
+		return err
+	}
+	// The config includes auth/accounts.conf from its own directory.
+	conf, err := os.ReadFile(c.NATSConfig)
 	if err == nil {
-		s.say("the NATS cluster has a JetStream meta leader; starting the services")
+		err = os.WriteFile(c.natsConfig(), conf, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("NATS config: %w", err)
+	}
+	s.say("NATS users' credentials in %s (kept from one start to the next)", creds.Dir)
+	s.say("starting nats-1..3 (data and logs in %s)", c.DataDir)
+	err = s.start(ctx, 0, 3)
+	if err == nil {
+		s.say("the NATS cluster has a JetStream meta leader; provisioning stream, bucket and consumer at 3 replicas")
+		err = s.provision(ctx, natsURL, creds)
+	}
+	if err == nil {
+		s.say("starting the services")
 		err = s.start(ctx, 3, len(ms))
 	}
 	if ctx.Err() != nil {
@@ -219,6 +245,8 @@ func Run(ctx context.Context, c Config, out io.Writer) error {
 	}
 	tw.Flush()
 	s.say("NATS_URL=%s; stream ARTICLES and bucket articles with 3 replicas", natsURL)
+	s.say("NATS CLI as the admin: export NATS_CONTEXT=%s (server commands: nats --context %s server list)",
+		creds.ContextFile(natsx.RoleAdmin), creds.ContextFile(natsx.RoleSys))
 	s.say("ready; Ctrl-C (SIGINT) or SIGTERM stops the services, then the NATS nodes")
 	for {
 		select {
@@ -266,6 +294,27 @@ func (s *supervisor) start(ctx context.Context, from, to int) error {
 	return nil
 }
 
+// provision runs `inkstream provision` as the admin, at 3 replicas, and
+// waits for it: the services only look their resources up.
+func (s *supervisor) provision(ctx context.Context, natsURL string, creds natsx.Credentials) error {
+	p, err := s.group.Start("provision", filepath.Join(s.cfg.BinDir, "inkstream"), []string{"provision",
+		"-nats-url", natsURL, "-nats-nkey", creds.SeedFile(natsx.RoleAdmin), "-stream-replicas", "3", "-kv-replicas", "3",
+		"-connect-timeout", s.cfg.ReadyTimeout.String()}, nil)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-p.Done():
+	case <-ctx.Done():
+		_ = p.Stop(s.cfg.StopTimeout)
+		return ctx.Err()
+	}
+	if p.Err() != nil {
+		return p.DiedError()
+	}
+	return nil
+}
+
 // reap reports that started process i has exited, and how to start it again.
 func (s *supervisor) reap(i int) {
 	s.gone[i] = true
@@ -288,6 +337,7 @@ func (s *supervisor) shutdown() error {
 	var failed []string
 	s.group.StopAll(s.cfg.StopTimeout, func(p *procs.Proc, err error) {
 		switch i := slices.Index(s.started, p); {
+		case i < 0: // the one-shot provision, done long ago
 		case s.gone[i]:
 		case err != nil:
 			s.say("%s (pid %d) %v; log: %s", p.Name, p.Pid(), err, p.Log)

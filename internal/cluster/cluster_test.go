@@ -138,7 +138,7 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// build builds the services, inkcluster and nats-server into a temporary
+// build builds inkstream, the services, inkcluster and nats-server into a temporary
 // directory (without -race).
 func build(t *testing.T, root string) string {
 	t.Helper()
@@ -146,7 +146,7 @@ func build(t *testing.T, root string) string {
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	for _, args := range [][]string{
-		{"build", "-o", dir + string(filepath.Separator), "./cmd/command-api", "./cmd/query-api", "./cmd/projector", "./cmd/inkcluster"},
+		{"build", "-o", dir + string(filepath.Separator), "./cmd/inkstream", "./cmd/command-api", "./cmd/query-api", "./cmd/projector", "./cmd/inkcluster"},
 		{"build", "-o", filepath.Join(dir, "nats-server"), "github.com/nats-io/nats-server/v2"},
 	} {
 		cmd := exec.CommandContext(ctx, "go", args...)

@@ -42,6 +42,6 @@ func (s *Service) createArticle(c *fiber.Ctx) error {
 		// An idempotent retry: the original article was answered.
 		s.aggs.forget(id)
 	}
-	c.Location("/api/articles/" + r.state.Article.ID)
+	c.Location(s.opts.PublicQueryURL + "/api/articles/" + r.state.Article.ID)
 	return respond(c, http.StatusCreated, r)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inkstream/inkstream/internal/httpx"
 	"github.com/inkstream/inkstream/internal/obs"
 	"github.com/inkstream/inkstream/pkg/domain"
 	"github.com/inkstream/inkstream/pkg/events"
@@ -69,6 +70,9 @@ type Options struct {
 	CacheBytes   uint64        // budget of the article states kept in memory
 	WriteTimeout time.Duration // how long one write may take, retries included
 	BulkMax      int           // most articles in one bulk create
+	// PublicQueryURL is the query API as clients reach it: a created
+	// article's Location, and where a GET here is sent.
+	PublicQueryURL string
 }
 
 // Service handles the write routes.
@@ -103,11 +107,48 @@ func New(store EventStore, opts Options, reg prometheus.Registerer, log *slog.Lo
 
 // Routes installs the write routes on app.
 func (s *Service) Routes(app *fiber.App) {
-	app.Post(BulkPath, s.bulkCreate)
-	app.Post("/api/articles", s.createArticle)
-	app.Put("/api/articles/:id", s.replaceArticle)
-	app.Patch("/api/articles/:id", s.patchArticle)
-	app.Delete("/api/articles/:id", s.deleteArticle)
+	app.Post(BulkPath, noParams, s.bulkCreate)
+	app.Post("/api/articles", noParams, s.createArticle)
+	app.Put("/api/articles/:id", noParams, s.replaceArticle)
+	app.Patch("/api/articles/:id", noParams, s.patchArticle)
+	app.Delete("/api/articles/:id", eraseParam, s.deleteArticle)
+	// The command API only writes: a read is answered with where the
+	// query API serves it.
+	app.Get("/api/articles", s.readOnQueryAPI)
+	app.Get("/api/articles/:id", s.readOnQueryAPI)
+}
+
+// noParams refuses a query string: the write routes take none.
+func noParams(c *fiber.Ctx) error {
+	if err := httpx.Params(c); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// eraseParam refuses a query parameter besides erase (DELETE ?erase=true).
+func eraseParam(c *fiber.Ctx) error {
+	if err := httpx.Params(c, "erase"); err != nil {
+		return err
+	}
+	return c.Next()
+}
+
+// readOnQueryAPI answers a GET of the articles or of an article: a 405
+// problem that names the query API's URL of it, also in a Link header.
+func (s *Service) readOnQueryAPI(c *fiber.Ctx) error {
+	path, allow := "/api/articles", "POST"
+	if c.Params("id") != "" {
+		id, err := httpx.ArticleID(c)
+		if err != nil {
+			return err
+		}
+		path, allow = path+"/"+id, "PUT, PATCH, DELETE"
+	}
+	target := s.opts.PublicQueryURL + path
+	c.Set(fiber.HeaderAllow, allow)
+	c.Set(fiber.HeaderLink, "<"+target+`>; rel="alternate"`)
+	return httpx.NewProblem(http.StatusMethodNotAllowed, "the command API only writes; read this on the query API: GET "+target)
 }
 
 // change runs a write to an existing article (PUT, PATCH, DELETE): it

@@ -1,11 +1,14 @@
 // Package config reads the typed configuration of each inkstream process from
 // command-line flags, each of which also reads an environment variable
 // INKSTREAM_<FLAG> (upper case, '-' → '_'). The NATS URL also honours the
-// standard NATS_URL, so the NATS CLI and the services agree. Nothing else in
+// standard NATS_URL and the NATS CLI's NATS_CONTEXT, so the NATS CLI and
+// the services share one configuration. A variable set to the empty string
+// sets its flag to the empty string, as -flag= does. Nothing else in
 // inkstream reads the environment. A NATS URL is checked here, once, without
 // quoting its credentials (natsx.CheckURLs); its passwords and tokens reach
-// logs and errors only through natsx's redaction. (The OpenTelemetry SDK
-// reads the standard OTEL_* variables itself: see obs.SetupTracing.)
+// logs and errors only through natsx's redaction. Every error of a Parse
+// function but flag.ErrHelp is an ErrUsage. (The OpenTelemetry SDK reads
+// the standard OTEL_* variables itself: see obs.SetupTracing.)
 package config
 
 import (
@@ -27,6 +30,25 @@ import (
 
 // EnvPrefix is the prefix of every environment variable a flag reads.
 const EnvPrefix = "INKSTREAM_"
+
+// ErrUsage marks a configuration error: a bad flag, argument or
+// environment variable. The commands exit with status 2 on it.
+var ErrUsage = errors.New("usage")
+
+// usageError is a configuration error: its message is err's, and it is
+// both ErrUsage and err.
+type usageError struct{ err error }
+
+func (e usageError) Error() string   { return e.err.Error() }
+func (e usageError) Unwrap() []error { return []error{ErrUsage, e.err} }
+
+// usage marks err as a configuration error (flag.ErrHelp stays as it is).
+func usage(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return usageError{err}
+}
 
 // Common is what every process has.
 type Common struct {
@@ -61,6 +83,15 @@ type CommandAPI struct {
 	RateLimit     float64       // writes per second per token subject (else client IP); 0: no limit
 	RateBurst     int           // writes a client may make at once above RateLimit
 	GroupCommit   bool          // publish concurrent writes' events together
+	Web           Web
+}
+
+// Web is how an API shows itself on the web: the query API's public URL
+// (where Location headers and the Atom feed point) and the origins of
+// browser front ends allowed to call it (CORS).
+type Web struct {
+	PublicQueryURL string   // the query API as clients reach it, e.g. https://blog.example; no trailing slash; empty on the query API: each request's own
+	CORSOrigins    []string // origins given the CORS headers and preflights; none by default
 }
 
 // Projector configures cmd/projector.
@@ -80,6 +111,24 @@ type QueryAPI struct {
 	MinSeqWait  time.Duration // how long a read with X-Min-Event-Seq waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS
 	CacheBytes  int64         // budget of the article bodies kept in memory
+	Web         Web
+	Feed        Feed
+}
+
+// Feed bounds the live change feed (GET /api/changes).
+type Feed struct {
+	MaxClients int           // clients at once (503 above)
+	Heartbeat  time.Duration // a comment line this often keeps proxies open
+	Queue      int           // events queued for a client before it is dropped as too slow
+	CacheBytes int           // budget of the article states the feed keeps to fold events
+}
+
+// Admin configures the admin commands of cmd/inkstream: provision,
+// rebuild and verify.
+type Admin struct {
+	Common
+	CacheBytes int64 // rebuild: the window of snapshots folded in memory before they are written
+	Yes        bool  // rebuild: do not ask for confirmation on a terminal
 }
 
 // AllInOne configures cmd/inkstream: an embedded NATS server and the three roles.
@@ -92,6 +141,7 @@ type AllInOne struct {
 	Projector   Projector
 	QueryAPI    QueryAPI
 	HTTPMonitor string // embedded server monitoring host:port; empty disables
+	Web         Web    // for both APIs; the public query URL defaults to -query-listen's
 }
 
 // Defaults.
@@ -102,25 +152,91 @@ const (
 	DefaultProjectorListen = "127.0.0.1:8082"
 	DefaultBodyLimit       = 1 << 20
 	DefaultVersions        = 10
+	DefaultMaxFeedClients  = 1000
+	DefaultFeedHeartbeat   = 15 * time.Second
+	DefaultFeedQueue       = 256
+	DefaultFeedCacheBytes  = 16 << 20
 )
 
-func commonFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
-	fs.StringVar(&c.NATS.URL, "nats-url", DefaultNATSURL, "NATS server URLs, comma-separated (also NATS_URL)")
-	return roleFlags(fs, c, name)
+// webFlags are the flags of Web, shared by both APIs and the all-in-one.
+func webFlags(fs *flag.FlagSet, w *Web, publicQuery string) {
+	fs.StringVar(&w.PublicQueryURL, "public-query-url", publicQuery, "the query API's URL as clients reach it: Location headers and the Atom feed point there (the query API, when empty: the scheme and host of each request)")
+	fs.Func("cors-origins", "comma-separated origins (scheme://host[:port], or *) of browser front ends allowed to call the APIs (CORS); none by default", func(v string) error {
+		w.CORSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				w.CORSOrigins = append(w.CORSOrigins, o)
+			}
+		}
+		return nil
+	})
 }
 
-// roleFlags are the common flags but the NATS URL (the all-in-one embeds its server).
-func roleFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
+func (w Web) validate() error {
+	var errs []error
+	// Empty, the query API's own links take the scheme and host of each request.
+	if w.PublicQueryURL != "" {
+		u, err := url.Parse(w.PublicQueryURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			errs = append(errs, fmt.Errorf("-public-query-url must be an http or https URL of a host, not %q", w.PublicQueryURL))
+		}
+	}
+	for _, o := range w.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("-cors-origins: %q is not an origin (scheme://host[:port]) nor *", o))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// finish drops a trailing slash of the public query URL.
+func (w *Web) finish() { w.PublicQueryURL = strings.TrimRight(w.PublicQueryURL, "/") }
+
+// defaultPublicQuery is the public URL of a query API listening on listen.
+func defaultPublicQuery(listen string) string { return "http://" + listen }
+
+// commonFlags are the flags of a service: how it reaches NATS, its
+// resources, its logs and its listener's extras.
+func commonFlags(fs *flag.FlagSet, c *Common, name string) (level *string) {
+	natsFlags(fs, c, name)
+	fs.BoolVar(&c.NATS.Provision, "provision", false, "also create or update stream, bucket and consumer at start-up (needs the admin NATS user; never lowers replicas)")
+	return roleFlags(fs, c)
+}
+
+// natsFlags say how a process reaches NATS: the servers and the credentials.
+func natsFlags(fs *flag.FlagSet, c *Common, name string) {
+	fs.StringVar(&c.NATS.URL, "nats-url", "", "NATS server URLs, comma-separated (default: NATS_URL, else the NATS context's, else "+DefaultNATSURL+")")
 	fs.StringVar(&c.NATS.Name, "nats-name", name, "NATS connection name")
-	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials file")
-	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster)")
-	fs.IntVar(&c.NATS.KVReplicas, "kv-replicas", 1, "replicas of KV bucket articles")
+	fs.StringVar(&c.NATS.Context, "nats-context", "", "NATS CLI context: a name the CLI knows or a .json file; the flags below override it (also NATS_CONTEXT)")
+	fs.StringVar(&c.NATS.Creds, "nats-creds", "", "NATS credentials file: user JWT and nkey seed (also NATS_CREDS)")
+	fs.StringVar(&c.NATS.NKey, "nats-nkey", "", "NATS nkey seed file (also NATS_NKEY)")
+	fs.StringVar(&c.NATS.User, "nats-user", "", "NATS user name, with -nats-password (also NATS_USER)")
+	fs.StringVar(&c.NATS.Password, "nats-password", "", "NATS password, never logged (also NATS_PASSWORD)")
+	fs.StringVar(&c.NATS.CA, "nats-ca", "", "CA certificate file that signed the NATS servers' TLS certificates (also NATS_CA)")
+	fs.StringVar(&c.NATS.Cert, "nats-cert", "", "client certificate file, for NATS servers that verify clients, with -nats-key (also NATS_CERT)")
+	fs.StringVar(&c.NATS.Key, "nats-key", "", "the client certificate's private key file (also NATS_KEY)")
+}
+
+// roleFlags are the flags of the all-in-one's roles, which the services
+// share: the layout of the resources, logs and profiling.
+func roleFlags(fs *flag.FlagSet, c *Common) (level *string) {
+	level = layoutFlags(fs, c)
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof on the HTTP listener")
+	return level
+}
+
+// layoutFlags are the replicas and window of the resources, and the logs.
+func layoutFlags(fs *flag.FlagSet, c *Common) (level *string) {
+	fs.IntVar(&c.NATS.StreamReplicas, "stream-replicas", 1, "replicas of stream ARTICLES (1 or 3 in a cluster); an existing stream's are never lowered")
+	fs.IntVar(&c.NATS.KVReplicas, "kv-replicas", 1, "replicas of KV bucket articles; an existing bucket's are never lowered")
 	fs.DurationVar(&c.NATS.DuplicateWindow, "duplicate-window", 2*time.Minute, "JetStream de-duplication window (how long an Idempotency-Key is honoured)")
 	fs.StringVar(&c.NATS.StreamCompression, "stream-compression", "s2", "how stream ARTICLES stores events on disk: s2 or none")
-	fs.BoolVar(&c.NATS.Provision, "provision", true, "create or update stream, bucket and consumer at start-up")
 	level = fs.String("log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
-	fs.BoolVar(&c.Pprof, "pprof", false, "serve /debug/pprof on the HTTP listener")
 	return level
 }
 
@@ -155,11 +271,7 @@ func (c *Common) finish(level string) error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("-log-format must be text or json, not %q", c.LogFormat))
 	}
-	if strings.TrimSpace(c.NATS.URL) == "" {
-		errs = append(errs, errors.New("-nats-url must not be empty"))
-	} else if err := natsx.CheckURLs(c.NATS.URL); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, c.finishNATS())
 	for _, r := range []struct {
 		name string
 		v    int
@@ -177,6 +289,47 @@ func (c *Common) finish(level string) error {
 	return errors.Join(errs...)
 }
 
+// finishNATS checks the NATS settings and resolves the URL: -nats-url, else
+// NATS_URL, else the context's, else DefaultNATSURL.
+func (c *Common) finishNATS() error {
+	n := &c.NATS
+	if n.URL == "embedded" { // the all-in-one dials its own server
+		return nil
+	}
+	var errs []error
+	if n.Context != "" {
+		nctx, err := natsx.LoadContext(n.Context)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("-nats-context: %w", err))
+		case strings.TrimSpace(n.URL) == "":
+			n.URL = nctx.ServerURL()
+		}
+	}
+	if strings.TrimSpace(n.URL) == "" {
+		n.URL = DefaultNATSURL
+	}
+	if err := natsx.CheckURLs(n.URL); err != nil {
+		errs = append(errs, err)
+	}
+	kinds := 0
+	for _, v := range []string{n.Creds, n.NKey, n.User} {
+		if v != "" {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		errs = append(errs, errors.New("give one of -nats-creds, -nats-nkey and -nats-user, not several"))
+	}
+	if (n.User == "") != (n.Password == "") {
+		errs = append(errs, errors.New("-nats-user and -nats-password go together"))
+	}
+	if (n.Cert == "") != (n.Key == "") {
+		errs = append(errs, errors.New("-nats-cert and -nats-key go together"))
+	}
+	return errors.Join(errs...)
+}
+
 // Logger returns the slog logger the configuration asks for. A line logged
 // with a request's context carries its request_id and trace_id (obs.LogHandler).
 func (c Common) Logger(w io.Writer) *slog.Logger {
@@ -190,8 +343,11 @@ func (c Common) Logger(w io.Writer) *slog.Logger {
 // ParseCommandAPI reads the command API's configuration.
 func ParseCommandAPI(name string, args []string, getenv func(string) string, out io.Writer) (CommandAPI, error) {
 	var c CommandAPI
-	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); commandFlags(fs, &c, "listen") },
-		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) {
+		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, defaultPublicQuery(DefaultQueryListen))
+		commandFlags(fs, &c, "listen")
+	}, func() error { c.Web.finish(); return errors.Join(c.Auth.validate(), c.Web.validate(), c.validate()) })
 	return c, err
 }
 
@@ -202,9 +358,9 @@ func parseRole(name string, args []string, getenv func(string) string, out io.Wr
 	level := commonFlags(fs, c, name)
 	flags(fs)
 	if err := parse(fs, args, getenv); err != nil {
-		return err
+		return usage(err)
 	}
-	return errors.Join(c.finish(*level), validate())
+	return usage(errors.Join(c.finish(*level), validate()))
 }
 
 func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
@@ -272,8 +428,8 @@ func (c Projector) validate() error {
 // ParseQueryAPI reads the query API's configuration.
 func ParseQueryAPI(name string, args []string, getenv func(string) string, out io.Writer) (QueryAPI, error) {
 	var c QueryAPI
-	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); queryFlags(fs, &c, "listen") },
-		func() error { return errors.Join(c.Auth.validate(), c.validate()) })
+	err := parseRole(name, args, getenv, out, &c.Common, func(fs *flag.FlagSet) { authFlags(fs, &c.Auth); webFlags(fs, &c.Web, ""); queryFlags(fs, &c, "listen") },
+		func() error { c.Web.finish(); return errors.Join(c.Auth.validate(), c.Web.validate(), c.validate()) })
 	return c, err
 }
 
@@ -283,6 +439,10 @@ func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
 	fs.DurationVar(&c.MinSeqWait, "min-seq-wait", 2*time.Second, "how long a read with X-Min-Event-Seq waits for the view (503 for lists after)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Second, "how long a read that misses the view waits for NATS (503 after)")
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", 64<<20, "bytes of article bodies the query API keeps in memory (the index of every article is kept besides)")
+	fs.IntVar(&c.Feed.MaxClients, "max-feed-clients", DefaultMaxFeedClients, "clients of the live feed /api/changes at once (503 above)")
+	fs.DurationVar(&c.Feed.Heartbeat, "feed-heartbeat", DefaultFeedHeartbeat, "how often the live feed sends a comment line to keep proxies open")
+	fs.IntVar(&c.Feed.CacheBytes, "feed-cache-bytes", DefaultFeedCacheBytes, "budget of the article states the live feed keeps to show each event's article without reading its history")
+	fs.IntVar(&c.Feed.Queue, "feed-queue", DefaultFeedQueue, "events queued for a live feed client; a client that falls further behind is dropped (it resumes with Last-Event-ID)")
 }
 
 func (c QueryAPI) validate() error {
@@ -299,6 +459,18 @@ func (c QueryAPI) validate() error {
 	if c.MinSeqWait < 0 {
 		errs = append(errs, errors.New("-min-seq-wait must not be negative"))
 	}
+	if c.Feed.MaxClients < 0 {
+		errs = append(errs, errors.New("-max-feed-clients must not be negative"))
+	}
+	if c.Feed.Heartbeat < 10*time.Millisecond {
+		errs = append(errs, errors.New("-feed-heartbeat must be at least 10ms"))
+	}
+	if c.Feed.CacheBytes < 0 {
+		errs = append(errs, errors.New("-feed-cache-bytes must not be negative"))
+	}
+	if c.Feed.Queue < 1 {
+		errs = append(errs, errors.New("-feed-queue must be at least 1"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -308,24 +480,74 @@ func ParseAllInOne(name string, args []string, getenv func(string) string, out i
 	var c AllInOne
 	fs := newFlagSet(name, out)
 	c.NATS.URL = "embedded"
-	level := roleFlags(fs, &c.Common, name)
+	c.NATS.Name = name
+	level := roleFlags(fs, &c.Common)
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS server client address")
 	fs.StringVar(&c.HTTPMonitor, "nats-monitor", "127.0.0.1:8222", "embedded NATS server monitoring address (empty: off)")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "JetStream store directory of the embedded server, and the development signing key")
 	authFlags(fs, &c.Auth)
+	webFlags(fs, &c.Web, "")
 	commandFlags(fs, &c.CommandAPI, "command-listen")
 	projectorFlags(fs, &c.Projector, "projector-listen")
 	queryFlags(fs, &c.QueryAPI, "query-listen")
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return c, usage(err)
 	}
-	err := errors.Join(c.finish(*level), c.Auth.validate(), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
+	if c.Web.PublicQueryURL == "" {
+		c.Web.PublicQueryURL = defaultPublicQuery(c.QueryAPI.Listen)
+	}
+	c.Web.finish()
+	err := errors.Join(c.finish(*level), c.Auth.validate(), c.Web.validate(), c.CommandAPI.validate(), c.Projector.validate(), c.QueryAPI.validate())
 	if c.DataDir == "" {
 		err = errors.Join(err, errors.New("-data-dir must not be empty"))
 	}
+	// One server: more replicas could never be placed.
+	for _, r := range []struct {
+		flag string
+		n    int
+	}{{"-stream-replicas", c.NATS.StreamReplicas}, {"-kv-replicas", c.NATS.KVReplicas}} {
+		if r.n > 1 {
+			err = errors.Join(err, fmt.Errorf("%s %d: the embedded NATS server is a single node, which holds 1 replica; run a cluster for more (make cluster)", r.flag, r.n))
+		}
+	}
 	c.CommandAPI.Common, c.Projector.Common, c.QueryAPI.Common = c.Common, c.Common, c.Common
 	c.CommandAPI.Auth, c.QueryAPI.Auth = c.Auth, c.Auth
-	return c, err
+	c.CommandAPI.Web, c.QueryAPI.Web = c.Web, c.Web
+	return c, usage(err)
+}
+
+// AdminCommands are the admin subcommands of cmd/inkstream.
+var AdminCommands = []string{"provision", "rebuild", "verify"}
+
+func adminFlags(fs *flag.FlagSet, c *Admin, command string) (level *string) {
+	natsFlags(fs, &c.Common, "inkstream-"+command)
+	level = layoutFlags(fs, &c.Common)
+	fs.DurationVar(&c.NATS.ConnectTimeout, "connect-timeout", 10*time.Second, "give up when NATS cannot be reached for this long")
+	if command == "rebuild" {
+		fs.Int64Var(&c.CacheBytes, "projector-cache-bytes", 64<<20, "bytes of snapshots folded in memory before they are written (one window)")
+		fs.BoolVar(&c.Yes, "yes", false, "do not ask for confirmation on a terminal")
+	}
+	return level
+}
+
+// ParseAdmin reads the configuration of an admin command: provision,
+// rebuild or verify. They connect as the admin user, and give up
+// connecting after -connect-timeout.
+func ParseAdmin(command string, args []string, getenv func(string) string, out io.Writer) (Admin, error) {
+	var c Admin
+	fs := newFlagSet("inkstream "+command, out)
+	level := adminFlags(fs, &c, command)
+	if err := parse(fs, args, getenv); err != nil {
+		return c, usage(err)
+	}
+	err := c.finish(*level)
+	if c.NATS.ConnectTimeout <= 0 {
+		err = errors.Join(err, errors.New("-connect-timeout must be positive"))
+	}
+	if command == "rebuild" {
+		err = errors.Join(err, Projector{Batch: 1, CacheBytes: c.CacheBytes}.validate())
+	}
+	return c, usage(err)
 }
 
 // Token configures `inkstream token`: a development token signed with the
@@ -356,7 +578,7 @@ func ParseToken(name string, args []string, getenv func(string) string, out io.W
 	fs.StringVar(&a.Audience, "auth-audience", "", "audience (aud) of the token, as the server's -auth-audience")
 	fs.StringVar(&a.RolesClaim, "auth-roles-claim", "roles", "claim (dotted path) that holds the roles, as the server's -auth-roles-claim")
 	if err := parse(fs, args, getenv); err != nil {
-		return c, err
+		return c, usage(err)
 	}
 	c.Issuer, c.Audience, c.RolesClaim = a.Issuer, a.Audience, a.RolesClaim
 	errs := []error{a.validate()}
@@ -378,12 +600,7 @@ func ParseToken(name string, args []string, getenv func(string) string, out io.W
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("-data-dir must not be empty"))
 	}
-	return c, errors.Join(errs...)
-}
-
-// ParseAdmin reads the configuration of the admin commands (rebuild, verify).
-func ParseAdmin(name string, args []string, getenv func(string) string, out io.Writer) (Projector, error) {
-	return ParseProjector(name, args, getenv, out)
+	return c, usage(errors.Join(errs...))
 }
 
 func newFlagSet(name string, out io.Writer) *flag.FlagSet {
@@ -400,8 +617,9 @@ func newFlagSet(name string, out io.Writer) *flag.FlagSet {
 			switch flagName {
 			case versionFlag:
 				return ""
-			case "nats-url":
-				return EnvName(flagName) + " or NATS_URL"
+			}
+			if std := standardEnv[flagName]; std != "" {
+				return EnvName(flagName) + " or " + std
 			}
 			return EnvName(flagName)
 		})
@@ -473,23 +691,61 @@ func PrintVersion(fs *flag.FlagSet) error {
 // EnvName returns the environment variable a flag reads.
 func EnvName(flagName string) string { return EnvNameWith(EnvPrefix, flagName) }
 
-// parse applies the environment first, then the command line, which wins.
-func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if getenv == nil {
-		getenv = os.Getenv
+// standardEnv are the NATS CLI's own variables, which a flag falls back on
+// when its INKSTREAM_ variable is not set: the CLI and the services share
+// one configuration.
+var standardEnv = map[string]string{
+	"nats-url": "NATS_URL", "nats-context": "NATS_CONTEXT", "nats-creds": "NATS_CREDS", "nats-nkey": "NATS_NKEY",
+	"nats-user": "NATS_USER", "nats-password": "NATS_PASSWORD", "nats-ca": "NATS_CA", "nats-cert": "NATS_CERT", "nats-key": "NATS_KEY",
+}
+
+// lookupEnv turns getenv into a lookup. Of the process environment
+// (os.Getenv, or nil) it tells a variable set to "" from an unset one;
+// of any other getenv (a test's map), "" is unset.
+func lookupEnv(getenv func(string) string) func(string) (string, bool) {
+	if getenv == nil || reflect.ValueOf(getenv).Pointer() == reflect.ValueOf(os.Getenv).Pointer() {
+		return os.LookupEnv
 	}
-	natsURL := EnvName("nats-url")
-	env := func(k string) string {
+	return func(k string) (string, bool) {
 		v := getenv(k)
-		if v == "" && k == natsURL {
-			v = getenv("NATS_URL")
-		}
-		return v
+		return v, v != ""
 	}
-	if err := ApplyEnv(fs, env, EnvName); err != nil {
+}
+
+// parse applies the environment first, then the command line, which wins.
+// A variable set to "" sets its flag to "".
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	lookup := lookupEnv(getenv)
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == versionFlag {
+			return
+		}
+		v, ok := lookup(EnvName(f.Name))
+		if std := standardEnv[f.Name]; std != "" && v == "" {
+			v, ok = lookup(std)
+		}
+		if !ok {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Left out, the URL comes from NATS_URL, a context or the default;
+	// given, it must say something.
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "nats-url" && strings.TrimSpace(f.Value.String()) == "" {
+			errs = append(errs, errors.New("-nats-url must not be empty"))
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	if err := PrintVersion(fs); err != nil {
@@ -528,29 +784,44 @@ func EnvNameWith(prefix, flagName string) string {
 }
 
 // FlagNames lists the flags (and so, with EnvName, the environment variables)
-// of a process: command-api, projector, query-api or inkstream.
+// of a process: command-api, projector, query-api or inkstream, or an
+// inkstream subcommand ("inkstream provision", "inkstream creds", ...).
 func FlagNames(process string) ([]string, error) {
 	fs := newFlagSet(process, io.Discard)
 	var c AllInOne
-	if process == "inkstream" {
-		roleFlags(fs, &c.Common, process)
+	if sub, ok := strings.CutPrefix(process, "inkstream "); ok {
+		switch {
+		case sub == "creds":
+			credsFlags(fs, &Creds{})
+		case slices.Contains(AdminCommands, sub):
+			adminFlags(fs, &Admin{}, sub)
+		default:
+			return nil, fmt.Errorf("unknown process %q", process)
+		}
+		process = "subcommand"
+	} else if process == "inkstream" {
+		roleFlags(fs, &c.Common)
 	} else {
 		commonFlags(fs, &c.Common, process)
 	}
 	switch process {
+	case "subcommand":
 	case "command-api":
 		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, "")
 		commandFlags(fs, &c.CommandAPI, "listen")
 	case "projector":
 		projectorFlags(fs, &c.Projector, "listen")
 	case "query-api":
 		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, "")
 		queryFlags(fs, &c.QueryAPI, "listen")
 	case "inkstream":
 		fs.String("nats-listen", "", "")
 		fs.String("nats-monitor", "", "")
 		fs.String("data-dir", "", "")
 		authFlags(fs, &c.Auth)
+		webFlags(fs, &c.Web, "")
 		commandFlags(fs, &c.CommandAPI, "command-listen")
 		projectorFlags(fs, &c.Projector, "projector-listen")
 		queryFlags(fs, &c.QueryAPI, "query-listen")
@@ -564,4 +835,30 @@ func FlagNames(process string) ([]string, error) {
 		}
 	})
 	return names, nil
+}
+
+// Creds configures `inkstream creds`.
+type Creds struct {
+	Dir string // where the credentials go
+	URL string // the servers the CLI contexts name
+}
+
+// ParseCreds reads the configuration of `inkstream creds`.
+func ParseCreds(args []string, getenv func(string) string, out io.Writer) (Creds, error) {
+	var c Creds
+	fs := newFlagSet("inkstream creds", out)
+	credsFlags(fs, &c)
+	if err := parse(fs, args, getenv); err != nil {
+		return c, usage(err)
+	}
+	var err error
+	if c.Dir == "" {
+		err = errors.New("-dir must be given")
+	}
+	return c, usage(errors.Join(err, natsx.CheckURLs(c.URL)))
+}
+
+func credsFlags(fs *flag.FlagSet, c *Creds) {
+	fs.StringVar(&c.Dir, "dir", "", "directory of the credentials (made 0700; seeds that exist are kept)")
+	fs.StringVar(&c.URL, "nats-url", DefaultNATSURL, "NATS server URLs the CLI contexts name, comma-separated")
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +49,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Listen != DefaultQueryListen || q.Versions != 10 || q.NATS.URL != DefaultNATSURL || q.NATS.DuplicateWindow != 2*time.Minute || !q.NATS.Provision {
+	if q.Listen != DefaultQueryListen || q.Versions != 10 || q.NATS.URL != DefaultNATSURL || q.NATS.DuplicateWindow != 2*time.Minute || q.NATS.Provision {
 		t.Fatalf("defaults: %+v", q)
 	}
 	a, err := ParseAllInOne("inkstream", nil, env(nil), io.Discard)
@@ -115,13 +117,67 @@ func TestInvalidValuesAreErrors(t *testing.T) {
 		{"query-api", "env versions not a number", nil, map[string]string{"INKSTREAM_VERSIONS": "abc"}, "INKSTREAM_VERSIONS"},
 		{"query-api", "env min-seq-wait not a duration", nil, map[string]string{"INKSTREAM_MIN_SEQ_WAIT": "soon"}, "INKSTREAM_MIN_SEQ_WAIT"},
 		{"query-api", "env kv replicas not a number", nil, map[string]string{"INKSTREAM_KV_REPLICAS": "three"}, "INKSTREAM_KV_REPLICAS"},
+		{"command-api", "user without password", []string{"-nats-user", "ink"}, nil, "-nats-password"},
+		{"command-api", "password in NATS_PASSWORD without a user", nil, map[string]string{"NATS_PASSWORD": "pw"}, "-nats-user"},
+		{"command-api", "two kinds of credentials", []string{"-nats-nkey", "a.nk", "-nats-creds", "a.creds"}, nil, "one of"},
+		{"command-api", "cert without key", []string{"-nats-cert", "c.pem"}, nil, "-nats-key"},
+		{"command-api", "unknown context", []string{"-nats-context", "no-such-context-xxxxxxxx"}, nil, "-nats-context"},
+		{"inkstream", "more replicas than one node", []string{"-stream-replicas", "3"}, nil, "single node"},
 	} {
 		t.Run(tc.process+" "+tc.name, func(t *testing.T) {
+			t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no NATS CLI contexts of the machine's user
 			err := parsers[tc.process](tc.args, env(tc.env))
 			if err == nil || errors.Is(err, flag.ErrHelp) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error naming %q, got %v", tc.want, err)
 			}
+			if !errors.Is(err, ErrUsage) {
+				t.Fatalf("%v is not a usage error", err)
+			}
 		})
+	}
+}
+
+// TestEmptyVariableEmptiesItsFlag: in the process environment, a
+// variable set to "" sets its flag to "" (monitoring off), as -flag= does;
+// unset, the flag keeps its default.
+func TestEmptyVariableEmptiesItsFlag(t *testing.T) {
+	for _, k := range []string{"INKSTREAM_NATS_MONITOR", "INKSTREAM_BATCH"} {
+		t.Setenv(k, "") // restored when the test ends
+		os.Unsetenv(k)
+	}
+	a, err := ParseAllInOne("inkstream", nil, os.Getenv, io.Discard)
+	if err != nil || a.HTTPMonitor != "127.0.0.1:8222" {
+		t.Fatalf("unset: monitor %q, %v", a.HTTPMonitor, err)
+	}
+	t.Setenv("INKSTREAM_NATS_MONITOR", "")
+	a, err = ParseAllInOne("inkstream", nil, os.Getenv, io.Discard)
+	if err != nil || a.HTTPMonitor != "" {
+		t.Fatalf("INKSTREAM_NATS_MONITOR=: monitor %q, %v; want it off", a.HTTPMonitor, err)
+	}
+	t.Setenv("INKSTREAM_BATCH", "")
+	if _, err := ParseAllInOne("inkstream", nil, os.Getenv, io.Discard); err == nil || !strings.Contains(err.Error(), "INKSTREAM_BATCH") {
+		t.Fatalf("INKSTREAM_BATCH=: %v, want an error naming it, as -batch= is", err)
+	}
+}
+
+// TestNATSContextSetsTheURL: the URL comes from -nats-url, else NATS_URL,
+// else the context's.
+func TestNATSContextSetsTheURL(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "ink.json")
+	if err := os.WriteFile(file, []byte(`{"url":"nats://ctx:4222","nkey":"/x/admin.nk"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"NATS_CONTEXT": file}, "nats://ctx:4222"},
+		{map[string]string{"INKSTREAM_NATS_CONTEXT": file, "NATS_URL": "nats://env:1"}, "nats://env:1"},
+	} {
+		c, err := ParseProjector("projector", nil, env(tc.env), io.Discard)
+		if err != nil || c.NATS.URL != tc.want || c.NATS.Context != file {
+			t.Fatalf("%v: URL %q context %q, %v; want %s", tc.env, c.NATS.URL, c.NATS.Context, err, tc.want)
+		}
 	}
 }
 
@@ -157,5 +213,25 @@ func TestEveryFlagReadsItsEnvironmentVariable(t *testing.T) {
 	ink, _ := FlagNames("inkstream")
 	if slices.Contains(ink, "nats-url") {
 		t.Error("the all-in-one embeds its server and must not take -nats-url")
+	}
+}
+
+func TestWebFlags(t *testing.T) {
+	c, err := ParseCommandAPI("command-api", nil, func(string) string { return "" }, io.Discard)
+	if err != nil || c.Web.PublicQueryURL != "http://127.0.0.1:8081" || c.Web.CORSOrigins != nil {
+		t.Fatalf("defaults: %+v %v", c.Web, err)
+	}
+	env := map[string]string{"INKSTREAM_PUBLIC_QUERY_URL": "https://blog.example/", "INKSTREAM_CORS_ORIGINS": "https://a.example, http://b.example:8000"}
+	q, err := ParseQueryAPI("query-api", nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || q.Web.PublicQueryURL != "https://blog.example" || len(q.Web.CORSOrigins) != 2 || q.Web.CORSOrigins[1] != "http://b.example:8000" {
+		t.Fatalf("from the environment: %+v %v", q.Web, err)
+	}
+	if q, err := ParseQueryAPI("query-api", nil, func(string) string { return "" }, io.Discard); err != nil || q.Web.PublicQueryURL != "" {
+		t.Fatalf("query API default: %q %v", q.Web.PublicQueryURL, err)
+	}
+	for _, bad := range [][]string{{"-public-query-url", "ftp://x"}, {"-public-query-url", "http://x/path"}, {"-cors-origins", "https://a.example/path"}, {"-max-feed-clients", "-1"}, {"-feed-queue", "0"}} {
+		if _, err := ParseQueryAPI("query-api", bad, func(string) string { return "" }, io.Discard); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }

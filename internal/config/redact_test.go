@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -15,6 +16,18 @@ func TestLoggedNATSConfigurationIsRedacted(t *testing.T) {
 	var out strings.Builder
 	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "nats", c.NATS)
 	if strings.Contains(out.String(), "s3cret") || !strings.Contains(out.String(), "nats://ink:xxxxx@h:1") {
+		t.Fatalf("logged %s", out.String())
+	}
+}
+
+func TestLoggedNATSPasswordIsRedacted(t *testing.T) {
+	c, err := ParseProjector("projector", []string{"-nats-user", "ink", "-nats-password", "s3cret-pw"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "nats", c.NATS, "err", c.NATS.RedactError(errors.New("refused s3cret-pw")))
+	if strings.Contains(out.String(), "s3cret-pw") || !strings.Contains(out.String(), "nats.user=ink") {
 		t.Fatalf("logged %s", out.String())
 	}
 }

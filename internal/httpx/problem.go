@@ -40,42 +40,89 @@ type Problem struct {
 // Error makes a Problem an error that handlers can return.
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
-// NewProblem returns a problem with a type URI derived from the status.
+// NewProblem returns a problem of the kind of its status.
 func NewProblem(status int, detail string) *Problem {
-	return &Problem{Type: typeURI(status), Title: http.StatusText(status), Status: status, Detail: detail}
+	k := kindOf(status)
+	return &Problem{Type: k.Type(), Title: k.Title, Status: status, Detail: detail}
 }
 
-func typeURI(status int) string {
-	switch status {
-	case http.StatusBadRequest:
-		return "https://inkstream.dev/problems/bad-request"
-	case http.StatusUnauthorized:
-		return "https://inkstream.dev/problems/unauthenticated"
-	case http.StatusForbidden:
-		return "https://inkstream.dev/problems/forbidden"
-	case http.StatusNotFound:
-		return "https://inkstream.dev/problems/not-found"
-	case http.StatusMethodNotAllowed:
-		return "https://inkstream.dev/problems/method-not-allowed"
-	case http.StatusConflict:
-		return "https://inkstream.dev/problems/conflict"
-	case http.StatusPreconditionFailed:
-		return "https://inkstream.dev/problems/precondition-failed"
-	case http.StatusRequestEntityTooLarge:
-		return "https://inkstream.dev/problems/too-large"
-	case http.StatusUnsupportedMediaType:
-		return "https://inkstream.dev/problems/unsupported-media-type"
-	case http.StatusUnprocessableEntity:
-		return "https://inkstream.dev/problems/idempotency-key-reused"
-	case http.StatusTooManyRequests:
-		return "https://inkstream.dev/problems/too-many-requests"
-	case http.StatusServiceUnavailable:
-		return "https://inkstream.dev/problems/unavailable"
-	case http.StatusNotImplemented:
-		return "https://inkstream.dev/problems/not-implemented"
-	default:
+// ProblemsPath is where each problem type URI resolves, on either API:
+// ProblemsPath + the kind's name redirects to its section of the API
+// reference (/docs).
+const ProblemsPath = "/problems/"
+
+// ProblemKind is one kind of problem: every problem body of the kind has
+// its type URI, status and title. The API reference documents each kind
+// from this table.
+type ProblemKind struct {
+	Name   string // the last segment of its type URI
+	Status int
+	Title  string
+	Doc    string // what it means and what to do, for the API reference (Markdown)
+}
+
+// Type is the kind's type URI: a reference relative to the API that
+// answered (RFC 9457 §3.1.1), the same on every deployment, that resolves
+// to the kind's section of that API's reference.
+func (k ProblemKind) Type() string {
+	if k.Name == "" {
 		return "about:blank"
 	}
+	return ProblemsPath + k.Name
+}
+
+// ProblemKinds are every kind of problem the APIs answer.
+var ProblemKinds = []ProblemKind{
+	{"bad-request", http.StatusBadRequest, "Bad Request",
+		"The request is malformed: bad JSON, a body that is not one JSON object, an unknown or read-only field, a query parameter the route does not have or a value it does not take, a malformed header (`If-Match`, `X-Min-Event-Seq`, `Last-Event-ID`, an `Idempotency-Key` over 255 characters). Nothing was written; `detail` says what is wrong."},
+	{"validation", http.StatusBadRequest, "Validation failed",
+		"The article breaks one or more field rules. `errors` maps each field (`title`, `tags[1]`, `articles[3].title` in a bulk create) to what is wrong with it. Nothing was written."},
+	{"unauthenticated", http.StatusUnauthorized, "Unauthorized",
+		"The request needs a bearer token and has none, or its token does not verify (signature, `exp`, `nbf`, issuer, audience). The answer carries `WWW-Authenticate: Bearer`. Send `Authorization: Bearer <JWT>`."},
+	{"forbidden", http.StatusForbidden, "Forbidden",
+		"The token is valid but its roles do not allow this: an author writing as someone else or publishing, an author changing another's article, erasure without the admin role, the audit trail of someone else's article."},
+	{"not-found", http.StatusNotFound, "Not Found",
+		"Nothing here for the caller: the article never existed, is deleted or erased, or is not visible to the caller (a draft's existence never leaks); also a version older than the kept ones, or an unknown route."},
+	{"method-not-allowed", http.StatusMethodNotAllowed, "Method Not Allowed",
+		"The route exists, not with this method. The command API only writes: a `GET` of an article there names, in `detail` and in a `Link` header, the query API's URL of it."},
+	{"conflict", http.StatusConflict, "Conflict",
+		"Another write to the same article won a race that could not be decided again. Retry the request."},
+	{"precondition-failed", http.StatusPreconditionFailed, "Precondition Failed",
+		"`If-Match` named a version the article has moved on from. Read the article again (its `ETag`), decide again, and retry with the new version."},
+	{"too-large", http.StatusRequestEntityTooLarge, "Request Entity Too Large",
+		"The request body is larger than the limit (`-body-limit`, default 1 MiB). Nothing was written."},
+	{"unsupported-media-type", http.StatusUnsupportedMediaType, "Unsupported Media Type",
+		"The body's `Content-Type` is not the one the route takes: `application/json`, or `application/merge-patch+json` for `PATCH`."},
+	{"idempotency-key-reused", http.StatusUnprocessableEntity, "Unprocessable Entity",
+		"The `Idempotency-Key` was used before, by the same writer, for a request with another body. Use a new key for a new request."},
+	{"too-many-requests", http.StatusTooManyRequests, "Too Many Requests",
+		"Too many writes from this client (`-rate-limit`), or JetStream refuses more for now. Wait `Retry-After` seconds and retry."},
+	{"internal-error", http.StatusInternalServerError, "Internal Server Error",
+		"A bug: the server logged it with the request's `X-Request-Id`. No input is meant to produce this."},
+	{"not-implemented", http.StatusNotImplemented, "Not Implemented",
+		"The request's method, or a transfer coding besides chunked, is one this server does not implement."},
+	{"unavailable", http.StatusServiceUnavailable, "Service Unavailable",
+		"JetStream did not answer in time (a leader election, a lost connection), the read model has not reached `X-Min-Event-Seq` yet, the process is not ready, or the live feed has as many clients as it takes (`-max-feed-clients`). Retry after `Retry-After` seconds; a write with the same `Idempotency-Key`."},
+}
+
+// kindOf is the kind of a status: the first of ProblemKinds with it.
+func kindOf(status int) ProblemKind {
+	for _, k := range ProblemKinds {
+		if k.Status == status {
+			return k
+		}
+	}
+	return ProblemKind{Status: status, Title: http.StatusText(status)}
+}
+
+// KindNamed returns the kind of a name, and whether there is one.
+func KindNamed(name string) (ProblemKind, bool) {
+	for _, k := range ProblemKinds {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return ProblemKind{}, false
 }
 
 // ProblemFor maps an error to its problem: the one table of error kinds.
@@ -88,8 +135,8 @@ func ProblemFor(err error) (*Problem, bool) {
 		return p, true
 	case errors.As(err, &ve):
 		pr := NewProblem(http.StatusBadRequest, "the article breaks one or more rules")
-		pr.Type = "https://inkstream.dev/problems/validation"
-		pr.Title = "Validation failed"
+		k, _ := KindNamed("validation")
+		pr.Type, pr.Title = k.Type(), k.Title
 		pr.Errors = ve.Fields
 		return pr, true
 	case errors.Is(err, domain.ErrInvalid):

@@ -111,7 +111,7 @@ func Ops(app *fiber.App, reg *prometheus.Registry, ready Readiness, withPprof bo
 	})
 	app.Get("/readyz", func(c *fiber.Ctx) error {
 		if err := ready(c.UserContext()); err != nil {
-			return WriteProblem(c, &Problem{Type: typeURI(503), Title: "Not ready", Status: 503, Detail: err.Error(), RetryAfter: 1})
+			return WriteProblem(c, &Problem{Type: kindOf(503).Type(), Title: "Not ready", Status: 503, Detail: err.Error(), RetryAfter: 1})
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})

@@ -1,13 +1,21 @@
 // Package natstest runs real nats-servers with JetStream inside a test
-// process: one server, or a three-node cluster on loopback.
+// process: one server, or a three-node cluster on loopback. Every server
+// lets in inkstream's users only, each with its role's permissions (as
+// make run, make cluster and compose do), with passwords made for this
+// test process: a server's URL carries the admin's, and RoleURL and
+// RoleOptions give each service its own.
 package natstest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,15 +31,74 @@ type Server struct {
 	Port     int
 }
 
-// URL is the client URL of s.
-func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.Port) }
+// URL is the client URL of s, with the admin's credentials.
+func (s *Server) URL() string { return adminURL(s.Port) }
+
+// passwords are the users' passwords in this test process.
+var passwords = sync.OnceValue(func() map[natsx.Role]string {
+	m := map[natsx.Role]string{}
+	for _, r := range natsx.AccountRoles {
+		m[r] = rand.Text()
+	}
+	return m
+})
+
+// Users are the users every server of natstest lets in: one per role of
+// natsx.AccountRoles, each with its permissions.
+func Users() []natsx.User {
+	var users []natsx.User
+	for _, r := range natsx.AccountRoles {
+		users = append(users, natsx.User{Role: r, Password: passwords()[r]})
+	}
+	return users
+}
+
+// Password is role's password in this test process.
+func Password(role natsx.Role) string { return passwords()[role] }
+
+func adminURL(port int) string {
+	return fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", natsx.RoleAdmin, passwords()[natsx.RoleAdmin], port)
+}
+
+// RoleURL is urls (comma-separated, as a server's URL gives them) with
+// role's credentials instead of any others.
+func RoleURL(urls string, role natsx.Role) string {
+	parts := strings.Split(StripCredentials(urls), ",")
+	for i, p := range parts {
+		if scheme, rest, ok := strings.Cut(p, "://"); ok {
+			parts[i] = scheme + "://" + url.UserPassword(string(role), passwords()[role]).String() + "@" + rest
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// StripCredentials is urls without user names and passwords.
+func StripCredentials(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		scheme, rest, ok := strings.Cut(strings.TrimSpace(p), "://")
+		if at := strings.LastIndexByte(rest, '@'); ok && at >= 0 {
+			parts[i] = scheme + "://" + rest[at+1:]
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// RoleOptions are the NATS settings of a process of role against urls
+// with replicas: the role's user and password, looking its resources up
+// (only the admin provisions).
+func RoleOptions(urls string, role natsx.Role, replicas int) natsx.Options {
+	o := Options(StripCredentials(urls), replicas)
+	o.Name, o.User, o.Password, o.Provision = string(role), string(role), passwords()[role], false
+	return o
+}
 
 // Restart shuts s down and starts it again on the same port and store.
 func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.Shutdown()
 	s.WaitForShutdown()
-	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: s.Port, StoreDir: s.StoreDir, NoLog: true})
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: s.Port, StoreDir: s.StoreDir, NoLog: true, Users: Users()})
 	if err != nil {
 		tb.Fatalf("restart nats-server: %v", err)
 	}
@@ -50,7 +117,7 @@ func RunServer(tb testing.TB) *Server {
 // store dir.
 func RunServerAt(tb testing.TB, dir string, port int) *Server {
 	tb.Helper()
-	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: port, StoreDir: dir, NoLog: true})
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedOptions{Port: port, StoreDir: dir, NoLog: true, Users: Users()})
 	if err != nil {
 		tb.Fatalf("start nats-server: %v", err)
 	}
@@ -68,16 +135,13 @@ type Cluster struct {
 	opts  []natsx.EmbeddedOptions
 }
 
-// URL lists the client URLs of every node.
+// URL lists the client URLs of every node, with the admin's credentials.
 func (c *Cluster) URL() string {
-	u := ""
-	for i, n := range c.Nodes {
-		if i > 0 {
-			u += ","
-		}
-		u += fmt.Sprintf("nats://127.0.0.1:%d", n.Port)
+	var urls []string
+	for _, n := range c.Nodes {
+		urls = append(urls, n.URL())
 	}
-	return u
+	return strings.Join(urls, ",")
 }
 
 // RunCluster starts n JetStream servers routed into one cluster and waits
@@ -146,6 +210,7 @@ func startCluster(tb testing.TB, n int) (*Cluster, []*server.Server, error) {
 			ClusterPort: clusterPorts[i],
 			Routes:      routes,
 			NoLog:       true,
+			Users:       Users(),
 		}
 		c.opts = append(c.opts, o)
 	}
@@ -233,13 +298,15 @@ func FreePorts(tb testing.TB, n int) []int {
 	return ports
 }
 
-// Options are the NATS settings of a test process on url with replicas.
+// Options are the NATS settings of a test process on url with replicas
+// (as the admin, with a server's URL).
 func Options(url string, replicas int) natsx.Options {
 	return natsx.Options{URL: url, Name: "test", StreamReplicas: replicas, KVReplicas: replicas, DuplicateWindow: 2 * time.Minute, Provision: true}
 }
 
-// Connect connects to url, provisions the stream, bucket and consumer with
-// replicas, and closes the connection when the test ends.
+// Connect connects to url (as the admin, with a server's URL), provisions
+// the stream, bucket and consumer with replicas, and closes the connection
+// when the test ends.
 func Connect(tb testing.TB, url string, replicas int) (*natsx.Conn, natsx.Resources) {
 	tb.Helper()
 	return ConnectWith(tb, Options(url, replicas))
@@ -254,7 +321,7 @@ func ConnectWith(tb testing.TB, o natsx.Options) (*natsx.Conn, natsx.Resources) 
 		tb.Fatalf("connect: %v", err)
 	}
 	tb.Cleanup(conn.NC.Close)
-	res, err := natsx.Provision(ctx, conn.JS, o)
+	res, err := natsx.Provision(ctx, conn.JS, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		tb.Fatalf("provision: %v", err)
 	}

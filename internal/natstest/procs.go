@@ -120,7 +120,7 @@ func newProcs(tb testing.TB, n int) *Procs {
 		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i])
 	}
 	for i := 0; i < n; i++ {
-		o := natsx.EmbeddedOptions{ServerName: fmt.Sprintf("n%d", i+1), Port: FreePort(tb), StoreDir: tb.TempDir(), NoLog: true}
+		o := natsx.EmbeddedOptions{ServerName: fmt.Sprintf("n%d", i+1), Port: FreePort(tb), StoreDir: tb.TempDir(), NoLog: true, Users: Users()}
 		if n > 1 {
 			o.ClusterName, o.ClusterPort, o.Routes = "inkstream-procs", clusterPorts[i], routes
 		}
@@ -180,7 +180,7 @@ func (c *Procs) kill(i int) {
 	}
 }
 
-// URL lists the client URLs of every node.
+// URL lists the client URLs of every node, with the admin's credentials.
 func (c *Procs) URL() string {
 	var urls []string
 	for i := range c.opts {
@@ -189,8 +189,8 @@ func (c *Procs) URL() string {
 	return strings.Join(urls, ",")
 }
 
-// NodeURL is the client URL of node i.
-func (c *Procs) NodeURL(i int) string { return fmt.Sprintf("nats://127.0.0.1:%d", c.opts[i].Port) }
+// NodeURL is the client URL of node i, with the admin's credentials.
+func (c *Procs) NodeURL(i int) string { return adminURL(c.opts[i].Port) }
 
 // Len is the number of nodes.
 func (c *Procs) Len() int { return len(c.opts) }

@@ -25,8 +25,9 @@ type Consumer struct {
 	log       *slog.Logger
 }
 
-// NewConsumer returns the projector's source; with provision it creates the
-// durable consumer when it is missing, otherwise it waits for it.
+// NewConsumer returns the projector's source; with provision (the admin
+// user) it creates the durable consumer when it is missing, otherwise it
+// waits for it.
 func NewConsumer(js jetstream.JetStream, provision bool, log *slog.Logger) *Consumer {
 	return &Consumer{js: js, provision: provision, log: log}
 }

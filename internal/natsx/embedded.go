@@ -24,6 +24,13 @@ type EmbeddedOptions struct {
 	ClusterPort int
 	Routes      []string // nats-route://host:port of the other nodes
 	NoLog       bool
+	// Users are who may connect, each with its role's permissions; none:
+	// anyone, anonymously (the benchmark's and some tests' servers).
+	Users []User
+	// TLS, when TLSCert is set: clients must connect with TLS; with
+	// TLSVerify they must also show a certificate that TLSCA signed.
+	TLSCert, TLSKey, TLSCA string
+	TLSVerify              bool
 }
 
 // StartEmbedded starts a nats-server with JetStream and waits until it
@@ -42,6 +49,14 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		NoLog:      o.NoLog,
 		// Large enough for 1 MiB article bodies plus envelope and headers.
 		MaxPayload: 8 << 20,
+	}
+	serverUsers(opts, o.Users)
+	if o.TLSCert != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.TLSCert, KeyFile: o.TLSKey, CaFile: o.TLSCA, Verify: o.TLSVerify})
+		if err != nil {
+			return nil, fmt.Errorf("nats-server TLS: %w", err)
+		}
+		opts.TLS, opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = true, tc, o.TLSVerify, 2
 	}
 	if o.MonitorPort != 0 {
 		opts.HTTPHost = o.MonitorHost

@@ -27,11 +27,12 @@ type EventStore struct {
 	group       atomic.Pointer[group] // the running group commit, if any
 	groups      atomic.Uint64         // groups published
 	grouped     atomic.Uint64         // appends in them
+	reads       chan struct{}         // a slot per batch read in flight
 }
 
 // NewEventStore returns an event store on js.
 func NewEventStore(js jetstream.JetStream) *EventStore {
-	return &EventStore{js: js, readTimeout: 10 * time.Second}
+	return &EventStore{js: js, readTimeout: 10 * time.Second, reads: make(chan struct{}, readsAtOnce)}
 }
 
 // Instrument makes the store count its publishes' latencies and retries in pub.
@@ -252,7 +253,12 @@ func (s *EventStore) leaderGet(ctx context.Context, request any) (events.Message
 // Read limits of one direct batch get.
 const (
 	readBatch    = 256
-	readMaxBytes = 4 << 20
+	readMaxBytes = 1 << 20
+	// readsAtOnce bounds the batches in flight on one store's connection:
+	// the server cuts off a client it has more than 64 MiB queued for (a
+	// slow consumer), and many long histories read at once by a busy
+	// client would get there.
+	readsAtOnce = 4
 )
 
 // History reads every message on an article's subjects, up to and including
@@ -293,10 +299,17 @@ func (s *EventStore) read(ctx context.Context, filter string, from, upTo uint64,
 			Batch    int    `json:"batch"`
 			MaxBytes int    `json:"max_bytes"`
 		}{from, filter, readBatch, readMaxBytes})
+		select {
+		case s.reads <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for a read: %v", domain.ErrUnavailable, ctx.Err())
+		}
 		if err := nc.PublishRequest(subject, inbox, req); err != nil {
+			<-s.reads
 			return fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
 		}
 		pending, done, err := s.batch(ctx, sub, upTo, &from, each)
+		<-s.reads
 		if err != nil {
 			return err
 		}

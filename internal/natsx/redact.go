@@ -64,25 +64,42 @@ func secrets(urls string) []string {
 // RedactedURL is the configured URL as logs and errors may show it.
 func (n Options) RedactedURL() string { return RedactURL(n.URL) }
 
-// LogValue makes a logged NATS configuration show the redacted URL.
+// LogValue makes a logged NATS configuration show the redacted URL, and
+// of the other credentials only which files they are in: never a password.
 func (n Options) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("url", n.RedactedURL()), slog.String("name", n.Name), slog.String("creds", n.Creds),
-		slog.Int("stream_replicas", n.StreamReplicas), slog.Int("kv_replicas", n.KVReplicas),
+	attrs := []slog.Attr{slog.String("url", n.RedactedURL()), slog.String("name", n.Name)}
+	for _, a := range []struct{ k, v string }{
+		{"context", n.Context}, {"creds", n.Creds}, {"nkey", n.NKey}, {"user", n.User},
+		{"ca", n.CA}, {"cert", n.Cert}, {"key", n.Key},
+	} {
+		if a.v != "" {
+			attrs = append(attrs, slog.String(a.k, a.v))
+		}
+	}
+	if n.Password != "" {
+		attrs = append(attrs, slog.String("password", Redacted))
+	}
+	attrs = append(attrs, slog.Int("stream_replicas", n.StreamReplicas), slog.Int("kv_replicas", n.KVReplicas),
 		slog.Duration("duplicate_window", n.DuplicateWindow), slog.Bool("provision", n.Provision))
+	return slog.GroupValue(attrs...)
 }
 
 // RedactError returns err with every password and token of the configured
-// URLs replaced by Redacted in its message (a NATS client's error may
-// quote the URL it could not use). errors.Is and errors.As still see
-// through it. It returns err itself when the message holds no secret.
+// URLs, and the configured password, replaced by Redacted in its message
+// (a NATS client's error may quote the URL it could not use). errors.Is
+// and errors.As still see through it. It returns err itself when the
+// message holds no secret.
 func (n Options) RedactError(err error) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
 	red := msg
-	for _, s := range secrets(n.URL) {
+	secrets := secrets(n.URL)
+	if n.Password != "" {
+		secrets = append(secrets, n.Password)
+	}
+	for _, s := range secrets {
 		red = strings.ReplaceAll(red, s, Redacted)
 	}
 	if red == msg {

@@ -129,6 +129,10 @@ func ResetReadModel(ctx context.Context, js jetstream.JetStream) (uint64, error)
 	if err := kvs.Purge(ctx); err != nil {
 		return 0, fmt.Errorf("purge bucket: %w", err)
 	}
+	cfg := ConsumerConfig()
+	if cfg.Replicas, err = consumerReplicas(ctx, js); err != nil {
+		return 0, err
+	}
 	if err := js.DeleteConsumer(ctx, Stream, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return 0, fmt.Errorf("delete consumer: %w", err)
 	}
@@ -136,7 +140,7 @@ func ResetReadModel(ctx context.Context, js jetstream.JetStream) (uint64, error)
 	// still removing the old one's directory has lost its store: every
 	// update fails (err 10012). Delete such a one and create it again.
 	for attempt := 0; ; attempt++ {
-		_, err := js.CreateOrUpdateConsumer(ctx, Stream, ConsumerConfig())
+		_, err := js.CreateOrUpdateConsumer(ctx, Stream, cfg)
 		if err == nil {
 			break
 		}
@@ -166,6 +170,9 @@ func ResetForRebuild(ctx context.Context, js jetstream.JetStream) (uint64, error
 		return 0, fmt.Errorf("purge bucket: %w", err)
 	}
 	cfg := ConsumerConfig()
+	if cfg.Replicas, err = consumerReplicas(ctx, js); err != nil {
+		return 0, err
+	}
 	if last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
 	}
@@ -186,4 +193,18 @@ func ResetForRebuild(ctx context.Context, js jetstream.JetStream) (uint64, error
 		_ = js.DeleteConsumer(ctx, Stream, ConsumerName)
 	}
 	return last, nil
+}
+
+// consumerReplicas are the replicas of the projector consumer (0: the
+// stream's, also when there is none), which a consumer made anew in its
+// place keeps: a reset never shrinks it.
+func consumerReplicas(ctx context.Context, js jetstream.JetStream) (int, error) {
+	old, err := js.Consumer(ctx, Stream, ConsumerName)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("consumer %s: %w", ConsumerName, err)
+	}
+	return old.CachedInfo().Config.Replicas, nil
 }

@@ -20,7 +20,7 @@ const (
 
 // MetricFeedClients is the gauge of clients connected to the live change
 // feed (GET /api/changes) of a query API.
-const MetricFeedClients = "inkstream_query_feed_clients"
+const MetricFeedClients = "inkstream_feed_clients"
 
 // LagSource tells how far the projectors are behind the log.
 type LagSource interface {

@@ -23,7 +23,7 @@ import (
 func fuzzService(tb testing.TB) fasthttp.RequestHandler {
 	tb.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s := New(nil, nil, nil, Options{Versions: 10, MinSeqWait: time.Second, ReadTimeout: time.Second, CacheBytes: 1 << 20}, prometheus.NewRegistry(), log)
+	s := New(nil, nil, nil, nil, Options{Versions: 10, MinSeqWait: time.Second, ReadTimeout: time.Second, CacheBytes: 1 << 20}, prometheus.NewRegistry(), log)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 30 {
 		st := []domain.Status{domain.StatusPublished, domain.StatusDraft, domain.StatusUnderReview}[i%3]

@@ -12,6 +12,9 @@ import (
 
 // getArticle handles GET /api/articles/{id}.
 func (s *Service) getArticle(c *fiber.Ctx) error {
+	if err := httpx.Params(c); err != nil {
+		return err
+	}
 	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err
@@ -32,7 +35,7 @@ func (s *Service) getArticle(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderCacheControl, "private") // for its author's or an editor's eyes only
 	}
 	c.Set(fiber.HeaderETag, e.etag)
-	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && (inm == e.etag || inm == "*") {
+	if inm := c.Get(fiber.HeaderIfNoneMatch); inm != "" && (inm == e.etag || httpx.NoneMatch(inm, e.etag)) {
 		return c.SendStatus(http.StatusNotModified)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

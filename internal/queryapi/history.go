@@ -17,6 +17,9 @@ import (
 // states that the reader may see, newest first. A deleted article has
 // none, and one the reader may not see does not exist for them: 404.
 func (s *Service) versions(c *fiber.Ctx) (string, []domain.Article, error) {
+	if err := httpx.Params(c); err != nil {
+		return "", nil, err
+	}
 	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return "", nil, err
@@ -93,6 +96,9 @@ type auditEvent struct {
 // article from the log, deleted articles included, for its author and
 // editors; each names its actor.
 func (s *Service) listEvents(c *fiber.Ctx) error {
+	if err := httpx.Params(c); err != nil {
+		return err
+	}
 	id, err := httpx.ArticleID(c)
 	if err != nil {
 		return err

@@ -28,8 +28,11 @@ var sorts = map[string]struct {
 }{
 	"created_at": {byCreated, false}, "-created_at": {byCreated, true},
 	"updated_at": {byUpdated, false}, "-updated_at": {byUpdated, true},
-	"title": {byTitle, false},
+	"title": {byTitle, false}, "-title": {byTitle, true},
 }
+
+// listParams are the query parameters of GET /api/articles.
+var listParams = []string{"limit", "cursor", "author_id", "tag", "status", "slug", "sort"}
 
 // cursor is where the next page starts: the sort value and id of the last
 // item of the page before. Clients treat it as opaque.
@@ -79,6 +82,9 @@ func (s *Service) viewReaches(ctx context.Context, token uint64) bool {
 
 // listArticles handles GET /api/articles.
 func (s *Service) listArticles(c *fiber.Ctx) error {
+	if err := httpx.Params(c, listParams...); err != nil {
+		return err
+	}
 	limit := DefaultLimit
 	if l := c.Query("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -90,9 +96,12 @@ func (s *Service) listArticles(c *fiber.Ctx) error {
 	sort := c.Query("sort", "-created_at")
 	order, ok := sorts[sort]
 	if !ok {
-		return badRequest("sort must be one of created_at, -created_at, updated_at, -updated_at, title")
+		return badRequest("sort must be one of created_at, -created_at, updated_at, -updated_at, title, -title")
 	}
-	f := filter{authorID: c.Query("author_id"), tag: c.Query("tag"), status: domain.Status(c.Query("status")), reader: httpx.PrincipalOf(c)}
+	f := filter{authorID: c.Query("author_id"), tag: c.Query("tag"), slug: c.Query("slug"), status: domain.Status(c.Query("status")), reader: httpx.PrincipalOf(c)}
+	if f.slug != "" && !domain.IsSlug(f.slug) {
+		return badRequest("slug must be lower-case letters and digits separated by single hyphens, at most 200 characters")
+	}
 	switch f.status {
 	case "", domain.StatusDraft, domain.StatusUnderReview, domain.StatusPublished:
 	default:

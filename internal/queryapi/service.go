@@ -72,6 +72,10 @@ type Options struct {
 	MinSeqWait  time.Duration // how long a read with a token waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS (503 after)
 	CacheBytes  uint64        // budget of the article bodies kept in memory
+	Feed        FeedOptions   // the live feed's bounds
+	// PublicURL is the query API as clients reach it (links of the Atom
+	// feed); empty: the scheme and host of each request.
+	PublicURL string
 }
 
 // Service serves the read routes.
@@ -81,12 +85,12 @@ type Service struct {
 	progress *tracker
 	view     *view
 	bodies   *cache.Cache[*body]
+	feed     *feed
 	opts     Options
 	logger   *slog.Logger
 	skips    *obs.Skips
 	ready    atomic.Bool
 	replays  prometheus.Counter
-	feed     prometheus.Gauge // clients of the live feed
 }
 
 // body is an article's JSON at a version.
@@ -96,10 +100,12 @@ type body struct {
 }
 
 // New returns the read service. Call Watch to fill and follow the view,
-// and Track to follow progress for read-your-writes.
-func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg prometheus.Registerer, logger *slog.Logger) *Service {
+// and Track to follow progress for read-your-writes; Close ends the live
+// feed's streams.
+func New(log EventLog, snaps Snapshots, progress Progress, changes Changes, opts Options, reg prometheus.Registerer, logger *slog.Logger) *Service {
 	s := &Service{log: log, snaps: snaps, progress: newTracker(progress, reg), view: newView(), opts: opts, logger: logger, skips: obs.NewSkips(reg, logger),
 		bodies: cache.New("query_articles", opts.CacheBytes, func(b *body) int { return len(b.json) }, reg)}
+	s.feed = newFeed(changes, log, opts.Feed, reg)
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_query_" + name, Help: help})
 		reg.MustRegister(c)
@@ -109,10 +115,12 @@ func New(log EventLog, snaps Snapshots, progress Progress, opts Options, reg pro
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "inkstream_query_articles", Help: "Live articles in the view.",
 	}, func() float64 { return float64(s.view.live()) }))
-	s.feed = prometheus.NewGauge(prometheus.GaugeOpts{Name: obs.MetricFeedClients, Help: "Clients connected to the live change feed."})
-	reg.MustRegister(s.feed)
 	return s
 }
+
+// Close ends the streams of the live feed, so that the server can stop:
+// their clients resume elsewhere or later with Last-Event-ID.
+func (s *Service) Close() { s.feed.close() }
 
 // Ready reports whether the view has loaded the bucket.
 func (s *Service) Ready() bool { return s.ready.Load() }
@@ -175,6 +183,8 @@ func (s *Service) Routes(app *fiber.App) {
 	app.Get("/api/articles/:id/versions", s.listVersions)
 	app.Get("/api/articles/:id/versions/:v", s.getVersion)
 	app.Get("/api/articles/:id/events", s.listEvents)
+	app.Get("/api/changes", s.changes)
+	s.pageRoutes(app)
 }
 
 // minSeq reads X-Min-Event-Seq (0 when absent). A token past the log's

@@ -94,6 +94,8 @@ type view struct {
 	indexes [nSortKeys]*btree.BTreeG[*entry]
 	// kvRev is the highest KV revision the watcher has applied.
 	kvRev uint64
+	// maxSeq is the highest stream sequence of a state the view holds.
+	maxSeq uint64
 	// changed is closed and replaced whenever the view changes.
 	changed chan struct{}
 }
@@ -121,6 +123,7 @@ func (v *view) put(e *entry, rev uint64) {
 	if rev > v.kvRev {
 		v.kvRev = rev
 	}
+	v.maxSeq = max(v.maxSeq, e.seq)
 	if old := v.byID[e.id]; old != nil {
 		if old.seq > e.seq {
 			v.notify()
@@ -173,6 +176,15 @@ func (v *view) revision() (uint64, <-chan struct{}) {
 	return v.kvRev, v.changed
 }
 
+// seen is the highest stream sequence of a state the view holds: a page
+// rendered from it shows (about) every event up to it, and its live
+// updates resume after it.
+func (v *view) seen() uint64 {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.maxSeq
+}
+
 // live counts the articles that are not deleted.
 func (v *view) live() int {
 	v.mu.RLock()
@@ -183,13 +195,14 @@ func (v *view) live() int {
 // filter is what a list asks for, and who asks: a list holds only what
 // the reader may see.
 type filter struct {
-	authorID, tag string
-	status        domain.Status
-	reader        domain.Principal
+	authorID, tag, slug string
+	status              domain.Status
+	reader              domain.Principal
 }
 
 func (f filter) match(e *entry) bool {
 	return (f.authorID == "" || e.authorID == f.authorID) &&
+		(f.slug == "" || e.slug == f.slug) &&
 		(f.status == "" || e.status == f.status) &&
 		(f.tag == "" || e.hasTag(f.tag)) &&
 		(e.status == domain.StatusPublished || domain.Visible(f.reader, e.status, e.authorID))

@@ -211,7 +211,7 @@ func TestGuaranteeIdempotencyKey(t *testing.T) {
 			requireSameAnswer(t, r, rs[0])
 		}
 		a = rs[0].Article(t)
-		if a.Version != 1 || rs[0].Header.Get("Location") != "/api/articles/"+a.ID || rs[0].Seq() == 0 {
+		if a.Version != 1 || rs[0].Header.Get("Location") != s.Query()+"/api/articles/"+a.ID || rs[0].Seq() == 0 {
 			t.Fatalf("create answered %+v, Location %q, X-Event-Seq %q", a, rs[0].Header.Get("Location"), rs[0].Header.Get("X-Event-Seq"))
 		}
 		if got := s.StreamMsgs(); got != before+1 {

@@ -36,7 +36,7 @@ func TestSystemArticleLifecycle(t *testing.T) {
 		})
 		seq1 = r.Seq()
 		systest.RequireSameArticle(t, created, domain.Article{ID: created.ID, Version: 1, CreatedAt: created.CreatedAt, UpdatedAt: created.CreatedAt,
-			Fields: domain.Fields{Title: "Hello, World: NATS & Go!", Slug: "hello-world-nats-go", Content: "First body",
+			Fields: domain.Fields{Title: "Hello, World: NATS & Go!", Slug: "hello-world-nats-and-go", Content: "First body",
 				AuthorID: "alice", Status: domain.StatusDraft, Tags: []string{"go", "nats"}}})
 		if created.CreatedAt.IsZero() || time.Since(created.CreatedAt) > time.Minute {
 			t.Fatalf("created_at %v is not now", created.CreatedAt)
@@ -268,7 +268,7 @@ func TestSystemListArticles(t *testing.T) {
 	if len(expect("created_at", filters[1].keep)) != 8 {
 		t.Fatal("test data: alice does not have 8 articles (two full pages of 4)")
 	}
-	for _, sortBy := range []string{"created_at", "-created_at", "updated_at", "-updated_at", "title"} {
+	for _, sortBy := range []string{"created_at", "-created_at", "updated_at", "-updated_at", "title", "-title"} {
 		for _, f := range filters {
 			s.Run(t, "sort "+sortBy+", filter "+f.name, func(t *testing.T) {
 				want := expect(sortBy, f.keep)
@@ -289,7 +289,7 @@ func TestSystemListArticles(t *testing.T) {
 	titleCursor := s.List(url.Values{"sort": {"title"}, "limit": {"2"}}).NextCursor
 	for _, q := range []string{
 		"limit=0", "limit=101", "limit=-1", "limit=abc", "limit=1.5",
-		"sort=foo", "sort=-title", "sort=created_at,title", "sort=CREATED_AT",
+		"sort=foo", "sort=created_at,title", "sort=CREATED_AT",
 		"cursor=garbage", "cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`{}`)),
 		"cursor=" + base64.RawURLEncoding.EncodeToString([]byte(`not json`)),
 		"sort=created_at&cursor=" + url.QueryEscape(titleCursor),

@@ -35,24 +35,32 @@ func Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// Common returns the settings every role of a test system shares.
+// Common returns the settings of the test's own connection to url (a
+// natstest server's: the admin's), which provisions.
 func Common(url string, replicas int) config.Common {
 	return config.Common{NATS: natstest.Options(url, replicas), LogFormat: "text"}
 }
 
-// CommandConfig is a command API on a free port.
+// RoleCommon returns the settings of a role of a test system: its own
+// NATS user (natstest.RoleOptions), whatever credentials url carries.
+func RoleCommon(url string, role natsx.Role, replicas int) config.Common {
+	return config.Common{NATS: natstest.RoleOptions(url, role, replicas), LogFormat: "text"}
+}
+
+// CommandConfig is a command API on a free port, as user command-api.
 func CommandConfig(url string, replicas int) config.CommandAPI {
-	return config.CommandAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20, GroupCommit: true}
+	return config.CommandAPI{Common: RoleCommon(url, natsx.RoleCommandAPI, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20, GroupCommit: true}
 }
 
-// QueryConfig is a query API on a free port.
+// QueryConfig is a query API on a free port, as user query-api.
 func QueryConfig(url string, replicas int) config.QueryAPI {
-	return config.QueryAPI{Common: Common(url, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second, CacheBytes: 16 << 20}
+	return config.QueryAPI{Common: RoleCommon(url, natsx.RoleQueryAPI, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second, CacheBytes: 16 << 20,
+		Feed: config.Feed{MaxClients: 100, Heartbeat: config.DefaultFeedHeartbeat, Queue: config.DefaultFeedQueue, CacheBytes: config.DefaultFeedCacheBytes}}
 }
 
-// ProjectorConfig is a projector on a free port.
+// ProjectorConfig is a projector on a free port, as user projector.
 func ProjectorConfig(url string, replicas int) config.Projector {
-	return config.Projector{Common: Common(url, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheBytes: 16 << 20}
+	return config.Projector{Common: RoleCommon(url, natsx.RoleProjector, replicas), Listen: "127.0.0.1:0", Batch: 256, CacheBytes: 16 << 20}
 }
 
 // System is one command API, one query API and any number of projectors
@@ -78,11 +86,14 @@ func NewClient() *http.Client {
 	return &http.Client{Timeout: 30 * time.Second, Transport: tr}
 }
 
-// Start runs the roles against url (with n projectors) and waits until the
-// query API is ready. Everything stops when the test ends.
+// Start provisions the stream, bucket and consumer with replicas as the
+// admin (url's credentials: a natstest server's URL has the admin's), as
+// the start-up of a cluster does, then runs the roles against url, each
+// as its own NATS user (with n projectors), and waits until the query API
+// is ready. Everything stops when the test ends.
 func Start(tb testing.TB, url string, replicas, projectors int) *System {
 	tb.Helper()
-	s := &System{TB: tb, URL: url, Replicas: replicas, Client: NewClient()}
+	s := &System{TB: tb, URL: url, Replicas: replicas, Client: &http.Client{Timeout: 30 * time.Second, Transport: newValidator(tb)}}
 	s.serveKeys()
 	s.Conn, s.Res = natstest.Connect(tb, url, replicas)
 	for i := 0; i < projectors; i++ {
@@ -126,13 +137,29 @@ func (s *System) StartQueryAPI(cfg config.QueryAPI) *app.Running {
 	// before the server stops, so its graceful shutdown need not wait for them.
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
 	WaitReady(s.TB, s.Client, Base(r))
+	s.checkAgainstDocument(r.Addr)
 	return r
+}
+
+// checkAgainstDocument makes the client check its exchanges with the API
+// at addr against the document it serves, until the test ends.
+func (s *System) checkAgainstDocument(addr string) {
+	s.TB.Helper()
+	v, ok := s.Client.Transport.(*validator)
+	if !ok {
+		return
+	}
+	v.load(addr)
+	s.TB.Cleanup(func() { v.forget(addr) })
 }
 
 // StartCommandAPI starts a command API.
 func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Helper()
 	cfg.Auth = s.withAuth(cfg.Auth)
+	if cfg.Web.PublicQueryURL == "" && s.QueryAPI != nil {
+		cfg.Web.PublicQueryURL = s.Query()
+	}
 	r, err := app.StartCommandAPI(natstest.Context(s.TB), cfg, Logger())
 	if err != nil {
 		s.TB.Fatal(err)
@@ -140,6 +167,7 @@ func (s *System) StartCommandAPI(cfg config.CommandAPI) *app.Running {
 	s.TB.Cleanup(func() { _ = r.Stop() })
 	s.addHost(r.Addr)
 	s.TB.Cleanup(s.Client.CloseIdleConnections)
+	s.checkAgainstDocument(r.Addr)
 	return r
 }
 

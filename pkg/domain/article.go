@@ -4,9 +4,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode"
 
 	validation "github.com/go-ozzo/ozzo-validation/v4"
+	"github.com/gosimple/slug"
 )
 
 // Status is the editorial state of an article.
@@ -32,6 +32,7 @@ const (
 var (
 	slugPattern = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
 	tagPattern  = regexp.MustCompile(`^[a-z0-9-]+$`)
+	nonSlug     = regexp.MustCompile(`[^a-z0-9]+`)
 )
 
 // rules are the field rules, built once: building an ozzo rule formats its
@@ -78,14 +79,14 @@ type Article struct {
 }
 
 // Normalize fills the defaults: the title is trimmed, an absent slug is
-// derived from the title (or from fallback when the title has no letters or
-// digits), an absent status is draft, absent tags are an empty list.
-func (f Fields) Normalize(fallbackSlug string) Fields {
+// derived from the title (or, when the title has nothing to transliterate,
+// is a prefix of fallback, the article's id), an absent status is draft, absent tags are an empty list.
+func (f Fields) Normalize(fallback string) Fields {
 	f.Title = strings.TrimSpace(f.Title)
 	if f.Slug == "" {
 		f.Slug = Slugify(f.Title)
 		if f.Slug == "" {
-			f.Slug = Slugify(fallbackSlug)
+			f.Slug = fallbackSlug(fallback)
 		}
 	}
 	if f.Status == "" {
@@ -153,28 +154,37 @@ func uniqueTags(v any) error {
 	return nil
 }
 
-// Slugify derives a slug from s: lower-case ASCII letters and digits, every
-// other run of characters becomes one hyphen, at most MaxSlug long.
+// Slugify derives a slug from s: transliterated to ASCII by a slug library
+// (gosimple/slug: "Café Über Straße" → "cafe-uber-strasse", Cyrillic,
+// Greek and CJK too), lower-case letters and digits, every other run of
+// characters one hyphen, at most MaxSlug long (cut at a hyphen when there
+// is one). It is empty when s has nothing to transliterate.
 func Slugify(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	pendingHyphen := false
-	for _, r := range strings.ToLower(s) {
-		if r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)) {
-			if pendingHyphen && b.Len() > 0 {
-				if b.Len()+1 >= MaxSlug {
-					break
-				}
-				b.WriteByte('-')
-			}
-			pendingHyphen = false
-			if b.Len() >= MaxSlug {
-				break
-			}
-			b.WriteRune(r)
-			continue
+	// The library keeps underscores; a slug here has none.
+	out := strings.Trim(nonSlug.ReplaceAllString(slug.Make(s), "-"), "-")
+	if len(out) > MaxSlug {
+		out = out[:MaxSlug]
+		if i := strings.LastIndexByte(out, '-'); i > 0 {
+			out = out[:i]
 		}
-		pendingHyphen = true
+		out = strings.TrimRight(out, "-")
 	}
-	return b.String()
+	return out
+}
+
+// IsSlug reports whether s is a valid slug.
+func IsSlug(s string) bool { return len(s) <= MaxSlug && slugPattern.MatchString(s) }
+
+// fallbackSlugLen is how much of the article's id becomes the slug of a
+// title with nothing to transliterate.
+const fallbackSlugLen = 8
+
+// fallbackSlug is the slug of an article whose title has nothing to
+// transliterate: a prefix of its id.
+func fallbackSlug(id string) string {
+	s := Slugify(id)
+	if len(s) > fallbackSlugLen {
+		s = strings.TrimRight(s[:fallbackSlugLen], "-")
+	}
+	return s
 }
