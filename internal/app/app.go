@@ -210,6 +210,9 @@ func StartCommandAPI(ctx context.Context, cfg config.CommandAPI, log *slog.Logge
 	svc.Routes(b.app)
 	httpx.BodyLimitFor(b.app, commandapi.BulkPath, cfg.BulkBodyLimit)
 	log.Info("command API listening", "addr", b.ln.Addr().String())
+	if cfg.GroupCommit {
+		return b.run(ctx, store.RunGroupCommit), nil
+	}
 	return b.run(ctx), nil
 }
 

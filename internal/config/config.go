@@ -82,6 +82,7 @@ type CommandAPI struct {
 	BulkBodyLimit int           // largest body of a bulk create
 	RateLimit     float64       // writes per second per token subject (else client IP); 0: no limit
 	RateBurst     int           // writes a client may make at once above RateLimit
+	GroupCommit   bool          // publish concurrent writes' events together
 	Web           Web
 }
 
@@ -371,6 +372,7 @@ func commandFlags(fs *flag.FlagSet, c *CommandAPI, listen string) {
 	fs.IntVar(&c.BulkBodyLimit, "bulk-body-limit", 16<<20, "largest body of a bulk create in bytes (413 above)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "writes per second per client (token subject, else IP) before 429; 0: no limit")
 	fs.IntVar(&c.RateBurst, "rate-burst", 20, "writes a client may make at once above -rate-limit")
+	fs.BoolVar(&c.GroupCommit, "group-commit", true, "publish the events of concurrent writes together, each answered on its own acknowledgement")
 }
 
 func (c CommandAPI) validate() error {

@@ -208,3 +208,62 @@ func TestHistorySkipsMessagesThatAreNotEvents(t *testing.T) {
 		t.Fatalf("after the write: %+v %v", h.Fold, err)
 	}
 }
+
+// TestHistoryReadsEverySubjectOfAnArticle: a history is read subject by
+// subject (see EventStore.History), so it must still hold every message on
+// the article's subjects, in stream order — those on subjects that no event
+// uses, and, past the 1 024 subjects one multi-last get lists, all of them —
+// and stop at upTo.
+func TestHistoryReadsEverySubjectOfAnArticle(t *testing.T) {
+	es, conn, _ := newStoreConn(t)
+	ctx := natstest.Context(t)
+	seq, _, err := es.Append(ctx, event("a", 1, create("A1")), 0, "a1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := es.Append(ctx, event("a", 2, retitle("A2")), seq, "a2", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	note, err := conn.JS.Publish(ctx, "articles.a.note.x", []byte("not an event"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	third, _, err := es.Append(ctx, event("a", 3, retitle("A3")), note.Sequence, "a3", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := es.History(ctx, "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Events) != 3 || len(h.Skipped) != 1 || h.Skipped[0].Seq != note.Sequence || h.LastSeq != third || h.Fold.State.Article.Title != "A3" {
+		t.Fatalf("history: %d events, skipped %+v, last %d (want %d), title %q", len(h.Events), h.Skipped, h.LastSeq, third, h.Fold.State.Article.Title)
+	}
+	if h, err = es.History(ctx, "a", second); err != nil || len(h.Events) != 2 || len(h.Skipped) != 0 || h.LastSeq != second {
+		t.Fatalf("history up to %d: %+v %v", second, h, err)
+	}
+
+	const subjects = 1100
+	for i := range subjects {
+		if _, err := conn.JS.PublishAsync("articles.b.s"+strconv.Itoa(i), []byte("not an event")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-conn.JS.PublishAsyncComplete():
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	last, err := es.Last(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, _, err := es.Append(ctx, event("b", 1, create("B")), last.Seq, "b1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err = es.History(ctx, "b", 0); err != nil || len(h.Events) != 1 || len(h.Skipped) != subjects || h.LastSeq != created {
+		t.Fatalf("history of b: %d events, %d skipped, last %d (want %d): %v", len(h.Events), len(h.Skipped), h.LastSeq, created, err)
+	}
+}

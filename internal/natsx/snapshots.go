@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -159,7 +160,13 @@ func (s *Snapshots) PutAsync(ctx context.Context, snap readmodel.Snapshot, expec
 	if err != nil {
 		return Put{id: snap.Article.ID, err: err, span: span}
 	}
-	fut, err := s.js.PublishMsgAsync(msg)
+	// When the connection has as many publishes unanswered as it allows,
+	// wait for room as long as ctx allows, not the client's 200 ms.
+	stall := 30 * time.Second
+	if deadline, ok := ctx.Deadline(); ok {
+		stall = max(time.Until(deadline), time.Millisecond)
+	}
+	fut, err := s.js.PublishMsgAsync(msg, jetstream.WithStallWait(stall))
 	return Put{id: snap.Article.ID, fut: fut, err: err, span: span}
 }
 

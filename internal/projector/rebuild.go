@@ -187,7 +187,7 @@ func base(ctx context.Context, snaps Snapshots, id string) (*windowFold, error) 
 	return &windowFold{fold: events.Fold{ArticleID: id, State: snap.State(), Seq: snap.Seq}, rev: e.Revision}, nil
 }
 
-// flush writes every article the window changed, all in flight at once,
+// flush writes every article the window changed, putsInFlight at a time,
 // and empties the window. A write that loses to a projector is redone on
 // the snapshot the projector wrote, unless that one is further.
 func (w *window) flush(ctx context.Context, snaps Snapshots, rep *RebuildReport) error {
@@ -196,18 +196,12 @@ func (w *window) flush(ctx context.Context, snaps Snapshots, rep *RebuildReport)
 		wf *windowFold
 		p  readmodel.Pending
 	}
-	var puts []put
-	for id, wf := range w.folds {
-		if wf.dirty {
-			puts = append(puts, put{id, wf, write(ctx, snaps, wf)})
-		}
-	}
-	for _, pt := range puts {
+	settle := func(pt put) error {
 		for {
 			_, err := pt.p.Wait(ctx)
 			if err == nil {
 				rep.Articles++
-				break
+				return nil
 			}
 			if !errors.Is(err, domain.ErrConflict) {
 				return err
@@ -218,16 +212,40 @@ func (w *window) flush(ctx context.Context, snaps Snapshots, rep *RebuildReport)
 				return err
 			}
 			if now.fold.Seq >= pt.wf.fold.Seq {
-				break // a projector got further
+				return nil // a projector got further
 			}
 			pt.wf.rev = now.rev
 			pt.p = write(ctx, snaps, pt.wf)
+		}
+	}
+	// At most putsInFlight at once: the connection holds a bounded number
+	// of unanswered publishes, and a window has many more articles.
+	inflight := make([]put, 0, putsInFlight)
+	for id, wf := range w.folds {
+		if !wf.dirty {
+			continue
+		}
+		if len(inflight) == putsInFlight {
+			if err := settle(inflight[0]); err != nil {
+				return err
+			}
+			inflight = inflight[1:]
+		}
+		inflight = append(inflight, put{id, wf, write(ctx, snaps, wf)})
+	}
+	for _, pt := range inflight {
+		if err := settle(pt); err != nil {
+			return err
 		}
 	}
 	rep.Windows++
 	w.folds, w.bytes = map[string]*windowFold{}, 0
 	return nil
 }
+
+// putsInFlight bounds a window's snapshot writes in flight, well under the
+// connection's bound on unanswered publishes (natsx.Connect).
+const putsInFlight = 1024
 
 // write sends the snapshot of wf (a purge for an erased article).
 func write(ctx context.Context, snaps Snapshots, wf *windowFold) readmodel.Pending {

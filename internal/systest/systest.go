@@ -49,7 +49,7 @@ func RoleCommon(url string, role natsx.Role, replicas int) config.Common {
 
 // CommandConfig is a command API on a free port, as user command-api.
 func CommandConfig(url string, replicas int) config.CommandAPI {
-	return config.CommandAPI{Common: RoleCommon(url, natsx.RoleCommandAPI, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20}
+	return config.CommandAPI{Common: RoleCommon(url, natsx.RoleCommandAPI, replicas), Listen: "127.0.0.1:0", BodyLimit: config.DefaultBodyLimit, WriteTimeout: 10 * time.Second, CacheBytes: 16 << 20, BulkMax: 1000, BulkBodyLimit: 16 << 20, GroupCommit: true}
 }
 
 // QueryConfig is a query API on a free port, as user query-api.
