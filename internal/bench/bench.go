@@ -369,9 +369,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 	}
 	rep := &Report{Meta: meta(cfg, began)}
+	name := cfg.Name
+	if name == "" {
+		name = began.UTC().Format("20060102T150405Z")
+	}
+	var prof *profiler
+	if cfg.Pprof {
+		prof = newProfiler(logf)
+		rep.Meta.Profiles = name + "-profiles"
+	}
 	machine := readMachineCPU()
 	for i := range cfg.Runs {
-		r := &runner{cfg: &cfg, logf: func(format string, args ...any) {
+		r := &runner{cfg: &cfg, prof: prof, logf: func(format string, args ...any) {
 			logf("run %d/%d: %s", i+1, cfg.Runs, fmt.Sprintf(format, args...))
 		}}
 		res, times, err := r.run(ctx)
@@ -395,9 +404,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Median = median(rep.Runs)
 	rep.Targets = judged(rep.Median, rep.Meta)
 	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
-	name := cfg.Name
-	if name == "" {
-		name = began.UTC().Format("20060102T150405Z")
+	if err := prof.write(filepath.Join(cfg.OutDir, rep.Meta.Profiles)); err != nil {
+		return nil, fmt.Errorf("write profiles: %w", err)
 	}
 	md, err := write(filepath.Join(cfg.OutDir, name), *rep)
 	if err != nil {
