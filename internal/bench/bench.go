@@ -52,7 +52,7 @@ type Config struct {
 	ReplayTimeout  time.Duration // the replay and rebuild figures are partial after this
 	MemoryArticles []int         // articles in KV for each row of the memory part, ascending
 	ContentBytes   int           // content of each article of the memory part
-	Pprof          bool          // start the services with -pprof
+	Pprof          bool          // start the services with -pprof and save CPU profiles of each load
 	ServiceEnv     []string      // added to the environment of the services (experiments: GOGC, GOMEMLIMIT)
 	Only           string        // the parts, comma-separated; "": loads,replay
 	Command        string        // the command line, for the header
@@ -95,7 +95,7 @@ func Main(ctx context.Context, args []string, getenv func(string) string, stdout
 	fs.DurationVar(&cfg.ReplayTimeout, "replay-timeout", 0, "report the catch-up or the rebuild as timed out (partial rate) after this (default 4m, 60s with -short)")
 	memory := fs.String("memory-articles", "", "articles in KV for each row of the memory part, comma-separated (default 100000,1000000; 10000,100000 with -short)")
 	fs.IntVar(&cfg.ContentBytes, "content-bytes", 5000, "content of each article of the memory part, in bytes")
-	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof and print their /debug/pprof addresses")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "start the services with -pprof, print their /debug/pprof addresses and save CPU profiles of each load to -out/<name>-profiles")
 	serviceEnv := fs.String("service-env", "", "environment variables for command-api, projector, query-api and inkstream rebuild, comma-separated NAME=value (experiments, e.g. GOMEMLIMIT=600MiB); nats-server and the baselines do not get them")
 	fs.StringVar(&cfg.Only, "only", "", "run these parts, comma-separated: loads (GET, list, POST, PUT, write → visible, bulk, their baselines), "+
 		"replay (projector catch-up, rebuild, cold start, bytes on disk), memory (the query API on many 5 KB articles), "+
@@ -369,9 +369,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(began).Seconds(), fmt.Sprintf(format, args...))
 	}
 	rep := &Report{Meta: meta(cfg, began)}
+	name := cfg.Name
+	if name == "" {
+		name = began.UTC().Format("20060102T150405Z")
+	}
+	var prof *profiler
+	if cfg.Pprof {
+		prof = newProfiler(logf)
+		rep.Meta.Profiles = name + "-profiles"
+	}
 	machine := readMachineCPU()
 	for i := range cfg.Runs {
-		r := &runner{cfg: &cfg, logf: func(format string, args ...any) {
+		r := &runner{cfg: &cfg, prof: prof, logf: func(format string, args ...any) {
 			logf("run %d/%d: %s", i+1, cfg.Runs, fmt.Sprintf(format, args...))
 		}}
 		res, times, err := r.run(ctx)
@@ -395,9 +404,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Median = median(rep.Runs)
 	rep.Targets = judged(rep.Median, rep.Meta)
 	rep.Meta.ElapsedS = time.Since(began).Round(100 * time.Millisecond).Seconds()
-	name := cfg.Name
-	if name == "" {
-		name = began.UTC().Format("20060102T150405Z")
+	if err := prof.write(filepath.Join(cfg.OutDir, rep.Meta.Profiles)); err != nil {
+		return nil, fmt.Errorf("write profiles: %w", err)
 	}
 	md, err := write(filepath.Join(cfg.OutDir, name), *rep)
 	if err != nil {

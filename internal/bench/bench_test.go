@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/valyala/fasthttp"
 )
 
@@ -638,5 +639,54 @@ func TestRedrawPublishedResults(t *testing.T) {
 			t.Errorf("results.md does not show results-%s.svg", c)
 		}
 		checkSVG(t, filepath.Join(dir, "results-"+c+".svg"))
+	}
+}
+
+// TestPprofProfiles runs the loads part with -pprof and loads long enough
+// for a one-second profile per slice, and checks the CPU profiles of the
+// POST load (command-api's and nats-server's parse and have samples), the
+// README of their top functions and the results' note on them.
+func TestPprofProfiles(t *testing.T) {
+	var pids []int
+	var mu sync.Mutex
+	cfg := tiny(t, &pids, &mu)
+	cfg.Only, cfg.Pprof, cfg.Name = partLoads, true, "run"
+	cfg.Duration = 5 * time.Second // slices of 1.25 s in turns: a 1 s profile each
+	if _, err := Run(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	assertAllStopped(t, pids)
+	dir := filepath.Join(cfg.OutDir, "run-profiles")
+	for _, name := range []string{"command-api", "nats-server"} {
+		f, err := os.Open(filepath.Join(dir, "post", name+".pprof"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := profile.Parse(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("post/%s.pprof: %v", name, err)
+		}
+		if len(p.Sample) == 0 || p.DurationNanos < int64(4*time.Second)/5 {
+			t.Errorf("post/%s.pprof: %d samples over %s, want samples over its four 1 s slices", name, len(p.Sample), time.Duration(p.DurationNanos))
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## post\n", "### command-api\n", "`go tool pprof -http=: post/command-api.pprof`",
+		"| top 12 by flat | flat | cum |", "| top 8 by cumulative | flat | cum |", "| `runtime.", "| `github.com/nats-io/nats-server/v2/server.",
+		"## list\n", "## write-visible\n", "## put-first\n"} {
+		if !bytes.Contains(readme, []byte(want)) {
+			t.Errorf("README.md lacks %q:\n%s", want, readme)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(cfg.OutDir, "run.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(md, []byte("CPU profiles of every process during each load in [run-profiles/](run-profiles/)")) {
+		t.Errorf("run.md does not name the profiles:\n%s", md)
 	}
 }

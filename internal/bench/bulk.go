@@ -15,9 +15,9 @@ import (
 // batches of the same create events, in turns.
 func (r *runner) bulk(ctx context.Context, out *Loads, js jetstream.JetStream, cmdAddr string, all []*proc) error {
 	c := r.cfg
-	raw := &batchLoop{js: js, conns: c.BulkConns, size: c.BulkSize, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	raw := &batchLoop{js: js, conns: c.BulkConns, size: c.BulkSize, warmup: c.warmup(), duration: c.Duration, cpu: r.meter(ctx, "raw-batch", all...)}
 	bulk := &closedLoop{addr: cmdAddr, build: bulkCreate(cmdAddr, r.authz, c.BulkSize), want: http.StatusCreated,
-		conns: c.BulkConns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+		conns: c.BulkConns, warmup: c.warmup(), duration: c.Duration, cpu: r.meter(ctx, "bulk", all...)}
 	r.logf("baseline: raw atomic batch publish of %d create events (%d publishers) and POST /api/articles/_bulk of %d articles (%d connections): %s warm-up + %s each, in %d turns",
 		c.BulkSize, c.BulkConns, c.BulkSize, c.BulkConns, c.warmup(), c.Duration, turns)
 	res, err := interleaved(ctx, turns, raw, bulk)

@@ -34,17 +34,20 @@ func (r *runner) startCluster(ctx context.Context, store string) ([]*proc, strin
 		_, port, _ := net.SplitHostPort(clients[i])
 		args := []string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", filepath.Join(r.dir, store, name), "-n", name,
 			"--cluster_name", "inkbench", "--cluster", routeURLs[i], "--routes", strings.Join(routeURLs, ",")}
+		var pprofURL string
 		if r.cfg.Pprof {
 			if prof, err := freeAddr(); err == nil {
 				_, pport, _ := net.SplitHostPort(prof)
 				args = append(args, "--profile", pport)
-				r.logf("%s: pprof: http://127.0.0.1:%s/debug/pprof/", name, pport)
+				pprofURL = "http://127.0.0.1:" + pport
+				r.logf("%s: pprof: %s/debug/pprof/", name, pprofURL)
 			}
 		}
 		p, err := r.ps.start(name, r.cfg.bin("nats-server"), args...)
 		if err != nil {
 			return nil, "", nil, err
 		}
+		p.pprofURL = pprofURL
 		servers = append(servers, p)
 	}
 	var conn natsConn

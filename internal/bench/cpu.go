@@ -36,6 +36,9 @@ type cpuMeter struct {
 	elapsed time.Duration // of the closed spans
 	running bool
 	failed  bool // /proc could not be read
+	// profile, if set (-pprof), starts CPU profiles of the processes for
+	// a span of d and returns a function that waits for them.
+	profile func(d time.Duration) (wait func())
 }
 
 func newCPUMeter(ps ...*proc) *cpuMeter {
@@ -60,6 +63,15 @@ func (m *cpuMeter) begin() {
 		m.before[i], m.calls0[i] = t, n
 	}
 	m.start, m.running = time.Now(), true
+}
+
+// profileSpan starts the CPU profiles of a span of d, if m profiles, and
+// returns a function that waits for them.
+func (m *cpuMeter) profileSpan(d time.Duration) (wait func()) {
+	if m == nil || m.profile == nil {
+		return func() {}
+	}
+	return m.profile(d)
 }
 
 // pause closes the open span.

@@ -190,16 +190,20 @@ func interleaved(ctx context.Context, rounds int, loads ...turnTaker) ([]Load, e
 	for range rounds {
 		for i, l := range loads {
 			_, duration := l.spans()
+			d := duration / time.Duration(rounds)
 			if m := l.meter(); m != nil {
 				m.begin()
 			}
-			res, took, err := l.slice(ctx, duration/time.Duration(rounds))
+			profiled := l.meter().profileSpan(d)
+			res, took, err := l.slice(ctx, d)
 			if err != nil {
+				profiled()
 				return nil, err
 			}
 			if m := l.meter(); m != nil {
 				m.pause()
 			}
+			profiled()
 			st[i].elapsed += took
 			if st[i].results == nil {
 				st[i].results = make([]workerResult, len(res))

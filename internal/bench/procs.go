@@ -18,6 +18,10 @@ import (
 type proc struct {
 	*procs.Proc
 
+	// pprofURL, with -pprof, is where it serves /debug/pprof
+	// (http://host:port).
+	pprofURL string
+
 	mu     sync.Mutex
 	rssKiB int64 // VmHWM, read before the process is stopped
 }

@@ -37,6 +37,8 @@ func (r *runner) rebuild(ctx context.Context, res *Result, ns *proc, url string,
 	r.logf("rebuild: %s %s", c.bin("inkstream"), strings.Join(args, " "))
 	cpu := newCPUMeter(ns)
 	cpu.begin()
+	stopProfiles := r.prof.during(ctx, "rebuild", ns)
+	defer stopProfiles()
 	started := time.Now()
 	p, err := r.ps.start("inkstream-rebuild", c.bin("inkstream"), args...)
 	if err != nil {
@@ -56,6 +58,7 @@ func (r *runner) rebuild(ctx context.Context, res *Result, ns *proc, url string,
 	}
 	took := time.Since(started)
 	cpu.pause()
+	stopProfiles()
 	if err := p.Err(); err != nil && !rb.TimedOut {
 		// A failed rebuild is a figure, not the end of the run: the report
 		// says how it failed, and the target fails.

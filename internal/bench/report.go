@@ -175,6 +175,7 @@ type Meta struct {
 	ContentBytes   int        `json:"content_bytes,omitempty"`
 	ElapsedS       float64    `json:"elapsed_seconds"`
 	PartSeconds    []PartTime `json:"part_seconds,omitempty"` // wall time of each part, summed over the runs
+	Profiles       string     `json:"profiles,omitempty"`     // -pprof: the directory of the CPU profiles, beside the results
 }
 
 // PartTime is how long a part took.
@@ -584,6 +585,10 @@ func markdown(rep Report) string {
 		if r.Rebuild.Failed {
 			fmt.Fprintf(&b, "- run %d: `inkstream rebuild` failed after %.1f s: `%s`\n", i+1, r.Rebuild.Seconds, r.Rebuild.Error)
 		}
+	}
+	if meta.Profiles != "" {
+		fmt.Fprintf(&b, "- -pprof: CPU profiles of every process during each load in [%s/](%s/) (its README.md lists each one's top functions); "+
+			"the services ran with /debug/pprof and were profiled, which costs them some CPU.\n", meta.Profiles, meta.Profiles)
 	}
 	if !strings.HasPrefix(meta.Mode, "full") {
 		b.WriteString("- not full mode: shorter loads and smaller data; PASS/FAIL is indicative only.\n")

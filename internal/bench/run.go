@@ -42,6 +42,18 @@ type runner struct {
 	authz string
 	// rebuildRSS is the peak RSS of the rebuild process, MiB.
 	rebuildRSS float64
+	// prof captures CPU profiles during the loads (-pprof; nil without).
+	prof *profiler
+}
+
+// meter measures the CPU of ps during the load named load and, with
+// -pprof, profiles them.
+func (r *runner) meter(ctx context.Context, load string, ps ...*proc) *cpuMeter {
+	m := newCPUMeter(ps...)
+	if r.prof != nil {
+		m.profile = func(d time.Duration) func() { return r.prof.span(ctx, load, d, ps...) }
+	}
+	return m
 }
 
 func (r *runner) run(ctx context.Context) (res Result, times []PartTime, err error) {
@@ -122,7 +134,7 @@ func (r *runner) startListening(name, bin string, args func(addr string) []strin
 // returns it with the harness's own connection.
 func (r *runner) startNATS(ctx context.Context, name, store string) (*proc, string, *natsConn, error) {
 	var conn natsConn
-	var url string
+	var url, pprofURL string
 	p, _, err := r.startListening(name, r.cfg.bin("nats-server"), func(addr string) []string {
 		_, port, _ := net.SplitHostPort(addr)
 		args := []string{"-a", "127.0.0.1", "-p", port, "-js", "-sd", filepath.Join(r.dir, store), "-n", name}
@@ -130,11 +142,13 @@ func (r *runner) startNATS(ctx context.Context, name, store string) (*proc, stri
 			if prof, err := freeAddr(); err == nil {
 				_, pport, _ := net.SplitHostPort(prof)
 				args = append(args, "--profile", pport)
-				r.logf("%s: pprof: http://127.0.0.1:%s/debug/pprof/", name, pport)
+				pprofURL = "http://127.0.0.1:" + pport
+				r.logf("%s: pprof: %s/debug/pprof/", name, pprofURL)
 			}
 		}
 		return args
 	}, func(p *proc, addr string, _ time.Time) error {
+		p.pprofURL = pprofURL
 		url = "nats://" + addr
 		var err error
 		conn.nc, conn.js, err = connectJS(ctx, p, url)
@@ -169,6 +183,7 @@ func (r *runner) startService(ctx context.Context, name, bin, natsURL string, ex
 		return nil, "", 0, err
 	}
 	if r.cfg.Pprof {
+		p.pprofURL = "http://" + addr
 		r.logf("%s: http://%s (pprof: http://%s/debug/pprof/)", name, addr, addr)
 	} else {
 		r.logf("%s: http://%s ready in %s", name, addr, took.Round(time.Millisecond))
@@ -275,7 +290,7 @@ func (r *runner) loads(ctx context.Context, out *Loads, res *Result, cluster boo
 	}
 	out.Notes.GetCacheMisses = int64(after - misses)
 	list := "http://" + queryAddr + "/api/articles?limit=20"
-	if out.List, err = r.load(ctx, "GET /api/articles?limit=20", closedLoop{addr: queryAddr, want: http.StatusOK,
+	if out.List, err = r.load(ctx, "GET /api/articles?limit=20", "list", closedLoop{addr: queryAddr, want: http.StatusOK,
 		build: func(_, _ int, req *fasthttp.Request) { req.SetRequestURI(list) }}, all...); err != nil {
 		return err
 	}
@@ -300,8 +315,11 @@ func (r *runner) loads(ctx context.Context, out *Loads, res *Result, cluster boo
 	if err != nil {
 		return err
 	}
-	if out.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, authz: r.authz, queryAddr: queryAddr, ids: ids, sample: max(rate/250, 1), rate: rate, duration: c.Duration,
-		pollTimeout: 10 * time.Second, js: js, projector: proj}).run(ctx); err != nil {
+	profiled := r.prof.span(ctx, "write-visible", c.Duration, all...)
+	out.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, authz: r.authz, queryAddr: queryAddr, ids: ids, sample: max(rate/250, 1), rate: rate, duration: c.Duration,
+		pollTimeout: 10 * time.Second, js: js, projector: proj}).run(ctx)
+	profiled()
+	if err != nil {
 		return fmt.Errorf("write → visible: %w", err)
 	}
 	after, err = metric(ctx, queryAddr, "inkstream_query_replays_total")
@@ -342,9 +360,9 @@ func (r *runner) loads(ctx context.Context, out *Loads, res *Result, cluster boo
 // seeded ones out of the command API's cache before every PUT turn.)
 func (r *runner) writes(ctx context.Context, out *Loads, js jetstream.JetStream, cmdAddr string, ids []string, all []*proc) error {
 	c := r.cfg
-	rawCreate := &publishLoop{js: js, conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+	rawCreate := &publishLoop{js: js, conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: r.meter(ctx, "raw-publish-create", all...)}
 	postLoop := &closedLoop{addr: cmdAddr, build: post(cmdAddr, r.authz), want: http.StatusCreated,
-		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: r.meter(ctx, "post", all...)}
 	r.logf("baseline: raw sync JetStream publish of create events (%d publishers) and POST /api/articles (%d connections): %s warm-up + %s each, in %d turns",
 		c.Conns, c.Conns, c.warmup(), c.Duration, turns)
 	res, err := interleaved(ctx, turns, rawCreate, postLoop)
@@ -363,9 +381,9 @@ func (r *runner) writes(ctx context.Context, out *Loads, js jetstream.JetStream,
 	if err != nil {
 		return fmt.Errorf("raw update publish: %w", err)
 	}
-	rawUpdate.warmup, rawUpdate.duration, rawUpdate.cpu = c.warmup(), c.Duration, newCPUMeter(all...)
+	rawUpdate.warmup, rawUpdate.duration, rawUpdate.cpu = c.warmup(), c.Duration, r.meter(ctx, "raw-publish-update", all...)
 	putLoop := &closedLoop{addr: cmdAddr, build: put(cmdAddr, ids, c.Conns, r.authz), want: http.StatusOK,
-		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: newCPUMeter(all...)}
+		conns: c.Conns, warmup: c.warmup(), duration: c.Duration, cpu: r.meter(ctx, "put", all...)}
 	// The POSTs' new articles have pushed the seeded ones out of the
 	// command API's cache: the first PUT of each reads its history from
 	// the stream. That pass is a figure of its own; the PUT load after it
@@ -375,7 +393,10 @@ func (r *runner) writes(ctx context.Context, out *Loads, js jetstream.JetStream,
 		return err
 	}
 	r.logf("PUT /api/articles/{id}: the first of each of the %d seeded articles (%d connections)", len(ids), c.Conns)
-	if out.PutCold, err = onePass(ctx, cmdAddr, len(ids), c.Conns, putLoop.build, http.StatusOK, newCPUMeter(all...)); err != nil {
+	stopProfiles := r.prof.during(ctx, "put-first", all...)
+	out.PutCold, err = onePass(ctx, cmdAddr, len(ids), c.Conns, putLoop.build, http.StatusOK, newCPUMeter(all...))
+	stopProfiles()
+	if err != nil {
 		return fmt.Errorf("first PUTs: %w", err)
 	}
 	after, err := metric(ctx, cmdAddr, obs.MetricCacheMisses, "cache", "command_states")
@@ -473,10 +494,10 @@ func (r *runner) settle(ctx context.Context, js jetstream.JetStream, proj *proc)
 }
 
 // load runs a closed-loop load at cfg.Conns connections for cfg.Duration
-// and checks that the processes survived it.
-func (r *runner) load(ctx context.Context, name string, l closedLoop, procs ...*proc) (Load, error) {
+// and checks that the processes survived it; profile names its profiles.
+func (r *runner) load(ctx context.Context, name, profile string, l closedLoop, procs ...*proc) (Load, error) {
 	l.conns, l.warmup, l.duration = r.cfg.Conns, r.cfg.warmup(), r.cfg.Duration
-	l.cpu = newCPUMeter(procs...)
+	l.cpu = r.meter(ctx, profile, procs...)
 	r.logf("%s: %d connections, %s warm-up + %s", name, l.conns, l.warmup, l.duration)
 	res, err := l.run(ctx)
 	if err != nil {
@@ -530,7 +551,7 @@ func (r *runner) getVsRawFiber(ctx context.Context, ids []string, bodies map[str
 	c := r.cfg
 	loops := []*closedLoop{
 		{addr: addr, build: getByID(addr, ids), want: http.StatusOK, cpu: newCPUMeter(p)},
-		{addr: queryAddr, build: getByID(queryAddr, ids), want: http.StatusOK, cpu: newCPUMeter(all...)},
+		{addr: queryAddr, build: getByID(queryAddr, ids), want: http.StatusOK, cpu: r.meter(ctx, "get-cached", all...)},
 	}
 	for _, l := range loops {
 		l.conns, l.warmup, l.duration = c.Conns, c.warmup(), c.Duration
@@ -794,10 +815,12 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 		return err
 	}
 	if c.Pprof {
+		proj.pprofURL = "http://" + addr
 		r.logf("projector-replay: pprof: http://%s/debug/pprof/", addr)
 	}
 	cpu := newCPUMeter(ns, proj)
 	cpu.begin()
+	stopProfiles := r.prof.during(ctx, "projector-catch-up", ns, proj)
 	readyc := make(chan time.Duration, 1)
 	go func() {
 		took, _ := waitReady(ctx, proj, addr, started, 5*time.Millisecond, c.ReplayTimeout)
@@ -806,6 +829,7 @@ func (r *runner) replay(ctx context.Context, res *Result) error {
 	folded := newProgress(c.Log, r.logf, "replay: projecting", "events", int64(last))
 	at, floor, err := waitProjected(ctx, js, proj, last, 10*time.Millisecond, c.ReplayTimeout, folded.set)
 	folded.end()
+	stopProfiles()
 	switch {
 	case errors.Is(err, procs.ErrTimeout):
 		rp.TimedOut = true
