@@ -32,6 +32,9 @@ func (s *Service) createArticle(c *fiber.Ctx) error {
 		return err
 	}
 	id := uid.String()
+	// Normalized once here: the policy and the decision normalize again,
+	// which then has no slug to make.
+	fields = fields.Normalize(id)
 	r, err := s.write(c.UserContext(), request{id: id, fresh: true, key: key, hash: hash, by: by, command: func(m domain.Meta) domain.Command {
 		return domain.CreateArticle{Meta: m, ID: id, Fields: fields}
 	}})

@@ -26,7 +26,11 @@ func (s *Service) replaceArticle(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if err := fields.Normalize(id).Validate(); err != nil {
+	// Normalized once here: the policy and the decision normalize again,
+	// which then has no slug to make (making one is a fifth of the
+	// handler's CPU when the title gives it).
+	fields = fields.Normalize(id)
+	if err := fields.Validate(); err != nil {
 		return err
 	}
 	return s.change(c, by, id, http.StatusOK, func(m domain.Meta, ifMatch *int) domain.Command {
