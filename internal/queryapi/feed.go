@@ -74,12 +74,12 @@ type feed struct {
 	shared *states
 
 	pinned bool
-	// view is called by the hub with every message of the log, in order,
-	// and its change (nil when the message is not a valid next event).
-	view func(events.Message, *change)
-	// known is the state of an article at a version as the view holds it
-	// (the hub's folder asks it before reading the article's history).
-	known func(id string, version int) (domain.State, bool)
+	// view folds every message of the log, in order, into the view, before
+	// any client gets it. It returns the message's change when it knows
+	// it (settled; nil: the message is no valid next event), else settled
+	// is false and the hub's folder works the change out for the clients.
+	// fo is the hub's folder, for what the view cannot fold itself.
+	view func(ctx context.Context, m events.Message, fo *folder) (c *change, settled bool, err error)
 
 	clients atomic.Int64
 	ctx     context.Context // ends when the server stops
@@ -181,7 +181,9 @@ func hasTag(tags []string, t string) bool {
 }
 
 // subscribe registers s; from is the sequence it resumes after, or -1 to
-// start with the next event. The hub starts with the first client.
+// start with the next event. The hub starts with the first client, unless
+// it is pinned (then a client that comes while it starts catches up on
+// its own until it runs).
 func (f *feed) subscribe(ctx context.Context, s *subscriber, from int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -258,20 +260,28 @@ func (f *feed) newHub(last uint64) (context.Context, context.CancelFunc, uint64)
 // it, until ctx ends (nil) or the log cannot be followed (the error).
 func (f *feed) follow(ctx context.Context, gen, last uint64) error {
 	fo := &folder{shared: f.shared, log: f.log}
-	if f.known != nil {
-		// The view's bodies are the states the hub folds onto: nothing
-		// is kept twice.
-		fo.shared, fo.known = nil, f.known
-	}
 	return f.src.Follow(ctx, last+1, func(m events.Message) error {
-		c, err := fo.fold(ctx, m)
+		var c *change
+		var err error
+		settled := true
+		if f.view != nil {
+			c, settled, err = f.view(ctx, m, fo)
+		} else {
+			c, err = fo.fold(ctx, m)
+		}
 		if err != nil {
 			return err
 		}
-		if f.view != nil {
-			f.view(m, c)
-		}
 		f.mu.Lock()
+		for !settled && len(f.subs) > 0 {
+			// Clients need the change the view did not work out.
+			f.mu.Unlock()
+			if c, err = fo.fold(ctx, m); err != nil {
+				return err
+			}
+			settled = true
+			f.mu.Lock()
+		}
 		defer f.mu.Unlock()
 		if f.hubGen != gen {
 			return context.Canceled

@@ -80,34 +80,39 @@ type feedData struct {
 
 // folder folds messages of the log into changes: the state before each
 // event comes from its own recent states, else from the states the feed
-// shares, else from what the view knows (when it folds the stream), else
-// from the article's history.
+// shares, else from the article's history up to the event.
 type folder struct {
 	own    *states
 	shared *states
 	log    EventLog
-	known  func(id string, version int) (domain.State, bool) // nil: nothing
+}
+
+// eventOf decodes m as an event of the article its subject names; ok is
+// false when it is none (the one fold rule leaves it out).
+func eventOf(m events.Message) (id string, e domain.Event, ok bool) {
+	id, ok = events.ArticleIDFromSubject(m.Subject)
+	if !ok {
+		return "", e, false
+	}
+	e, err := events.Decode(m.Data)
+	if err != nil || e.ArticleID != id || events.SubjectOf(e) != m.Subject {
+		return "", e, false
+	}
+	return id, e, true
 }
 
 // fold returns the change of m, or nil when m is not a valid next event of
 // its article (the one fold rule of package events: such a message is
 // left out). Errors: those of reading the history (domain.ErrUnavailable).
 func (f *folder) fold(ctx context.Context, m events.Message) (*change, error) {
-	id, ok := events.ArticleIDFromSubject(m.Subject)
+	id, e, ok := eventOf(m)
 	if !ok {
-		return nil, nil
-	}
-	e, err := events.Decode(m.Data)
-	if err != nil || e.ArticleID != id || events.SubjectOf(e) != m.Subject {
 		return nil, nil
 	}
 	c := &change{seq: m.Seq, id: id, typ: events.TypeOf(e.Change), version: e.Version}
 	prev, ok := f.own.get(id)
 	if !ok || prev.Article.Version != e.Version-1 {
 		prev, ok = f.shared.get(id)
-	}
-	if (!ok || prev.Article.Version != e.Version-1) && f.known != nil {
-		prev, ok = f.known(id, e.Version-1)
 	}
 	_, erased := e.Change.(domain.ArticleErased)
 	switch {

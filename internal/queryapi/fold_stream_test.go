@@ -56,11 +56,16 @@ type streamFold struct {
 	at  time.Time
 }
 
-func newStreamFold(t *testing.T) *streamFold {
+// newStreamFold is a streamFold whose view keeps no states besides its
+// bodies, unless states (the feed's budget of states) is given.
+func newStreamFold(t *testing.T, states ...int) *streamFold {
 	log := &memLog{}
-	s := New(log, nil, nil, nil, Options{Versions: 10, MinSeqWait: time.Second, ReadTimeout: time.Second, CacheBytes: 1 << 20, FoldStream: true},
-		prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	return &streamFold{t: t, s: s, log: log, fo: &folder{log: log, known: s.known}, at: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	opts := Options{Versions: 10, MinSeqWait: time.Second, ReadTimeout: time.Second, CacheBytes: 1 << 20, FoldStream: true}
+	for _, n := range states {
+		opts.Feed.CacheBytes = n
+	}
+	s := New(log, nil, nil, nil, opts, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return &streamFold{t: t, s: s, log: log, fo: &folder{log: log}, at: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 }
 
 // add appends the event of id at version v to the log, without folding it.
@@ -77,14 +82,15 @@ func (f *streamFold) add(id string, v int, c domain.Change) events.Message {
 	return m
 }
 
-// hand folds m into the view, as the hub does.
-func (f *streamFold) hand(m events.Message) {
+// hand folds m into the view, as the hub does, and returns whether the
+// view worked out m's change.
+func (f *streamFold) hand(m events.Message) bool {
 	f.t.Helper()
-	c, err := f.fo.fold(context.Background(), m)
+	_, settled, err := f.s.foldView(context.Background(), m, f.fo)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	f.s.foldChange(m, c)
+	return settled
 }
 
 // requireState fails unless the view holds id at version v (deleted or
@@ -154,7 +160,7 @@ func TestFoldStreamIntoView(t *testing.T) {
 	// bucket change nothing.
 	f.hand(v2)
 	f.requireState(id, 3, false)
-	f.s.apply(readmodel.Entry{Key: id, Revision: 7, Index: &readmodel.Index{ID: id, Version: 2, Seq: v2.Seq, Title: "stale", Status: domain.StatusDraft}})
+	f.s.backfill(readmodel.Entry{Key: id, Revision: 7, Index: &readmodel.Index{ID: id, Version: 2, Seq: v2.Seq, Title: "stale", Status: domain.StatusDraft}})
 	f.requireState(id, 3, false)
 
 	f.hand(f.add(id, 4, domain.ArticleDeleted{}))
@@ -182,7 +188,7 @@ func TestFoldStreamIntoView(t *testing.T) {
 		t.Fatal(err)
 	}
 	ix := readmodel.IndexOf(old)
-	f.s.apply(readmodel.Entry{Key: id, Revision: 9, Value: raw, Index: &ix})
+	f.s.backfill(readmodel.Entry{Key: id, Revision: 9, Value: raw, Index: &ix})
 	if e, b, ok := f.s.fromKV(readmodel.Entry{Key: id, Revision: 9, Value: raw}, 0); !ok || e == nil || !e.deleted || b != nil {
 		t.Fatalf("a read of the old snapshot answered %+v %s %v", e, b, ok)
 	}
@@ -193,7 +199,7 @@ func TestFoldStreamIntoView(t *testing.T) {
 		t.Fatal("an old snapshot put the erased article's body back")
 	}
 	// A deletion marker in the bucket is the fold's business, not the bucket's.
-	f.s.apply(readmodel.Entry{Key: id, Revision: 10, Deleted: true})
+	f.s.backfill(readmodel.Entry{Key: id, Revision: 10, Deleted: true})
 	if e := f.s.view.get(id); e == nil || e.seq != erased.Seq {
 		t.Fatalf("a KV deletion removed the erasure's entry: %+v", e)
 	}
@@ -248,5 +254,93 @@ func TestFoldStreamPosition(t *testing.T) {
 	}
 	if took := time.Since(start); took < 50*time.Millisecond {
 		t.Fatalf("a read for 43 gave up after %v, before its wait of 50ms", took)
+	}
+}
+
+// TestFoldStreamBackfill: from the bucket, a view that folds the log takes
+// a snapshot of an article it lacks up to its position (the load missed
+// it), and leaves one past its position to the fold.
+func TestFoldStreamBackfill(t *testing.T) {
+	f := newStreamFold(t)
+	snapshot := func(id string, seq uint64) readmodel.Entry {
+		snap := readmodel.Snapshot{Article: domain.Article{ID: id, Version: 1, Fields: domain.Fields{Title: id, Content: "c", AuthorID: "ada", Status: domain.StatusPublished}}, Seq: seq}
+		raw, err := readmodel.Encode(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x := readmodel.IndexOf(snap)
+		return readmodel.Entry{Key: id, Revision: seq, Value: raw, Index: &x}
+	}
+	f.s.view.fold(nil, 10)
+	f.s.backfill(snapshot("missed", 7))
+	if e := f.s.view.get("missed"); e == nil || e.seq != 7 {
+		t.Fatalf("a snapshot the load missed was not taken: %+v", e)
+	}
+	if b, ok := f.s.bodies.Get("missed"); !ok || b.version != 1 {
+		t.Fatal("a snapshot the load missed was taken without its body")
+	}
+	f.s.backfill(snapshot("ahead", 11))
+	if e := f.s.view.get("ahead"); e != nil {
+		t.Fatalf("a snapshot past the fold's position was taken: %+v", e)
+	}
+}
+
+// TestFoldStreamWithoutBody: when the body cache does not hold the
+// article's previous version (evicted, or loaded as an index only), the
+// view folds the event onto its index entry without reading the history:
+// the next index, no body (a read takes it from KV or replays it), and the
+// change is left to the feed's folder. A state the view holds at a later
+// sequence (a read brought it from KV) is not folded again.
+func TestFoldStreamWithoutBody(t *testing.T) {
+	f := newStreamFold(t)
+	const id = "0196b5c2-7d1e-7a3b-8c4d-0000000000c3"
+	f.hand(f.add(id, 1, domain.ArticleCreated{Fields: domain.Fields{Title: "Lean", Slug: "lean", Content: "c1", AuthorID: "cy", Status: domain.StatusDraft, Tags: []string{"x"}}}))
+	f.s.bodies.Forget(id) // evicted
+	published := domain.StatusPublished
+	if settled := f.hand(f.add(id, 2, domain.ArticleUpdated{Changes: domain.Changes{Title: str("Lean two"), Status: &published, Tags: &[]string{"y"}}})); settled {
+		t.Fatal("a change folded onto an index only was handed to the feed as settled")
+	}
+	e := f.s.view.get(id)
+	if e == nil || e.version != 2 || e.title != "Lean two" || e.status != domain.StatusPublished || fmt.Sprint(e.tags) != "[y]" {
+		t.Fatalf("view holds %+v, want version 2's index", e)
+	}
+	if _, ok := f.s.bodies.Get(id); ok {
+		t.Fatal("a body was cached from an index")
+	}
+	if f.log.histories != 0 {
+		t.Fatalf("%d history reads to fold onto an index", f.log.histories)
+	}
+
+	// A read brought version 4 from KV; the hub then folds 3 and 4.
+	m3 := f.add(id, 3, domain.ArticleUpdated{Changes: domain.Changes{Content: str("c3")}})
+	m4 := f.add(id, 4, domain.ArticleUpdated{Changes: domain.Changes{Content: str("c4")}})
+	st := f.fold(id)
+	b, err := json.Marshal(st.Article)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.s.keep(newEntry(readmodel.IndexOf(readmodel.FromState(st, m4.Seq))), b, 0, 0)
+	f.hand(m3)
+	f.hand(m4)
+	f.requireState(id, 4, false)
+	if f.log.histories != 0 {
+		t.Fatalf("%d history reads for events the view held already", f.log.histories)
+	}
+	// Version 5 folds onto the body again, whole.
+	if settled := f.hand(f.add(id, 5, domain.ArticleUpdated{Changes: domain.Changes{Title: str("Lean five")}})); !settled {
+		t.Fatal("a change folded onto the cached body was not settled")
+	}
+	f.requireState(id, 5, false)
+
+	// With states kept besides the bodies, an evicted body costs nothing.
+	f = newStreamFold(t, 1<<20)
+	f.hand(f.add(id, 1, domain.ArticleCreated{Fields: domain.Fields{Title: "Kept", Slug: "kept", Content: "c1", AuthorID: "cy", Status: domain.StatusDraft}}))
+	f.s.bodies.Forget(id)
+	if settled := f.hand(f.add(id, 2, domain.ArticleUpdated{Changes: domain.Changes{Content: str("c2")}})); !settled {
+		t.Fatal("a change folded onto a kept state was not settled")
+	}
+	f.requireState(id, 2, false)
+	if f.log.histories != 0 {
+		t.Fatalf("%d history reads to fold onto a kept state", f.log.histories)
 	}
 }

@@ -111,7 +111,7 @@ func New(log EventLog, snaps Snapshots, progress Progress, changes Changes, opts
 		bodies: cache.New("query_articles", opts.CacheBytes, func(b *body) int { return len(b.json) }, reg)}
 	s.feed = newFeed(changes, log, opts.Feed, reg)
 	if opts.FoldStream {
-		s.feed.pinned, s.feed.view, s.feed.known = true, s.foldChange, s.known
+		s.feed.pinned, s.feed.view = true, s.foldView
 	}
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "inkstream_query_" + name, Help: help})
@@ -165,11 +165,17 @@ func (s *Service) watchStream(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	loaded := false
 	return s.snaps.Watch(ctx, func(e readmodel.Entry) {
-		if e.Key != "" {
+		switch {
+		case e.Key != "" && !loaded:
 			s.apply(e)
 			return
+		case e.Key != "":
+			s.backfill(e)
+			return
 		}
+		loaded = true
 		s.logger.Info("query view loaded from the bucket; folding the stream", "articles", s.view.live(), "from", floor+1, "to", end)
 		s.view.fold(nil, floor) // what the load holds
 		wg.Add(2)
@@ -182,6 +188,36 @@ func (s *Service) watchStream(ctx context.Context) error {
 			}
 		}()
 	})
+}
+
+// backfill takes from the bucket, into a view that folds the log, what the
+// fold has passed without folding: the snapshot of an article the view
+// lacks, or holds at an earlier sequence, up to the fold's position (the
+// load missed it: a rebuild was refilling the bucket). What the fold has
+// not reached yet is the fold's to bring, and so is every deletion (an
+// erasure stays in the view as a deleted entry, so no older snapshot can
+// bring the article back).
+func (s *Service) backfill(e readmodel.Entry) {
+	if e.Deleted {
+		return
+	}
+	x := e.Index
+	if x == nil { // written without an index header
+		snap, _, err := readmodel.Decode(e.Value)
+		if err != nil {
+			return
+		}
+		ix := readmodel.IndexOf(snap)
+		x = &ix
+	}
+	seq := x.Seq
+	if folded, _ := s.view.position(); seq > folded {
+		return
+	}
+	if old := s.view.get(e.Key); old != nil && old.seq >= seq {
+		return
+	}
+	s.apply(e)
 }
 
 // startingPoint reads the projectors' ack floor and then the log's end,
@@ -208,20 +244,8 @@ func (s *Service) startingPoint(ctx context.Context) (floor, end uint64, err err
 func (s *Service) Track(ctx context.Context) error { return s.progress.run(ctx) }
 
 // apply brings one change of the bucket into the view, in the trace of the
-// write that made it. When the view folds the log, the bucket only fills
-// in what the fold has not reached: a deletion is the fold's to make (an
-// erasure stays in the view as a deleted entry, so no older snapshot can
-// bring the article back), and a snapshot the view holds already, or a
-// later state of, changes nothing.
+// write that made it.
 func (s *Service) apply(e readmodel.Entry) {
-	if s.opts.FoldStream {
-		if e.Deleted {
-			return
-		}
-		if old := s.view.get(e.Key); old != nil && e.Index != nil && old.seq >= e.Index.Seq {
-			return
-		}
-	}
 	ctx, span := viewUpdate(e.Trace, e.Key)
 	var err error
 	defer func() { obs.End(span, err) }()
@@ -258,48 +282,89 @@ func viewUpdate(tc events.TraceContext, id string) (context.Context, trace.Span)
 	return obs.StartProcess(context.Background(), "query view update", tc, nil, attribute.String("inkstream.article_id", id))
 }
 
-// foldChange brings one message of the log into a view that folds the
-// log, in the trace of the write that made it: the article's state after
-// it (c; nil when the message is no valid next event, which changes
-// nothing) and its JSON, then the view's position moves to the message.
-func (s *Service) foldChange(m events.Message, c *change) {
-	if c == nil {
+// foldView folds message m of the log into a view that folds the log,
+// in the trace of the write that made it, then moves the view's position
+// to m. The state before m is the view's own: the article's state at the
+// previous version when the states the feed shares hold it, or its body
+// when the body cache does (m's change is then known whole: settled),
+// else its index entry, onto which m gives the next
+// index and no body (a read takes the body from KV, or replays it); a
+// state the view holds at m or later (a read brought it) changes nothing.
+// Only a gap (the view lacks the previous version) makes it read the
+// article's history, through fo. A message that is no valid next event
+// changes nothing (settled, nil).
+func (s *Service) foldView(ctx context.Context, m events.Message, fo *folder) (c *change, settled bool, err error) {
+	id, e, ok := eventOf(m)
+	if !ok {
 		s.view.fold(nil, m.Seq)
-		return
+		return nil, true, nil
 	}
-	ctx, span := viewUpdate(m.Trace, c.id)
-	var err error
-	defer func() { obs.End(span, err) }()
-	e := newEntry(readmodel.IndexOf(readmodel.FromState(c.after, m.Seq)))
-	var b []byte
-	if old := s.view.get(e.id); !e.deleted && (old == nil || old.seq < e.seq) {
-		if b, err = json.Marshal(c.after.Article); err != nil {
-			s.logger.ErrorContext(ctx, "query: encode article", "id", e.id, "err", err)
+	old := s.view.get(id)
+	if old != nil && old.seq >= m.Seq {
+		s.view.fold(nil, m.Seq)
+		return nil, false, nil
+	}
+	prev, whole, ok := s.previous(id, old, e)
+	switch {
+	case !ok:
+		if c, err = fo.fold(ctx, m); err != nil {
+			return nil, false, err
+		}
+		whole = true
+	default:
+		if after, err := domain.Apply(prev, e); err == nil {
+			c = &change{seq: m.Seq, id: id, typ: events.TypeOf(e.Change), version: e.Version, before: prev, beforeKnown: true, after: after}
 		}
 	}
-	s.keep(e, b, 0, m.Seq)
+	if c == nil {
+		s.view.fold(nil, m.Seq)
+		return nil, true, nil
+	}
+	after := c.after
+	ctx, span := viewUpdate(m.Trace, id)
+	defer func() { obs.End(span, err) }()
+	entry := newEntry(readmodel.IndexOf(readmodel.FromState(after, m.Seq)))
+	var b []byte
+	whole = whole || !after.Live() // a deleted or erased article has no body
+	if whole && after.Live() {
+		if b, err = json.Marshal(after.Article); err != nil {
+			s.logger.ErrorContext(ctx, "query: encode article", "id", id, "err", err)
+			whole = false
+		}
+	}
+	if kept := s.keep(entry, b, 0, m.Seq); b == nil && kept == entry {
+		s.bodies.Forget(id) // only an older version's, if any
+	}
+	if whole {
+		s.feed.shared.put(id, after)
+	}
+	return c, whole, nil
 }
 
-// known is the state of article id at version v as the view holds it: for
-// v 0, the state before a first event when the view holds nothing of the
-// article; else its body at v, when the body cache has it.
-func (s *Service) known(id string, v int) (domain.State, bool) {
-	e := s.view.get(id)
-	if v == 0 || e == nil {
-		return domain.State{}, v == 0 && e == nil
+// previous is the state of article id before event e as the view holds it
+// (old: its entry, nil when it has none): whole when it is the article's
+// body at e's previous version, else built from old's index, without the
+// content. ok is false for a gap: the view lacks the previous version.
+func (s *Service) previous(id string, old *entry, e domain.Event) (st domain.State, whole, ok bool) {
+	_, erased := e.Change.(domain.ArticleErased)
+	switch {
+	case old == nil:
+		return domain.State{}, true, e.Version == 1 // the state before a first event
+	case old.version != e.Version-1 && !erased: // an erasure follows any version
+		return domain.State{}, false, false
 	}
-	if e.version != v || e.deleted {
-		return domain.State{}, false
+	if st, ok := s.feed.shared.get(id); ok && st.Article.Version == old.version {
+		return st, true, true
 	}
-	b, ok := s.bodies.Get(id)
-	if !ok || b.version != v {
-		return domain.State{}, false
+	if b, cached := s.bodies.Get(id); cached && b.version == old.version && !old.deleted {
+		var a domain.Article
+		if err := json.Unmarshal(b.json, &a); err == nil {
+			return domain.State{Article: a}, true, true
+		}
 	}
-	var a domain.Article
-	if err := json.Unmarshal(b.json, &a); err != nil {
-		return domain.State{}, false
-	}
-	return domain.State{Article: a}, true
+	a := domain.Article{ID: old.id, Version: old.version, CreatedAt: old.createdAt, UpdatedAt: old.updatedAt,
+		Fields: domain.Fields{Title: old.title, Slug: old.slug, AuthorID: old.authorID, Status: old.status, Tags: old.tags}}
+	return domain.State{Article: a, Deleted: old.deleted}, false, true
 }
 
 // keep stores e in the view, and b, its article's JSON, in the body cache

@@ -382,9 +382,10 @@ func TestStreamViewErasure(t *testing.T) {
 
 // TestStreamViewThroughServerRestart restarts the NATS server under a query
 // API that folds the stream and keeps no bodies (so every event is folded
-// onto the article's history, read from the stream): writes made after
-// the restart are read with their tokens, and the view ends up as the
-// fold of the stream for every article, lists included.
+// onto its index entry, and every read takes the body from KV or replays
+// it): writes made after the restart are read with their tokens, and the
+// view ends up as the fold of the stream for every article, lists
+// included.
 func TestStreamViewThroughServerRestart(t *testing.T) {
 	srv, s := systest.StartSingle(t, 1)
 	q := startQueryFrom(s, config.ViewFromStream, func(c *config.QueryAPI) { c.CacheBytes = 0 })
