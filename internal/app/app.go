@@ -229,7 +229,7 @@ func StartQueryAPI(ctx context.Context, cfg config.QueryAPI, log *slog.Logger) (
 	}
 	svc := queryapi.New(natsx.NewEventStore(b.conn.JS), natsx.NewSnapshots(b.conn.JS, b.res.KV), natsx.NewProgress(b.conn.JS, b.res.KV), natsx.NewLog(b.conn.JS),
 		queryapi.Options{Versions: cfg.Versions, MinSeqWait: cfg.MinSeqWait, ReadTimeout: cfg.ReadTimeout, CacheBytes: uint64(cfg.CacheBytes), PublicURL: cfg.Web.PublicQueryURL,
-			Feed: queryapi.FeedOptions{MaxClients: cfg.Feed.MaxClients, Heartbeat: cfg.Feed.Heartbeat, Queue: cfg.Feed.Queue, CacheBytes: cfg.Feed.CacheBytes}}, b.reg, log)
+			FoldStream: cfg.ViewSource == config.ViewFromStream, Feed: queryapi.FeedOptions{MaxClients: cfg.Feed.MaxClients, Heartbeat: cfg.Feed.Heartbeat, Queue: cfg.Feed.Queue, CacheBytes: cfg.Feed.CacheBytes}}, b.reg, log)
 	obs.RegisterLag(b.reg, natsx.NewLog(b.conn.JS), lagTimeout, log)
 	b.onShutdown = append(b.onShutdown, svc.Close)
 	httpx.Ops(b.app, b.reg, b.ready(func() error {

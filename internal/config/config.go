@@ -111,9 +111,22 @@ type QueryAPI struct {
 	MinSeqWait  time.Duration // how long a read with X-Min-Event-Seq waits for the view
 	ReadTimeout time.Duration // how long a read may wait for NATS
 	CacheBytes  int64         // budget of the article bodies kept in memory
-	Web         Web
-	Feed        Feed
+	// ViewSource is what keeps the in-memory view fresh: ViewFromBucket
+	// (the snapshot bucket's watch) or ViewFromStream (the stream itself).
+	ViewSource string
+	Web        Web
+	Feed       Feed
 }
+
+// The sources of the query API's view (-view-source).
+const (
+	ViewFromBucket = "bucket"
+	ViewFromStream = "stream"
+)
+
+// DefaultViewSource is the query API's -view-source when none is given (a
+// variable, so that a benchmark build can set it with -ldflags -X).
+var DefaultViewSource = ViewFromBucket
 
 // Feed bounds the live change feed (GET /api/changes).
 type Feed struct {
@@ -439,6 +452,7 @@ func queryFlags(fs *flag.FlagSet, c *QueryAPI, listen string) {
 	fs.DurationVar(&c.MinSeqWait, "min-seq-wait", 2*time.Second, "how long a read with X-Min-Event-Seq waits for the view (503 for lists after)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", 5*time.Second, "how long a read that misses the view waits for NATS (503 after)")
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", 64<<20, "bytes of article bodies the query API keeps in memory (the index of every article is kept besides)")
+	fs.StringVar(&c.ViewSource, "view-source", DefaultViewSource, "what keeps the in-memory view fresh: bucket (a watch of the snapshot bucket) or stream (the query API folds stream ARTICLES itself; the bucket serves its cold start and misses)")
 	fs.IntVar(&c.Feed.MaxClients, "max-feed-clients", DefaultMaxFeedClients, "clients of the live feed /api/changes at once (503 above)")
 	fs.DurationVar(&c.Feed.Heartbeat, "feed-heartbeat", DefaultFeedHeartbeat, "how often the live feed sends a comment line to keep proxies open")
 	fs.IntVar(&c.Feed.CacheBytes, "feed-cache-bytes", DefaultFeedCacheBytes, "budget of the article states the live feed keeps to show each event's article without reading its history")
@@ -458,6 +472,9 @@ func (c QueryAPI) validate() error {
 	}
 	if c.MinSeqWait < 0 {
 		errs = append(errs, errors.New("-min-seq-wait must not be negative"))
+	}
+	if c.ViewSource != ViewFromBucket && c.ViewSource != ViewFromStream {
+		errs = append(errs, fmt.Errorf("-view-source must be %s or %s, not %q", ViewFromBucket, ViewFromStream, c.ViewSource))
 	}
 	if c.Feed.MaxClients < 0 {
 		errs = append(errs, errors.New("-max-feed-clients must not be negative"))

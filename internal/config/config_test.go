@@ -49,8 +49,15 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if q.Listen != DefaultQueryListen || q.Versions != 10 || q.NATS.URL != DefaultNATSURL || q.NATS.DuplicateWindow != 2*time.Minute || q.NATS.Provision {
+	if q.Listen != DefaultQueryListen || q.Versions != 10 || q.NATS.URL != DefaultNATSURL || q.NATS.DuplicateWindow != 2*time.Minute || q.NATS.Provision ||
+		q.ViewSource != DefaultViewSource {
 		t.Fatalf("defaults: %+v", q)
+	}
+	for _, src := range []string{ViewFromBucket, ViewFromStream} {
+		q, err := ParseQueryAPI("query-api", nil, env(map[string]string{"INKSTREAM_VIEW_SOURCE": src}), io.Discard)
+		if err != nil || q.ViewSource != src {
+			t.Fatalf("INKSTREAM_VIEW_SOURCE=%s: %q, %v", src, q.ViewSource, err)
+		}
 	}
 	a, err := ParseAllInOne("inkstream", nil, env(nil), io.Discard)
 	if err != nil {
@@ -113,6 +120,9 @@ func TestInvalidValuesAreErrors(t *testing.T) {
 		{"query-api", "versions 0", []string{"-versions=0"}, nil, "versions"},
 		{"query-api", "min-seq-wait not a duration", []string{"-min-seq-wait=soon"}, nil, "min-seq-wait"},
 		{"query-api", "min-seq-wait negative", []string{"-min-seq-wait=-1s"}, nil, "min-seq-wait"},
+		{"query-api", "view source unknown", []string{"-view-source=kv"}, nil, "view-source"},
+		{"query-api", "env view source unknown", nil, map[string]string{"INKSTREAM_VIEW_SOURCE": "both"}, "view-source"},
+		{"inkstream", "view source empty", []string{"-view-source="}, nil, "view-source"},
 		{"query-api", "empty NATS URL", []string{"-nats-url="}, nil, "nats-url"},
 		{"query-api", "env versions not a number", nil, map[string]string{"INKSTREAM_VERSIONS": "abc"}, "INKSTREAM_VERSIONS"},
 		{"query-api", "env min-seq-wait not a duration", nil, map[string]string{"INKSTREAM_MIN_SEQ_WAIT": "soon"}, "INKSTREAM_MIN_SEQ_WAIT"},

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -60,11 +61,25 @@ var errJoined = errors.New("caught up")
 // reader of its own, from the log, and joins the hub once it has reached
 // the hub's position. Sequences are strictly increasing, so a client never
 // gets an event twice and, from where it starts, misses none.
+//
+// When the view folds the stream, the hub is the view's source too: it is
+// pinned (it runs from the service's start, with or without clients, and
+// after a failure starts again where it stopped), and it hands each
+// message's change to the view before any client gets it, so that a client
+// that sees an event can read its article at that version.
 type feed struct {
 	src    Changes
 	log    EventLog
 	opts   FeedOptions
 	shared *states
+
+	pinned bool
+	// view folds every message of the log, in order, into the view, before
+	// any client gets it. It returns the message's change when it knows
+	// it (settled; nil: the message is no valid next event), else settled
+	// is false and the hub's folder works the change out for the clients.
+	// fo is the hub's folder, for what the view cannot fold itself.
+	view func(ctx context.Context, m events.Message, fo *folder) (c *change, settled bool, err error)
 
 	clients atomic.Int64
 	ctx     context.Context // ends when the server stops
@@ -166,7 +181,9 @@ func hasTag(tags []string, t string) bool {
 }
 
 // subscribe registers s; from is the sequence it resumes after, or -1 to
-// start with the next event. The hub starts with the first client.
+// start with the next event. The hub starts with the first client, unless
+// it is pinned (then a client that comes while it starts catches up on
+// its own until it runs).
 func (f *feed) subscribe(ctx context.Context, s *subscriber, from int64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -176,14 +193,23 @@ func (f *feed) subscribe(ctx context.Context, s *subscriber, from int64) error {
 		return p
 	}
 	f.all[s] = struct{}{}
-	if f.hub == nil {
+	if f.hub == nil && !f.pinned {
 		last, err := f.src.LastSeq(ctx)
 		if err != nil {
 			return err
 		}
 		f.startHub(last)
 	}
-	if from < 0 || uint64(from) >= f.last {
+	if f.hub == nil && from < 0 {
+		// A pinned hub that is starting (again): catch up from the log's
+		// end until it runs.
+		last, err := f.src.LastSeq(ctx)
+		if err != nil {
+			return err
+		}
+		from = int64(last)
+	}
+	if f.hub != nil && (from < 0 || uint64(from) >= f.last) {
 		s.pos = max(f.last, uint64(max(from, 0)))
 		f.subs[s] = struct{}{}
 		return nil
@@ -203,7 +229,7 @@ func (f *feed) unsubscribe(s *subscriber) {
 	f.mu.Lock()
 	delete(f.subs, s)
 	delete(f.all, s)
-	if f.clients.Add(-1) == 0 && f.hub != nil {
+	if f.clients.Add(-1) == 0 && f.hub != nil && !f.pinned {
 		f.hub()
 		f.hub = nil
 	}
@@ -212,59 +238,121 @@ func (f *feed) unsubscribe(s *subscriber) {
 
 // startHub starts following the log after last; call with f.mu held.
 func (f *feed) startHub(last uint64) {
+	ctx, cancel, gen := f.newHub(last)
+	go func() {
+		if err := f.follow(ctx, gen, last); err != nil && ctx.Err() == nil {
+			f.hubFailed(gen, cancel)
+		}
+	}()
+}
+
+// newHub records a hub that follows the log after last; call with f.mu held.
+func (f *feed) newHub(last uint64) (context.Context, context.CancelFunc, uint64) {
 	ctx, cancel := context.WithCancel(f.ctx)
 	f.hub, f.last = cancel, last
 	f.lastNow.Store(last)
 	f.hubGen++
-	gen := f.hubGen
+	return ctx, cancel, f.hubGen
+}
+
+// follow is the hub number gen: it folds every message of the log after
+// last, hands it to the view, then its frame to every client that may see
+// it, until ctx ends (nil) or the log cannot be followed (the error).
+func (f *feed) follow(ctx context.Context, gen, last uint64) error {
 	fo := &folder{shared: f.shared, log: f.log}
-	go func() {
-		err := f.src.Follow(ctx, last+1, func(m events.Message) error {
-			c, err := fo.fold(ctx, m)
-			if err != nil {
+	return f.src.Follow(ctx, last+1, func(m events.Message) error {
+		var c *change
+		var err error
+		settled := true
+		if f.view != nil {
+			c, settled, err = f.view(ctx, m, fo)
+		} else {
+			c, err = fo.fold(ctx, m)
+		}
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		for !settled && len(f.subs) > 0 {
+			// Clients need the change the view did not work out.
+			f.mu.Unlock()
+			if c, err = fo.fold(ctx, m); err != nil {
 				return err
 			}
+			settled = true
 			f.mu.Lock()
-			defer f.mu.Unlock()
-			if f.hubGen != gen {
-				return context.Canceled
-			}
-			f.last = m.Seq
-			f.lastNow.Store(m.Seq)
-			for s := range f.subs {
-				if m.Seq <= s.pos {
-					continue
-				}
-				s.pos = m.Seq
-				if c == nil {
-					continue
-				}
-				if fr := s.frameFor(c); fr != nil {
-					select {
-					case s.queue <- fr:
-					default:
-						s.drop() // too slow: it resumes from its last event
-						delete(f.subs, s)
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil && ctx.Err() == nil {
-			// The log could not be followed: every client ends its stream
-			// and resumes, and the next one starts a hub again.
-			f.mu.Lock()
-			if f.hubGen == gen {
-				for s := range f.subs {
-					s.drop()
-				}
-				clear(f.subs)
-				f.hub = nil
-				cancel()
-			}
-			f.mu.Unlock()
 		}
-	}()
+		defer f.mu.Unlock()
+		if f.hubGen != gen {
+			return context.Canceled
+		}
+		f.last = m.Seq
+		f.lastNow.Store(m.Seq)
+		for s := range f.subs {
+			if m.Seq <= s.pos {
+				continue
+			}
+			s.pos = m.Seq
+			if c == nil {
+				continue
+			}
+			if fr := s.frameFor(c); fr != nil {
+				select {
+				case s.queue <- fr:
+				default:
+					s.drop() // too slow: it resumes from its last event
+					delete(f.subs, s)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// hubFailed ends hub gen, which could not follow the log: every client it
+// serves ends its stream and resumes, and the next one (or, when pinned,
+// the hub's own loop) starts a hub again.
+func (f *feed) hubFailed(gen uint64, cancel context.CancelFunc) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.hubGen == gen {
+		for s := range f.subs {
+			s.drop()
+		}
+		clear(f.subs)
+		f.hub = nil
+		cancel()
+	}
+}
+
+// hubRetry is how long a pinned hub that failed waits before it starts again.
+const hubRetry = 250 * time.Millisecond
+
+// run is the pinned hub: it follows the log after from until ctx ends or
+// the feed closes, and after a failure starts again after the last message
+// it handled, so the view misses none.
+func (f *feed) run(ctx context.Context, from uint64, logger *slog.Logger) {
+	last := from
+	for {
+		f.mu.Lock()
+		hctx, cancel, gen := f.newHub(last)
+		f.mu.Unlock()
+		stop := context.AfterFunc(ctx, cancel)
+		err := f.follow(hctx, gen, last)
+		stop()
+		if hctx.Err() != nil {
+			cancel()
+			return
+		}
+		f.hubFailed(gen, cancel)
+		f.mu.Lock()
+		last = f.last
+		f.mu.Unlock()
+		logger.Warn("query view: following the stream failed; starting again", "after", last, "err", err)
+		if !sleep(ctx, hubRetry) {
+			return
+		}
+	}
 }
 
 // catchUp reads the log for s from where it resumes until it meets the

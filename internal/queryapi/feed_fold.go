@@ -2,8 +2,10 @@ package queryapi
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/prometheus/client_golang/prometheus"
@@ -85,16 +87,26 @@ type folder struct {
 	log    EventLog
 }
 
+// eventOf decodes m as an event of the article its subject names; ok is
+// false when it is none (the one fold rule leaves it out).
+func eventOf(m events.Message) (id string, e domain.Event, ok bool) {
+	id, ok = events.ArticleIDFromSubject(m.Subject)
+	if !ok {
+		return "", e, false
+	}
+	e, err := events.Decode(m.Data)
+	if err != nil || e.ArticleID != id || events.SubjectOf(e) != m.Subject {
+		return "", e, false
+	}
+	return id, e, true
+}
+
 // fold returns the change of m, or nil when m is not a valid next event of
 // its article (the one fold rule of package events: such a message is
 // left out). Errors: those of reading the history (domain.ErrUnavailable).
 func (f *folder) fold(ctx context.Context, m events.Message) (*change, error) {
-	id, ok := events.ArticleIDFromSubject(m.Subject)
+	id, e, ok := eventOf(m)
 	if !ok {
-		return nil, nil
-	}
-	e, err := events.Decode(m.Data)
-	if err != nil || e.ArticleID != id || events.SubjectOf(e) != m.Subject {
 		return nil, nil
 	}
 	c := &change{seq: m.Seq, id: id, typ: events.TypeOf(e.Change), version: e.Version}
@@ -113,7 +125,7 @@ func (f *folder) fold(ctx context.Context, m events.Message) (*change, error) {
 	default:
 		// Fold the article's history up to m: its state before m, and
 		// whether m is one of its events at all.
-		h, err := f.log.History(ctx, id, m.Seq)
+		h, err := f.history(ctx, id, m.Seq)
 		if err != nil {
 			return nil, err
 		}
@@ -141,6 +153,37 @@ func (f *folder) fold(ctx context.Context, m events.Message) (*change, error) {
 	f.own.put(id, c.after)
 	f.shared.put(id, c.after)
 	return c, nil
+}
+
+// historyWait bounds how long a fold waits for a replica that has not yet
+// stored the message it folds.
+const historyWait = 2 * time.Second
+
+// history reads the article's whole history once it holds message seq (a
+// history past seq without it means the message is gone: an erasure
+// purged it). Errors: domain.ErrUnavailable.
+func (f *folder) history(ctx context.Context, id string, seq uint64) (events.History, error) {
+	return historyReaching(ctx, f.log, id, seq, historyWait)
+}
+
+// historyReaching reads the article's whole history, reaching at least
+// stream sequence want: a read answered by a replica that lags behind an
+// acknowledged write is read again for up to wait.
+// Errors: domain.ErrUnavailable.
+func historyReaching(ctx context.Context, log EventLog, id string, want uint64, wait time.Duration) (events.History, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		h, err := log.History(ctx, id, 0)
+		if err != nil || h.LastSeq >= want {
+			return h, err
+		}
+		if time.Now().After(deadline) {
+			return h, fmt.Errorf("history of %s: the replica read is behind seq %d: %w", id, want, domain.ErrUnavailable)
+		}
+		if !sleep(ctx, 5*time.Millisecond) {
+			return h, fmt.Errorf("history of %s: %w: %v", id, domain.ErrUnavailable, ctx.Err())
+		}
+	}
 }
 
 // states keeps the latest known state of recently changed articles within

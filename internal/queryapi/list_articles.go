@@ -73,8 +73,12 @@ func decodeCursor(s, sort string) (*entry, error) {
 }
 
 // viewReaches waits up to MinSeqWait until the view holds every event up
-// to token.
+// to token: until it has folded the log up to it, or, when it follows the
+// bucket, until the projectors have and the view has followed them.
 func (s *Service) viewReaches(ctx context.Context, token uint64) bool {
+	if s.opts.FoldStream {
+		return s.foldedWithin(ctx, token, s.opts.MinSeqWait)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.MinSeqWait)
 	defer cancel()
 	return s.progress.reaches(ctx, token, s.view)

@@ -1,6 +1,7 @@
 package queryapi
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +88,7 @@ func lessBy(k sortKey) btree.LessFunc[*entry] {
 
 // view is the in-process index of the read model: every article by id, and
 // ordered indexes of the live ones for lists. It is fed by the KV watcher
-// and by reads that went to KV or the stream.
+// or by the fold of the stream, and by reads that went to KV or the stream.
 type view struct {
 	mu      sync.RWMutex
 	byID    map[string]*entry
@@ -96,6 +97,9 @@ type view struct {
 	kvRev uint64
 	// maxSeq is the highest stream sequence of a state the view holds.
 	maxSeq uint64
+	// folded is, when the view folds the stream, the sequence up to which
+	// it has folded every event of it (0 otherwise).
+	folded uint64
 	// changed is closed and replaced whenever the view changes.
 	changed chan struct{}
 }
@@ -115,19 +119,40 @@ func (v *view) get(id string) *entry {
 	return e
 }
 
-// put stores e unless the view already holds a later state of the article.
+// put stores e unless the view already holds a later state of the article,
+// and returns the entry it holds now (e, or the later one).
 // rev is the KV revision it came from (0: not from the watcher).
-func (v *view) put(e *entry, rev uint64) {
+func (v *view) put(e *entry, rev uint64) *entry {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if rev > v.kvRev {
 		v.kvRev = rev
 	}
+	kept := v.store(e)
+	v.notify()
+	return kept
+}
+
+// fold stores e (when not nil) as put does, and records that the view has
+// folded every event of the stream up to seq.
+func (v *view) fold(e *entry, seq uint64) *entry {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	kept := e
+	if e != nil {
+		kept = v.store(e)
+	}
+	v.folded = max(v.folded, seq)
+	v.notify()
+	return kept
+}
+
+// store is put without the lock and the notification.
+func (v *view) store(e *entry) *entry {
 	v.maxSeq = max(v.maxSeq, e.seq)
 	if old := v.byID[e.id]; old != nil {
 		if old.seq > e.seq {
-			v.notify()
-			return
+			return old
 		}
 		v.unindex(old)
 	}
@@ -137,7 +162,7 @@ func (v *view) put(e *entry, rev uint64) {
 			ix.ReplaceOrInsert(e)
 		}
 	}
-	v.notify()
+	return e
 }
 
 // remove forgets an article whose snapshot was deleted or purged from KV.
@@ -176,13 +201,38 @@ func (v *view) revision() (uint64, <-chan struct{}) {
 	return v.kvRev, v.changed
 }
 
-// seen is the highest stream sequence of a state the view holds: a page
-// rendered from it shows (about) every event up to it, and its live
-// updates resume after it.
+// seen is the highest stream sequence of a state the view holds (or, when
+// it folds the stream, the sequence it has folded up to): a page rendered
+// from it shows (about) every event up to it, and its live updates resume
+// after it.
 func (v *view) seen() uint64 {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	return v.maxSeq
+	return max(v.maxSeq, v.folded)
+}
+
+// position returns the sequence up to which the view has folded the
+// stream, and a channel closed at the next change.
+func (v *view) position() (uint64, <-chan struct{}) {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.folded, v.changed
+}
+
+// reaches waits until the view has folded the stream up to seq, and
+// reports whether it has before ctx ended.
+func (v *view) reaches(ctx context.Context, seq uint64) bool {
+	for {
+		pos, changed := v.position()
+		if pos >= seq {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-changed:
+		}
+	}
 }
 
 // live counts the articles that are not deleted.

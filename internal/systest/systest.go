@@ -55,7 +55,7 @@ func CommandConfig(url string, replicas int) config.CommandAPI {
 // QueryConfig is a query API on a free port, as user query-api.
 func QueryConfig(url string, replicas int) config.QueryAPI {
 	return config.QueryAPI{Common: RoleCommon(url, natsx.RoleQueryAPI, replicas), Listen: "127.0.0.1:0", Versions: config.DefaultVersions, MinSeqWait: 2 * time.Second, ReadTimeout: 10 * time.Second, CacheBytes: 16 << 20,
-		Feed: config.Feed{MaxClients: 100, Heartbeat: config.DefaultFeedHeartbeat, Queue: config.DefaultFeedQueue, CacheBytes: config.DefaultFeedCacheBytes}}
+		ViewSource: config.DefaultViewSource, Feed: config.Feed{MaxClients: 100, Heartbeat: config.DefaultFeedHeartbeat, Queue: config.DefaultFeedQueue, CacheBytes: config.DefaultFeedCacheBytes}}
 }
 
 // ProjectorConfig is a projector on a free port, as user projector.
