@@ -259,7 +259,11 @@ func TestMetricsLagWhileProjectorPaused(t *testing.T) {
 		}
 		return nil
 	})
-	// The command API counts the writes by route pattern, and their publishes.
+	// The command API counts the writes by route pattern, and their
+	// publishes. An event is stored before its request is answered and
+	// counted: compare once the writers have stopped, every request answered.
+	close(stop)
+	wg.Wait()
 	cmd := scrape(t, s, s.Cmd())
 	if v := mustSample(t, cmd, "command-api", "inkstream_http_requests_total", "route", "/api/articles", "method", "POST", "status", "201"); v < peakEvents {
 		t.Errorf("command-api counted %v POSTs, fewer than the %v events of lag", v, peakEvents)
@@ -272,8 +276,6 @@ func TestMetricsLagWhileProjectorPaused(t *testing.T) {
 	}
 	mustSample(t, cmd, "command-api", "inkstream_jetstream_publish_retries_total")
 	mustSample(t, cmd, "command-api", "inkstream_command_conflicts_total")
-	close(stop)
-	wg.Wait()
 	t.Logf("the lag reached %v events and %.2f s during %d writes", peakEvents, peakSeconds, written.Load())
 
 	// Resume: the lag falls back to 0, and the projector reports it too.
