@@ -318,6 +318,7 @@ func (r *runner) loads(ctx context.Context, out *Loads, res *Result, cluster boo
 	profiled := r.prof.span(ctx, "write-visible", c.Duration, all...)
 	out.Visibility, err = (visibilityLoad{commandAddr: cmdAddr, authz: r.authz, queryAddr: queryAddr, ids: ids, sample: max(rate/250, 1), rate: rate, duration: c.Duration,
 		pollTimeout: 10 * time.Second, js: js, projector: proj}).run(ctx)
+	out.Visibility.Asked = c.VisibilityRate != 0
 	profiled()
 	if err != nil {
 		return fmt.Errorf("write → visible: %w", err)

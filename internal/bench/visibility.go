@@ -18,9 +18,10 @@ import (
 
 // Visibility is write → visible in the query API at a fixed write rate.
 type Visibility struct {
-	Rate        int     `json:"rate"`          // writes/s asked for
-	Achieved    float64 `json:"achieved_rate"` // writes/s sent
-	Writes      int64   `json:"writes"`        // PUTs answered 200
+	Rate        int     `json:"rate"`            // writes/s asked for
+	Asked       bool    `json:"asked,omitempty"` // the rate came from -visibility-rate, not the PUT rate
+	Achieved    float64 `json:"achieved_rate"`   // writes/s sent
+	Writes      int64   `json:"writes"`          // PUTs answered 200
 	WriteErrors int64   `json:"write_errors"`
 	// Sampled is how many writes were followed by polls; Visible how many of
 	// those the query API served: the latency runs from the PUT's response
@@ -227,4 +228,12 @@ func (v visibilityLoad) poll(ctx context.Context, c *fasthttp.HostClient, id str
 		}
 	}
 	return 0, n, ctx.Err()
+}
+
+// rateSource says where the load's rate came from.
+func (v Visibility) rateSource() string {
+	if v.Asked {
+		return "asked with -visibility-rate"
+	}
+	return "half the PUT rate"
 }
