@@ -340,25 +340,24 @@ type subject struct {
 // subjectsOf lists the subjects that match filter with the sequence of
 // their last message at or before upTo (0: the stream's last sequence).
 func (s *EventStore) subjectsOf(ctx context.Context, filter string, upTo uint64) ([]subject, error) {
-	nc := s.js.Conn()
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	r, err := s.subscribe()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
+		return nil, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer r.close()
 	req, _ := json.Marshal(struct {
 		MultiLast []string `json:"multi_last"`
 		UpTo      uint64   `json:"up_to_seq,omitempty"`
+		Batch     int      `json:"batch"`
 		MaxBytes  int      `json:"max_bytes"`
-	}{[]string{filter}, upTo, readMaxBytes})
-	if err := s.request(ctx, inbox, req); err != nil {
+	}{[]string{filter}, upTo, readBatch, readMaxBytes})
+	if err := s.request(ctx, r.inbox, req); err != nil {
 		return nil, err
 	}
 	defer func() { <-s.reads }()
 	var subjects []subject
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
+		msg, err := r.next(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%w: the multi-last get ended before its end marker: %v", domain.ErrUnavailable, err)
 		}
@@ -381,7 +380,7 @@ func (s *EventStore) subjectsOf(ctx context.Context, filter string, upTo uint64)
 			switch {
 			case err != nil:
 				return nil, fmt.Errorf("%w: multi-last end of batch without %s", domain.ErrUnavailable, hdrNumPending)
-			case pending > 0: // cut short by max_bytes
+			case pending > 0: // cut short by batch or max_bytes
 				return nil, errTooManySubjects
 			}
 			return subjects, nil
@@ -389,6 +388,41 @@ func (s *EventStore) subjectsOf(ctx context.Context, filter string, upTo uint64)
 		return nil, fmt.Errorf("%w: multi-last get answered %s %s", domain.ErrUnavailable, msg.Header.Get("Status"), msg.Header.Get("Description"))
 	}
 }
+
+// replies is an inbox for the answers to direct gets, on a channel sized
+// for one answer (a batch and its end marker). nats.go gives a synchronous
+// subscription a channel of 65 536 messages: 512 KiB allocated and cleared
+// for every read, which was most of the command API's CPU when it loaded
+// histories. Each read has its own: a read that stops before the end marker
+// leaves the rest of its answer behind.
+type replies struct {
+	inbox string
+	sub   *nats.Subscription
+	ch    chan *nats.Msg
+}
+
+func (s *EventStore) subscribe() (*replies, error) {
+	nc := s.js.Conn()
+	r := &replies{inbox: nc.NewRespInbox(), ch: make(chan *nats.Msg, readBatch+1)}
+	sub, err := nc.ChanSubscribe(r.inbox, r.ch)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
+	}
+	r.sub = sub
+	return r, nil
+}
+
+// next returns the next answer, or ctx's error.
+func (r *replies) next(ctx context.Context) (*nats.Msg, error) {
+	select {
+	case m := <-r.ch:
+		return m, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (r *replies) close() { _ = r.sub.Unsubscribe() }
 
 // request sends one direct get request, answered on inbox, once a read slot
 // is free; the caller gives the slot back (<-s.reads) when it has the answer.
@@ -410,13 +444,11 @@ func (s *EventStore) request(ctx context.Context, inbox string, req []byte) erro
 func (s *EventStore) read(ctx context.Context, filter string, from, upTo uint64, each func(events.Message)) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	nc := s.js.Conn()
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	r, err := s.subscribe()
 	if err != nil {
-		return fmt.Errorf("%w: %v", domain.ErrUnavailable, err)
+		return err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer r.close()
 	for {
 		req, _ := json.Marshal(struct {
 			Seq      uint64 `json:"seq"`
@@ -424,10 +456,10 @@ func (s *EventStore) read(ctx context.Context, filter string, from, upTo uint64,
 			Batch    int    `json:"batch"`
 			MaxBytes int    `json:"max_bytes"`
 		}{from, filter, readBatch, readMaxBytes})
-		if err := s.request(ctx, inbox, req); err != nil {
+		if err := s.request(ctx, r.inbox, req); err != nil {
 			return err
 		}
-		pending, done, err := s.batch(ctx, sub, upTo, &from, each)
+		pending, done, err := s.batch(ctx, r, upTo, &from, each)
 		<-s.reads
 		if err != nil {
 			return err
@@ -441,9 +473,9 @@ func (s *EventStore) read(ctx context.Context, filter string, from, upTo uint64,
 // batch reads the answer to one batch request up to its end-of-batch marker.
 // It returns how many matching messages the server has left, and done when
 // there is nothing more to read (no messages, or upTo passed).
-func (s *EventStore) batch(ctx context.Context, sub *nats.Subscription, upTo uint64, next *uint64, each func(events.Message)) (uint64, bool, error) {
+func (s *EventStore) batch(ctx context.Context, r *replies, upTo uint64, next *uint64, each func(events.Message)) (uint64, bool, error) {
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
+		msg, err := r.next(ctx)
 		if err != nil {
 			return 0, false, fmt.Errorf("%w: the batch read ended before its end marker: %v", domain.ErrUnavailable, err)
 		}
