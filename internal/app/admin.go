@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -158,6 +159,13 @@ func rebuild(ctx context.Context, args []string, getenv func(string) string, std
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	fmt.Fprintf(std.Out, "rebuild: bucket purged, projectors moved past seq %d; folding %d stream sequences\n", target, target)
+	if cfg.CPUProfile != "" {
+		stop, err := cpuProfile(cfg.CPUProfile)
+		if err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
+		defer stop()
+	}
 	bar := newProgress(std.Out, "rebuild", target)
 	rep, err := projector.Rebuild(ctx, natsx.NewLog(conn.JS), natsx.NewSnapshots(conn.JS, res.KV), int(cfg.CacheBytes),
 		obs.NewSkips(prometheus.NewRegistry(), log), bar.set)
@@ -261,4 +269,20 @@ func verify(ctx context.Context, args []string, getenv func(string) string, std 
 		return fmt.Errorf("verify: %w: %d differences", ErrDifferences, len(rep.Differences))
 	}
 	return nil
+}
+
+// cpuProfile starts a CPU profile written to path; stop ends it.
+func cpuProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

@@ -195,7 +195,7 @@ func (pr *profiler) write(dir string) error {
 		"(less a margin; a load in turns: each of its slices, merged; every run of -runs merged), "+
 		"or in back-to-back one-second profiles for spans of unknown length (first PUTs, projector catch-up, rebuild). "+
 		"Shares are of the profile's samples; flat: in the function itself, cumulative: in it and what it calls. "+
-		"The load generator, the raw Fiber baseline and `inkstream rebuild` serve no pprof and are not profiled.\n")
+		"The load generator and the raw Fiber baseline serve no pprof and are not profiled; `inkstream rebuild` writes its own profile of the whole run (-cpuprofile).\n")
 	var errs []error
 	for _, load := range pr.loads {
 		fmt.Fprintf(&md, "\n## %s\n", load)
@@ -348,4 +348,14 @@ func sampleTotal(v int64, unit string) string {
 		return time.Duration(v).Round(time.Millisecond).String()
 	}
 	return fmt.Sprintf("%d %s", v, unit)
+}
+
+// readProfile parses the profile a process wrote to file.
+func readProfile(file string) (*profile.Profile, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	return profile.Parse(f)
 }

@@ -25,12 +25,18 @@ import (
 func (r *runner) rebuild(ctx context.Context, res *Result, ns *proc, url string, resources natsx.Resources) error {
 	c := r.cfg
 	args := []string{"rebuild", "-nats-url", url}
-	yes, err := rebuildAsks(ctx, c.bin("inkstream"))
+	yes, profiles, err := rebuildAsks(ctx, c.bin("inkstream"))
 	if err != nil {
 		return err
 	}
 	if yes {
 		args = append(args, "-yes")
+	}
+	// The rebuild serves no pprof: with -pprof it writes its own profile.
+	profileFile := ""
+	if r.prof != nil && profiles {
+		profileFile = filepath.Join(r.dir, "rebuild.pprof")
+		args = append(args, "-cpuprofile", profileFile)
 	}
 	rb := &res.Rebuild
 	rb.Events = res.Replay.Events
@@ -68,6 +74,10 @@ func (r *runner) rebuild(ctx context.Context, res *Result, ns *proc, url string,
 		rb.Seconds = took.Seconds()
 		return nil
 	}
+	if profileFile != "" {
+		prof, err := readProfile(profileFile)
+		r.prof.keep(ctx, "rebuild", p, prof, err)
+	}
 	rb.Seconds = took.Seconds()
 	rb.EventsPerSec = float64(rb.Events) / rb.Seconds
 	server := cpu.end(rb.EventsPerSec)
@@ -89,19 +99,20 @@ func (r *runner) rebuild(ctx context.Context, res *Result, ns *proc, url string,
 }
 
 // rebuildAsks reports whether `inkstream rebuild` has a -yes flag (it then
-// asks for confirmation on a terminal; the harness says yes).
-func rebuildAsks(ctx context.Context, bin string) (bool, error) {
+// asks for confirmation on a terminal; the harness says yes), and whether
+// it has -cpuprofile.
+func rebuildAsks(ctx context.Context, bin string) (yes, profiles bool, _ error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "rebuild", "-h").CombinedOutput()
 	var exit *exec.ExitError
 	if err != nil && !errors.As(err, &exit) { // -h may exit 0 or 2
-		return false, fmt.Errorf("%s rebuild -h: %w", bin, err)
+		return false, false, fmt.Errorf("%s rebuild -h: %w", bin, err)
 	}
 	if !strings.Contains(string(out), "-nats-url") {
-		return false, fmt.Errorf("%s rebuild -h does not list -nats-url:\n%s", bin, out)
+		return false, false, fmt.Errorf("%s rebuild -h does not list -nats-url:\n%s", bin, out)
 	}
-	return strings.Contains(string(out), "\n  -yes"), nil
+	return strings.Contains(string(out), "\n  -yes"), strings.Contains(string(out), "\n  -cpuprofile"), nil
 }
 
 // lastLine is the last line of the log file that is not empty.
