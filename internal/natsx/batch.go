@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,7 +37,7 @@ func (s *EventStore) AppendBatch(ctx context.Context, evs []domain.Event, msgIDs
 	var ack *jetstreamext.BatchAck
 	var firstMsg *nats.Msg
 	for i, e := range evs {
-		msg, err := eventMsg(e, 0, msgIDs[i], requestHash)
+		msg, err := EventMsg(e, 0, msgIDs[i], requestHash)
 		if err != nil {
 			_ = b.Discard()
 			return 0, 0, false, err
@@ -91,25 +90,6 @@ func (s *EventStore) batchError(ctx context.Context, err error, first *nats.Msg)
 	default:
 		return 0, 0, false, fmt.Errorf("append batch: %w: %v", domain.ErrUnavailable, err)
 	}
-}
-
-// eventMsg is the message of event e as the stream stores it: the envelope
-// on articles.<id>.<verb>, with its message id, the expected sequence of
-// the article's last message and the event type.
-func eventMsg(e domain.Event, expect uint64, msgID, requestHash string) (*nats.Msg, error) {
-	data, err := events.Encode(e)
-	if err != nil {
-		return nil, err
-	}
-	hdr := nats.Header{}
-	hdr.Set(jetstream.MsgIDHeader, msgID)
-	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
-	hdr.Set(jetstream.ExpectedLastSubjSeqSubjHeader, events.ArticleSubjects(e.ArticleID))
-	hdr.Set(events.HeaderEventType, string(events.TypeOf(e.Change)))
-	if requestHash != "" {
-		hdr.Set(events.HeaderRequestHash, requestHash)
-	}
-	return &nats.Msg{Subject: events.SubjectOf(e), Header: hdr, Data: data}, nil
 }
 
 // Range returns the messages of the stream from sequence from to to, in

@@ -110,48 +110,6 @@ func (l *Log) ReadAll(ctx context.Context, each func(events.Message) error) (uin
 	}
 }
 
-// ResetReadModel starts the read model from scratch: it purges the bucket,
-// then deletes and recreates the durable consumer, so every projector
-// (running ones rebind by themselves) folds the stream again from its first
-// event. It returns the stream's last sequence, the point a rebuild must
-// reach.
-func ResetReadModel(ctx context.Context, js jetstream.JetStream) (uint64, error) {
-	last, err := NewLog(js).LastSeq(ctx)
-	if err != nil {
-		return 0, err
-	}
-	// Purge first: anything projected between the purge and the consumer
-	// reset is still a correct fold of the stream, and is redone anyway.
-	kvs, err := js.Stream(ctx, BucketStream)
-	if err != nil {
-		return 0, fmt.Errorf("bucket stream: %w", err)
-	}
-	if err := kvs.Purge(ctx); err != nil {
-		return 0, fmt.Errorf("purge bucket: %w", err)
-	}
-	cfg := ConsumerConfig()
-	if cfg.Replicas, err = consumerReplicas(ctx, js); err != nil {
-		return 0, err
-	}
-	if err := js.DeleteConsumer(ctx, Stream, ConsumerName); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return 0, fmt.Errorf("delete consumer: %w", err)
-	}
-	// A consumer created (by a running projector) while the server was
-	// still removing the old one's directory has lost its store: every
-	// update fails (err 10012). Delete such a one and create it again.
-	for attempt := 0; ; attempt++ {
-		_, err := js.CreateOrUpdateConsumer(ctx, Stream, cfg)
-		if err == nil {
-			break
-		}
-		if attempt == 4 || !sleep(ctx, 100*time.Millisecond) {
-			return 0, fmt.Errorf("create consumer: %w", err)
-		}
-		_ = js.DeleteConsumer(ctx, Stream, ConsumerName)
-	}
-	return last, nil
-}
-
 // ResetForRebuild prepares a rebuild that folds the log itself: it purges
 // the bucket, then moves the projector consumer past the stream's last
 // sequence (deleting and creating it again), so that running projectors,
